@@ -1,0 +1,36 @@
+"""Related articles for Indonesian news sites: train a TF-IDF model, serve and precompute related lists."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .corpus import Article, Corpus, SkippedRecord, read_articles
+from .errors import (
+    CorpusError,
+    InvalidParameterError,
+    ModelError,
+    RecommenderError,
+    StoreError,
+    UnknownArticleError,
+)
+from .model import Recommender, Related, read_manifest
+from .text import Analyzer, clean_text
+
+__all__ = [
+    "Analyzer",
+    "Article",
+    "Corpus",
+    "CorpusError",
+    "InvalidParameterError",
+    "ModelError",
+    "Recommender",
+    "RecommenderError",
+    "Related",
+    "SkippedRecord",
+    "StoreError",
+    "UnknownArticleError",
+    "__version__",
+    "clean_text",
+    "read_articles",
+    "read_manifest",
+]

@@ -1,0 +1,242 @@
+"""The ``recommender`` command: a thin layer over the public API (parse, call, format)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from . import __version__
+from .corpus import bundled_corpus_path, read_articles
+from .errors import InvalidParameterError, RecommenderError
+from .model import Recommender, Related, read_manifest
+from .neighbors import ProgressCallback
+from .render import render_related
+from .store import format_for, precompute
+
+DEFAULT_MODEL = Path("models") / "model.joblib"
+
+app = typer.Typer(
+    help="Related articles for Indonesian news sites: train a model, look up and precompute related lists.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(soft_wrap=False)
+err = Console(stderr=True)
+
+ModelOption = Annotated[
+    Path,
+    typer.Option("--model", "-m", envvar="RECOMMENDER_MODEL", help="Model file (env RECOMMENDER_MODEL)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON Lines, one object per line.")]
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn the package's named errors into one ``Error:`` line and exit code 1."""
+    try:
+        yield
+    except RecommenderError as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@contextmanager
+def _progress(description: str) -> Iterator[ProgressCallback]:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"recommender {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Related articles for Indonesian news sites."""
+
+
+def _field_map(fields: list[str]) -> dict[str, str]:
+    mapping = {}
+    for item in fields:
+        ours, sep, theirs = item.partition("=")
+        if not sep or not ours.strip() or not theirs.strip():
+            raise InvalidParameterError(f"--field takes OURS=THEIRS, e.g. --field id=post_id; got {item!r}")
+        mapping[ours.strip()] = theirs.strip()
+    return mapping
+
+
+def _mb(path: Path) -> str:
+    return f"{path.stat().st_size / 1e6:.1f} MB"
+
+
+@app.command()
+def train(
+    corpus: Annotated[
+        Path | None, typer.Argument(help="Corpus: .jsonl or .csv, optionally .gz (default: the bundled one).")
+    ] = None,
+    model: ModelOption = DEFAULT_MODEL,
+    field: Annotated[
+        list[str], typer.Option("--field", help="Map a field to your column: --field id=post_id (repeatable).")
+    ] = [],  # noqa: B006 (typer reads the default, never mutates it)
+    skip_invalid: Annotated[
+        bool, typer.Option(help="Skip invalid records and list them, instead of stopping.")
+    ] = False,
+    stem: Annotated[bool, typer.Option(help="Stem Indonesian words (Sastrawi).")] = False,
+) -> None:
+    """Train a model on a corpus and save it (with its JSON manifest beside it)."""
+    with _user_errors():
+        path = corpus or bundled_corpus_path()
+        started = time.perf_counter()
+        result = read_articles(path, fields=_field_map(field), skip_invalid=skip_invalid)
+        typer.echo(f"Read {len(result):,} articles from {path}")
+        if result.skipped:
+            typer.echo(f"Skipped {len(result.skipped):,} invalid records:")
+            for item in result.skipped[:20]:
+                typer.echo(f"  line {item.line}: {item.problem}")
+            if len(result.skipped) > 20:
+                typer.echo(f"  ... and {len(result.skipped) - 20:,} more")
+        with _progress("Analysing") as update:
+            fitted = Recommender.train(result.articles, progress=update, stem=stem)
+        manifest = fitted.save(model)
+        elapsed = time.perf_counter() - started
+        typer.echo(f"Trained on {len(fitted):,} articles, {manifest['terms']:,} terms in {elapsed:.1f} s")
+        typer.echo(f"Saved {model} ({_mb(model)}) and its manifest {model.with_suffix('.json').name}")
+
+
+def _related_table(results: list[Related]) -> Table:
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("id", no_wrap=True)
+    table.add_column("published", no_wrap=True)
+    table.add_column("title")
+    for rank, r in enumerate(results, start=1):
+        table.add_row(str(rank), f"{r.score:.3f}", r.id, (r.published or "")[:10], r.title)
+    return table
+
+
+@app.command()
+def related(
+    article_id: Annotated[str | None, typer.Argument(metavar="[ID]", help="An article id in the model.")] = None,
+    text: Annotated[str | None, typer.Option("--text", help="A draft's body text (not in the model).")] = None,
+    title: Annotated[str | None, typer.Option("--title", help="A draft's title.")] = None,
+    k: Annotated[int, typer.Option("-k", help="How many related articles.")] = 5,
+    model: ModelOption = DEFAULT_MODEL,
+    section: Annotated[str | None, typer.Option(help="Only this section, e.g. olahraga.")] = None,
+    exclude: Annotated[
+        list[str], typer.Option("--exclude", help="Leave out this id, e.g. already on the page (repeatable).")
+    ] = [],  # noqa: B006
+    after: Annotated[str | None, typer.Option(help="Only published on or after this ISO date.")] = None,
+    before: Annotated[str | None, typer.Option(help="Only published on or before this ISO date.")] = None,
+    within_days: Annotated[
+        float | None, typer.Option(help="Only published within this many days of the article (by ID).")
+    ] = None,
+    as_json: JsonOption = False,
+    as_html: Annotated[bool, typer.Option("--html", help="Print the 'Berita Lainnya' HTML box.")] = False,
+) -> None:
+    """Show the articles related to an article ID, or to a draft given with --title/--text."""
+    with _user_errors():
+        is_draft = text is not None or title is not None
+        if (article_id is None) == (not is_draft):
+            raise InvalidParameterError("give an article ID, or a draft with --text and/or --title (not both)")
+        if within_days is not None and is_draft:
+            raise InvalidParameterError("--within-days needs an article ID (a draft has no publication date)")
+        recommender = Recommender.load(model)
+        filters: dict[str, Any] = {"section": section, "exclude": exclude, "after": after, "before": before}
+        if article_id is not None:
+            results = recommender.related(article_id, k, within_days=within_days, **filters)
+        else:
+            results = recommender.related_to_text(title=title or "", body=text or "", k=k, **filters)
+        if as_json:
+            for r in results:
+                typer.echo(json.dumps(r.to_dict(), ensure_ascii=False))
+        elif as_html:
+            typer.echo(render_related(results))
+        elif not results:
+            typer.echo("No related articles found.")
+        else:
+            out.print(_related_table(results))
+
+
+@app.command("precompute")
+def precompute_command(
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="Output: .jsonl, .csv, or .sqlite/.db (SQLite).")],
+    k: Annotated[int, typer.Option("-k", help="Related articles per article.")] = 10,
+    model: ModelOption = DEFAULT_MODEL,
+) -> None:
+    """Precompute every article's related list into a file or SQLite database, replacing it atomically."""
+    with _user_errors():
+        format_for(out_path)  # a bad suffix fails before the model is even loaded
+        recommender = Recommender.load(model)
+        with _progress("Precomputing") as update:
+            result = precompute(recommender, out_path, k, progress=update)
+        typer.echo(
+            f"Wrote {result.pairs:,} related links for {result.articles:,} articles to {result.path} "
+            f"({result.format}, k={result.k}) in {result.seconds:.1f} s"
+        )
+
+
+@app.command()
+def info(model: ModelOption = DEFAULT_MODEL, as_json: JsonOption = False) -> None:
+    """Show a model's manifest: versions, parameters, corpus figures."""
+    with _user_errors():
+        started = time.perf_counter()
+        manifest = read_manifest(model)
+        recommender = Recommender.load(model)
+        load_seconds = time.perf_counter() - started
+        if as_json:
+            typer.echo(json.dumps(manifest, ensure_ascii=False))
+            return
+        corpus = manifest["corpus"]
+        table = Table(show_header=False, show_edge=False, pad_edge=False)
+        table.add_column(style="bold")
+        table.add_column()
+        rows = {
+            "model": f"{model} ({_mb(model)}, loads in {load_seconds * 1000:.0f} ms)",
+            "sha256": manifest["model_file"]["sha256"],
+            "created": manifest["created_at"],
+            "format": f"{manifest['format_version']} (recommender {manifest['package_version']})",
+            "versions": ", ".join(f"{k} {v}" for k, v in manifest["versions"].items()),
+            "params": ", ".join(f"{k}={v}" for k, v in manifest["params"].items()),
+            "articles": f"{len(recommender):,} ({corpus['empty_bodies']:,} with an empty body)",
+            "terms": f"{manifest['terms']:,}",
+            "corpus sha256": corpus["checksum"],
+            "sections": ", ".join(f"{k} {v:,}" for k, v in corpus["sections"].items()),
+            "sources": ", ".join(f"{k} {v:,}" for k, v in corpus["sources"].items()),
+        }
+        for key, value in rows.items():
+            table.add_row(key, value)
+        out.print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

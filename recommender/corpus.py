@@ -1,0 +1,286 @@
+"""Article records, and readers for the corpus files a CMS exports (JSON Lines and CSV, plain or gzip).
+
+Every bad record is reported with its file, line and problem; with ``skip_invalid`` it is skipped and
+listed instead, and every valid record is still read.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .errors import CorpusError
+
+__all__ = [
+    "FIELDS",
+    "REQUIRED_FIELDS",
+    "Article",
+    "Corpus",
+    "SkippedRecord",
+    "article_from_record",
+    "bundled_corpus_path",
+    "parse_published",
+    "read_articles",
+]
+
+REQUIRED_FIELDS = ("id", "title", "body")
+FIELDS = (*REQUIRED_FIELDS, "published", "section", "category", "tags", "url", "source")
+_OPTIONAL_TEXT = ("section", "category", "url", "source")
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """One article. ``published`` is the ISO 8601 text as given (validated), or ``None``."""
+
+    id: str
+    title: str
+    body: str = ""
+    published: str | None = None
+    section: str | None = None
+    category: str | None = None
+    tags: tuple[str, ...] = ()
+    url: str | None = None
+    source: str | None = None
+
+    def published_at(self) -> datetime | None:
+        """``published`` as an aware datetime (a date or naive time is taken as UTC)."""
+        return parse_published(self.published) if self.published else None
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedRecord:
+    """A record left out by ``skip_invalid``: where it was and why."""
+
+    line: int
+    problem: str
+
+
+@dataclass(slots=True)
+class Corpus:
+    """The valid articles of one file, and the records skipped (empty unless ``skip_invalid``)."""
+
+    path: str
+    articles: list[Article]
+    skipped: list[SkippedRecord] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.articles)
+
+
+def parse_published(value: str) -> datetime:
+    """Parse ISO 8601 (``2019-09-17`` or ``2019-09-17T21:12:00+07:00``); naive values are taken as UTC.
+
+    Raises ``ValueError`` with the offending text when it is not ISO 8601.
+    """
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(
+            f"unparseable date {value!r} in 'published' (expected ISO 8601, e.g. "
+            "2019-09-17 or 2019-09-17T21:12:00+07:00)"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed
+
+
+def _optional_text(record: Mapping[str, Any], name: str) -> str | None:
+    value = record.get(name)
+    if value is None:
+        return None
+    if isinstance(value, (dict, list)):
+        raise ValueError(f"field {name!r} must be text, not {type(value).__name__}")
+    text = str(value).strip()
+    return text or None
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        items: Iterable[Any] = value.split(",")
+    elif isinstance(value, list):
+        items = value
+    else:
+        raise ValueError(f"field 'tags' must be a list or comma-separated text, not {type(value).__name__}")
+    return tuple(t for t in (str(item).strip() for item in items) if t)
+
+
+def article_from_record(record: Mapping[str, Any], fields: Mapping[str, str] | None = None) -> Article:
+    """Validate one record (a dict of our field names, or of a CMS's names mapped by ``fields``).
+
+    ``fields`` maps our name to the record's: ``{"id": "post_id", "title": "post_title"}``.
+    Raises ``ValueError`` naming the problem.
+    """
+    if not isinstance(record, Mapping):
+        raise ValueError(f"expected a JSON object with fields id, title, body, got {type(record).__name__}")
+    if fields:
+        record = {ours: record[theirs] for ours, theirs in fields.items() if theirs in record} | {
+            k: v for k, v in record.items() if k not in fields and k not in fields.values()
+        }
+    missing = [name for name in REQUIRED_FIELDS if name not in record]
+    if missing:
+        mapped = [f"{m} (column {fields[m]!r})" if fields and m in fields else m for m in missing]
+        raise ValueError(f"missing required field {', '.join(mapped)}")
+    raw_id = record["id"]
+    if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)):
+        raise ValueError(f"field 'id' must be text or a whole number, not {type(raw_id).__name__}")
+    article_id = str(raw_id).strip()
+    if not article_id:
+        raise ValueError("field 'id' is empty")
+    title, body = record["title"], record["body"]
+    if not isinstance(title, str):
+        raise ValueError(f"field 'title' must be text, not {type(title).__name__}")
+    if body is None:
+        body = ""
+    if not isinstance(body, str):
+        raise ValueError(f"field 'body' must be text, not {type(body).__name__}")
+    if not title.strip() and not body.strip():
+        raise ValueError("no text: 'title' and 'body' are both empty")
+    published = _optional_text(record, "published")
+    if published is not None:
+        parse_published(published)
+    for name, value in (("title", title), ("body", body)):
+        if any("\udc80" <= ch <= "\udcff" for ch in value):
+            raise ValueError(f"undecodable bytes in field {name!r} (the file is not UTF-8)")
+    optional = {name: _optional_text(record, name) for name in _OPTIONAL_TEXT}
+    return Article(
+        id=article_id,
+        title=title.strip(),
+        body=body,
+        published=published,
+        tags=_tags(record.get("tags")),
+        **optional,
+    )
+
+
+def _format_of(path: Path) -> tuple[str, bool]:
+    suffixes = [s.lower() for s in path.suffixes]
+    compressed = bool(suffixes) and suffixes[-1] == ".gz"
+    if compressed:
+        suffixes = suffixes[:-1]
+    ext = suffixes[-1] if suffixes else ""
+    if ext in (".jsonl", ".ndjson", ".json"):
+        return "jsonl", compressed
+    if ext == ".csv":
+        return "csv", compressed
+    raise CorpusError("unknown corpus format: use a .jsonl or .csv file (optionally .gz compressed)", str(path))
+
+
+def _jsonl_records(raw: bytes, path: str) -> Iterator[tuple[int, Mapping[str, Any] | ValueError]]:
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield number, ValueError(f"undecodable bytes at column {exc.start + 1} (the file is not UTF-8)")
+            continue
+        if number == 1:
+            text = text.removeprefix("\ufeff")
+        try:
+            yield number, json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield number, ValueError(f"malformed JSON: {exc.msg} at column {exc.colno}")
+
+
+def _csv_records(raw: bytes, path: str) -> Iterator[tuple[int, Mapping[str, Any] | ValueError]]:
+    text = raw.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise CorpusError("empty CSV file: expected a header row with id, title, body", path) from None
+    except csv.Error as exc:
+        raise CorpusError(f"malformed CSV header: {exc}", path, 1) from None
+    header = [h.strip() for h in header]
+    start = reader.line_num + 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise CorpusError(f"malformed CSV: {exc}", path, reader.line_num) from None
+        line, start = start, reader.line_num + 1
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            yield line, ValueError(f"expected {len(header)} columns as in the header, found {len(row)}")
+            continue
+        yield line, dict(zip(header, row, strict=True))
+
+
+def _read_bytes(path: Path, compressed: bool) -> bytes:
+    try:
+        if compressed:
+            with gzip.open(path, "rb") as fh:
+                return fh.read()
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise CorpusError("no such file", str(path)) from None
+    except IsADirectoryError:
+        raise CorpusError("is a directory, not a corpus file", str(path)) from None
+    except (OSError, EOFError, zlib.error) as exc:
+        raise CorpusError(f"cannot read file: {exc}", str(path)) from None
+
+
+def read_articles(
+    path: str | Path,
+    *,
+    fields: Mapping[str, str] | None = None,
+    skip_invalid: bool = False,
+) -> Corpus:
+    """Read a corpus: JSON Lines or CSV, plain or ``.gz``, chosen by the file's suffix.
+
+    ``fields`` maps our field names to the file's (``{"id": "post_id"}``). The first invalid record
+    raises :class:`CorpusError` naming file, line and problem; with ``skip_invalid`` such records
+    (duplicate ids included: the first one is kept) are skipped and listed in ``Corpus.skipped``.
+    """
+    path = Path(path)
+    kind, compressed = _format_of(path)
+    raw = _read_bytes(path, compressed)
+    records = _jsonl_records(raw, str(path)) if kind == "jsonl" else _csv_records(raw, str(path))
+    articles: list[Article] = []
+    skipped: list[SkippedRecord] = []
+    first_line: dict[str, int] = {}
+    for line, record in records:
+        try:
+            if isinstance(record, ValueError):
+                raise record
+            article = article_from_record(record, fields)
+            if article.id in first_line:
+                raise ValueError(f"duplicate id {article.id!r} (first seen on line {first_line[article.id]})")
+        except ValueError as exc:
+            if not skip_invalid:
+                raise CorpusError(str(exc), str(path), line) from None
+            skipped.append(SkippedRecord(line, str(exc)))
+            continue
+        first_line[article.id] = line
+        articles.append(article)
+    if not articles:
+        raise CorpusError("no valid articles in the file", str(path))
+    return Corpus(str(path), articles, skipped)
+
+
+BUNDLED_CORPUS = Path("data") / "clickid.jsonl.gz"
+
+
+def bundled_corpus_path() -> Path:
+    """The corpus shipped in the repository's ``data/`` (from the working folder, else beside the package)."""
+    for base in (Path.cwd(), Path(__file__).resolve().parent.parent):
+        candidate = base / BUNDLED_CORPUS
+        if candidate.is_file():
+            return candidate
+    raise CorpusError(
+        f"no corpus given and no bundled corpus at {BUNDLED_CORPUS}: pass the corpus file, "
+        "e.g. `recommender train articles.jsonl`"
+    )

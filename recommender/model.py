@@ -1,0 +1,556 @@
+"""The TF-IDF related-articles model: fit, look up, save and load (with a JSON manifest).
+
+A saved model is two files: ``model.joblib`` (numpy arrays, memory-mapped on load) and
+``model.json`` beside it (format and library versions, parameters, corpus size and checksum,
+creation time, and the model file's SHA-256, checked on load).
+
+joblib files are pickles: loading one can execute code. Load only models you built yourself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import threading
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import scipy
+import scipy.sparse as sp
+import sklearn
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from . import __version__
+from ._atomic import atomic_write
+from .corpus import Article, parse_published
+from .errors import InvalidParameterError, ModelError, UnknownArticleError
+from .neighbors import Block, ProgressCallback, all_pairs_top_k, query_scores, top_k_indices
+from .text import Analyzer
+
+__all__ = ["FORMAT_VERSION", "Recommender", "Related", "StringColumn", "manifest_path"]
+
+FORMAT_VERSION = 1
+_CHUNK = 500  # articles per unit of parallel analysis work
+
+
+@dataclass(frozen=True, slots=True)
+class Related:
+    """One related article, with its cosine ``score`` (0 to 1) to the query."""
+
+    id: str
+    title: str
+    url: str | None
+    published: str | None
+    section: str | None
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class StringColumn:
+    """Many strings as one UTF-8 byte array plus offsets: memory-mappable, unlike a list of str."""
+
+    def __init__(self, data: np.ndarray, offsets: np.ndarray, present: np.ndarray) -> None:
+        self.data, self.offsets, self.present = data, offsets, present
+
+    @classmethod
+    def from_values(cls, values: Sequence[str | None]) -> StringColumn:
+        encoded = [(v or "").encode("utf-8") for v in values]
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(e) for e in encoded], out=offsets[1:])
+        data = np.frombuffer(b"".join(encoded), dtype=np.uint8).copy()
+        present = np.array([v is not None for v in values], dtype=bool)
+        return cls(data, offsets, present)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> str | None:
+        if not self.present[i]:
+            return None
+        return bytes(self.data[self.offsets[i] : self.offsets[i + 1]]).decode("utf-8")
+
+    def to_list(self) -> list[str | None]:
+        blob = bytes(self.data)
+        offs = self.offsets.tolist()
+        return [blob[offs[i] : offs[i + 1]].decode("utf-8") if p else None for i, p in enumerate(self.present.tolist())]
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"data": self.data, "offsets": self.offsets, "present": self.present}
+
+
+def manifest_path(model_path: str | Path) -> Path:
+    """Where the manifest of a model file lives: ``model.joblib`` → ``model.json``."""
+    return Path(model_path).with_suffix(".json")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _corpus_checksum(articles: Sequence[Article]) -> str:
+    digest = hashlib.sha256()
+    for a in articles:
+        digest.update(f"{a.id}\x1f{a.title}\x1f{a.body}\x1e".encode())
+    return digest.hexdigest()
+
+
+def _identity(terms: list[str]) -> list[str]:
+    return terms
+
+
+def _analyse_chunk(analyzer: Analyzer, docs: list[tuple[str, str]]) -> list[list[str]]:
+    return [analyzer(doc) for doc in docs]
+
+
+def _timestamp(value: str | datetime | None) -> float:
+    if value is None:
+        return float("nan")
+    try:
+        moment = parse_published(value) if isinstance(value, str) else value
+    except ValueError as exc:
+        raise InvalidParameterError(str(exc).replace("in 'published' ", "")) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+class Recommender:
+    """Related articles by TF-IDF cosine similarity over Indonesian-analysed title and body.
+
+    Parameters are stored as given (scikit-learn style); what ``fit`` learns ends in ``_``.
+
+    Parameters
+    ----------
+    stem: stem words with Sastrawi (each distinct word once).
+    ngram_range: word n-grams, within a sentence; ``(1, 2)`` adds bigrams.
+    title_weight: how many times the title's terms count.
+    min_df, max_df: drop terms in fewer than ``min_df`` articles or more than ``max_df`` of them.
+    sublinear_tf: use ``1 + log(tf)`` so one repeated word does not dominate.
+    n_jobs: processes for text analysis (``-1``: all cores).
+    """
+
+    def __init__(
+        self,
+        *,
+        stem: bool = False,
+        ngram_range: tuple[int, int] = (1, 2),
+        title_weight: int = 3,
+        min_df: int | float = 2,
+        max_df: float = 0.5,
+        sublinear_tf: bool = True,
+        n_jobs: int = -1,
+    ) -> None:
+        self.stem = stem
+        self.ngram_range = ngram_range
+        self.title_weight = title_weight
+        self.min_df = min_df
+        self.max_df = max_df
+        self.sublinear_tf = sublinear_tf
+        self.n_jobs = n_jobs
+        self._lock = threading.Lock()
+
+    # --- parameters ------------------------------------------------------------------------------
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor parameters that shape the model (``n_jobs`` only affects speed)."""
+        return {
+            "stem": self.stem,
+            "ngram_range": list(self.ngram_range),
+            "title_weight": self.title_weight,
+            "min_df": self.min_df,
+            "max_df": self.max_df,
+            "sublinear_tf": self.sublinear_tf,
+        }
+
+    def _check_params(self) -> None:
+        if isinstance(self.min_df, float) and not 0.0 < self.min_df < 1.0:
+            raise InvalidParameterError(f"min_df as a fraction must be between 0 and 1, got {self.min_df}")
+        if isinstance(self.min_df, int) and self.min_df < 1:
+            raise InvalidParameterError(f"min_df as a count must be 1 or more, got {self.min_df}")
+        if not 0.0 < self.max_df <= 1.0:
+            raise InvalidParameterError(f"max_df must be a fraction in (0, 1], got {self.max_df}")
+        try:
+            Analyzer(stem=self.stem, ngram_range=tuple(self.ngram_range), title_weight=self.title_weight)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise InvalidParameterError(str(exc)) from None
+
+    # --- fitting ---------------------------------------------------------------------------------
+
+    @classmethod
+    def train(
+        cls, articles: Iterable[Article], *, progress: ProgressCallback | None = None, **params: Any
+    ) -> Recommender:
+        """Build and fit a recommender in one call: ``Recommender.train(articles, stem=True)``."""
+        return cls(**params).fit(articles, progress=progress)
+
+    def fit(self, articles: Iterable[Article], *, progress: ProgressCallback | None = None) -> Recommender:
+        """Learn the vocabulary, IDF weights and article vectors from ``articles``."""
+        self._check_params()
+        docs = list(articles)
+        if not docs:
+            raise InvalidParameterError("cannot fit on an empty corpus: give at least one article")
+        seen: set[str] = set()
+        for a in docs:
+            if a.id in seen:
+                raise InvalidParameterError(f"duplicate article id {a.id!r}: ids must be unique")
+            seen.add(a.id)
+        analyzer = Analyzer(stem=self.stem, ngram_range=tuple(self.ngram_range), title_weight=self.title_weight)  # type: ignore[arg-type]
+        terms = self._analyse(analyzer, docs, progress)
+        min_df = self.min_df if len(docs) >= 10 else 1  # tiny corpora (tests, demos) keep every term
+        vectorizer = TfidfVectorizer(
+            analyzer=_identity,
+            min_df=min_df,
+            max_df=self.max_df if len(docs) >= 10 else 1.0,
+            sublinear_tf=self.sublinear_tf,
+            dtype=np.float32,
+        )
+        try:
+            matrix = vectorizer.fit_transform(terms)
+        except ValueError as exc:  # every term pruned: the corpus has no usable words
+            raise InvalidParameterError(f"no terms left to index: {exc}") from None
+        vocabulary: dict[str, int] = vectorizer.vocabulary_
+        terms_by_col = [""] * len(vocabulary)
+        for term, col in vocabulary.items():
+            terms_by_col[col] = term
+        self.analyzer_ = analyzer
+        self.terms_ = StringColumn.from_values(terms_by_col)
+        self.idf_ = vectorizer.idf_.astype(np.float32)
+        self.matrix_ = sp.csr_matrix(matrix, dtype=np.float32)
+        self.index_t_ = self.matrix_.T.tocsr()
+        self.ids_ = StringColumn.from_values([a.id for a in docs])
+        self.titles_ = StringColumn.from_values([a.title for a in docs])
+        self.urls_ = StringColumn.from_values([a.url for a in docs])
+        self.published_ = StringColumn.from_values([a.published for a in docs])
+        self.sections_ = StringColumn.from_values([a.section for a in docs])
+        self.timestamps_ = np.array([_timestamp(a.published) for a in docs], dtype=np.float64)
+        self.corpus_ = {
+            "articles": len(docs),
+            "checksum": _corpus_checksum(docs),
+            "sections": dict(Counter(a.section or "(none)" for a in docs).most_common()),
+            "sources": dict(Counter(a.source or "(none)" for a in docs).most_common()),
+            "empty_bodies": sum(1 for a in docs if not a.body.strip()),
+        }
+        self.fitted_at_ = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self._vocabulary: dict[str, int] | None = vocabulary
+        self._row_of: dict[str, int] | None = None
+        return self
+
+    def _analyse(self, analyzer: Analyzer, docs: list[Article], progress: ProgressCallback | None) -> list[list[str]]:
+        pairs = [(a.title, a.body) for a in docs]
+        chunks = [pairs[i : i + _CHUNK] for i in range(0, len(pairs), _CHUNK)]
+        n_jobs = self.n_jobs if len(chunks) > 4 else 1
+        out: list[list[str]] = []
+        results = joblib.Parallel(n_jobs=n_jobs, return_as="generator")(
+            joblib.delayed(_analyse_chunk)(analyzer, chunk) for chunk in chunks
+        )
+        for chunk_terms in results:
+            out.extend(chunk_terms)
+            if progress is not None:
+                progress(len(out), len(pairs))
+        return out
+
+    # --- lookups ---------------------------------------------------------------------------------
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "matrix_"):
+            raise ModelError("this Recommender is not fitted yet: call fit(articles) or Recommender.load(path)")
+
+    def __len__(self) -> int:
+        self._check_fitted()
+        return len(self.ids_)
+
+    def _rows(self) -> dict[str, int]:
+        # Built on first use, so a worker that only renders precomputed lists never pays for it.
+        if self._row_of is None:
+            with self._lock:
+                if self._row_of is None:
+                    self._row_of = {article_id: i for i, article_id in enumerate(self.ids_.to_list())}  # type: ignore[misc]
+        return self._row_of
+
+    def _vocab(self) -> dict[str, int]:
+        if self._vocabulary is None:
+            with self._lock:
+                if self._vocabulary is None:
+                    self._vocabulary = {t: i for i, t in enumerate(self.terms_.to_list())}  # type: ignore[misc]
+        return self._vocabulary
+
+    def __contains__(self, article_id: object) -> bool:
+        self._check_fitted()
+        return isinstance(article_id, str) and article_id in self._rows()
+
+    def row_of(self, article_id: str) -> int:
+        """The row of ``article_id``; :class:`UnknownArticleError` if the model lacks it."""
+        self._check_fitted()
+        try:
+            return self._rows()[article_id]
+        except KeyError:
+            raise UnknownArticleError(article_id) from None
+
+    def article(self, row: int) -> dict[str, str | None]:
+        """The stored fields of the article at ``row``."""
+        return {
+            "id": self.ids_[row],
+            "title": self.titles_[row],
+            "url": self.urls_[row],
+            "published": self.published_[row],
+            "section": self.sections_[row],
+        }
+
+    def vectorize(self, title: str = "", body: str = "") -> sp.csr_matrix:
+        """The L2-normalised TF-IDF row of a text that is not in the model (a draft)."""
+        self._check_fitted()
+        vocab = self._vocab()
+        counts = Counter(t for t in self.analyzer_((title, body)) if t in vocab)
+        cols = np.fromiter((vocab[t] for t in counts), dtype=np.int32, count=len(counts))
+        tf = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
+        if self.sublinear_tf:
+            tf = (1.0 + np.log(tf)).astype(np.float32)
+        values = tf * self.idf_[cols]
+        norm = float(np.linalg.norm(values))
+        if norm > 0:
+            values /= norm
+        order = np.argsort(cols)
+        return sp.csr_matrix(
+            (values[order], cols[order], np.array([0, len(cols)])), shape=(1, self.idf_.shape[0]), dtype=np.float32
+        )
+
+    def _mask(
+        self,
+        section: str | None,
+        exclude: Iterable[str],
+        after: str | datetime | None,
+        before: str | datetime | None,
+    ) -> np.ndarray | None:
+        n = len(self.ids_)
+        mask: np.ndarray | None = None
+        if section is not None:
+            sections = self.sections_.to_list()
+            mask = np.fromiter((s == section for s in sections), dtype=bool, count=n)
+        excluded = [self._rows()[i] for i in exclude if i in self._rows()]
+        if excluded:
+            mask = np.ones(n, dtype=bool) if mask is None else mask
+            mask[excluded] = False
+        if after is not None or before is not None:
+            lo = _timestamp(after) if after is not None else -np.inf
+            hi = _timestamp(before) if before is not None else np.inf
+            if lo > hi:
+                raise InvalidParameterError(f"the date window ends ({before}) before it starts ({after})")
+            window = (self.timestamps_ >= lo) & (self.timestamps_ <= hi)  # unknown dates (NaN) fall out
+            mask = window if mask is None else mask & window
+        return mask
+
+    def _top(self, query: sp.csr_matrix, k: int, mask: np.ndarray | None, skip: int | None) -> list[Related]:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise InvalidParameterError(f"k must be a whole number of 1 or more, got {k!r}")
+        scores = query_scores(query, self.index_t_)
+        if mask is not None:
+            scores[~mask] = 0.0
+        if skip is not None:
+            scores[skip] = 0.0
+        results = []
+        for row in top_k_indices(scores, int(k)):
+            fields = self.article(int(row))
+            results.append(Related(score=round(min(1.0, float(scores[row])), 6), **fields))  # type: ignore[arg-type]
+        return results
+
+    def related(
+        self,
+        article_id: str,
+        k: int = 5,
+        *,
+        section: str | None = None,
+        exclude: Iterable[str] = (),
+        after: str | datetime | None = None,
+        before: str | datetime | None = None,
+        within_days: float | None = None,
+    ) -> list[Related]:
+        """The top-``k`` articles related to ``article_id`` (never itself), best first.
+
+        Filters: only ``section``; not the ids in ``exclude`` (already on the page); published between
+        ``after`` and ``before``, or within ``within_days`` of the article itself.
+        """
+        row = self.row_of(article_id)
+        if within_days is not None:
+            if within_days < 0:
+                raise InvalidParameterError(f"within_days must be 0 or more, got {within_days}")
+            own = self.timestamps_[row]
+            if np.isnan(own):
+                raise InvalidParameterError(f"article {article_id!r} has no publication date: within_days needs one")
+            lo = datetime.fromtimestamp(own, timezone.utc) - timedelta(days=within_days)
+            hi = datetime.fromtimestamp(own, timezone.utc) + timedelta(days=within_days)
+            after = max(lo, _as_datetime(after)) if after is not None else lo
+            before = min(hi, _as_datetime(before)) if before is not None else hi
+        mask = self._mask(section, exclude, after, before)
+        return self._top(self.matrix_[row], k, mask, skip=row)
+
+    def related_to_text(
+        self,
+        *,
+        title: str = "",
+        body: str = "",
+        k: int = 5,
+        section: str | None = None,
+        exclude: Iterable[str] = (),
+        after: str | datetime | None = None,
+        before: str | datetime | None = None,
+    ) -> list[Related]:
+        """The top-``k`` articles related to a draft's ``title`` and ``body`` (not in the model)."""
+        if not (title.strip() or body.strip()):
+            raise InvalidParameterError("give a title or a body to find related articles for")
+        query = self.vectorize(title, body)
+        return self._top(query, k, self._mask(section, exclude, after, before), skip=None)
+
+    def all_related(
+        self, k: int = 10, *, progress: ProgressCallback | None = None, memory_mb: int = 128
+    ) -> Iterable[Block]:
+        """Every article's top-``k`` list, in blocks of rows (see :func:`neighbors.all_pairs_top_k`)."""
+        self._check_fitted()
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InvalidParameterError(f"k must be a whole number of 1 or more, got {k!r}")
+        return all_pairs_top_k(self.matrix_, self.index_t_, k, memory_mb=memory_mb, progress=progress)
+
+    # --- persistence -----------------------------------------------------------------------------
+
+    def manifest(self) -> dict[str, Any]:
+        """Everything about this model that fits in a small JSON file (no model file hash yet)."""
+        self._check_fitted()
+        return {
+            "format_version": FORMAT_VERSION,
+            "package": "recommender",
+            "package_version": __version__,
+            "versions": {
+                "python": platform.python_version(),
+                "scikit-learn": sklearn.__version__,
+                "numpy": np.__version__,
+                "scipy": scipy.__version__,
+                "joblib": joblib.__version__,
+            },
+            "params": self.get_params(),
+            "corpus": self.corpus_,
+            "terms": int(self.idf_.shape[0]),
+            "nonzeros": int(self.matrix_.nnz),
+            "created_at": self.fitted_at_,
+        }
+
+    def save(self, path: str | Path) -> dict[str, Any]:
+        """Save to ``path`` (joblib) and its manifest beside it, each atomically; returns the manifest."""
+        self._check_fitted()
+        path = Path(path)
+        state = {
+            "format_version": FORMAT_VERSION,
+            "params": self.get_params() | {"ngram_range": tuple(self.ngram_range)},
+            "analyzer": self.analyzer_,
+            "idf": self.idf_,
+            "matrix": _csr_state(self.matrix_),
+            "index_t": _csr_state(self.index_t_),
+            "columns": {
+                name: getattr(self, f"{name}_").state()
+                for name in ("terms", "ids", "titles", "urls", "published", "sections")
+            },
+            "timestamps": self.timestamps_,
+            "corpus": self.corpus_,
+            "fitted_at": self.fitted_at_,
+        }
+        manifest = self.manifest()
+
+        def write_model(tmp: Path) -> None:
+            joblib.dump(state, tmp)  # uncompressed, so arrays can be memory-mapped on load
+            manifest["model_file"] = {"name": path.name, "bytes": tmp.stat().st_size, "sha256": _sha256(tmp)}
+
+        atomic_write(path, write_model)
+        def write_manifest(tmp: Path) -> None:
+            tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+        atomic_write(manifest_path(path), write_manifest)
+        return manifest
+
+    @classmethod
+    def load(cls, path: str | Path, *, mmap: bool = True, verify: bool = True) -> Recommender:
+        """Load a model saved by :meth:`save`, checking its manifest (and SHA-256 when ``verify``).
+
+        Only load files you built: joblib files can execute code when loaded.
+        """
+        path = Path(path)
+        manifest = read_manifest(path)
+        if not path.is_file():
+            raise ModelError(f"no model file at {path} (train one with `recommender train`)")
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise ModelError(
+                f"{path} has model format {manifest.get('format_version')!r}, this version of recommender "
+                f"reads format {FORMAT_VERSION}: retrain it with `recommender train`"
+            )
+        expected = manifest.get("model_file", {})
+        if path.stat().st_size != expected.get("bytes") or (verify and _sha256(path) != expected.get("sha256")):
+            raise ModelError(
+                f"{path} does not match its manifest {manifest_path(path).name} (corrupt, truncated or "
+                "tampered with): retrain it with `recommender train`"
+            )
+        try:
+            state = joblib.load(path, mmap_mode="r" if mmap else None)
+        except Exception as exc:  # a pickle can fail in many ways; all mean the file is unusable
+            raise ModelError(f"cannot read model file {path}: {exc}") from None
+        if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+            raise ModelError(f"{path} is not a recommender model file of format {FORMAT_VERSION}")
+        params = dict(state["params"])
+        model = cls(**params)
+        model.analyzer_ = state["analyzer"]
+        model.idf_ = state["idf"]
+        model.matrix_ = _csr_from_state(state["matrix"])
+        model.index_t_ = _csr_from_state(state["index_t"])
+        for name, column in state["columns"].items():
+            setattr(model, f"{name}_", StringColumn(**column))
+        model.timestamps_ = state["timestamps"]
+        model.corpus_ = state["corpus"]
+        model.fitted_at_ = state["fitted_at"]
+        model._vocabulary = None
+        model._row_of = None
+        return model
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        fitted = f", {len(self.ids_)} articles" if hasattr(self, "matrix_") else ""
+        return f"Recommender({params}{fitted})"
+
+
+def read_manifest(model_path: str | Path) -> dict[str, Any]:
+    """The manifest beside ``model_path``, or :class:`ModelError` saying what is wrong with it."""
+    mpath = manifest_path(model_path)
+    if not mpath.is_file():
+        if not Path(model_path).exists():
+            raise ModelError(f"no model at {model_path}: train one first with `recommender train`")
+        raise ModelError(f"no manifest {mpath.name} beside {model_path}: was it saved by recommender?")
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"manifest {mpath} is unreadable ({exc}): retrain with `recommender train`") from None
+    if not isinstance(manifest, dict):
+        raise ModelError(f"manifest {mpath} is not a JSON object: retrain with `recommender train`")
+    return manifest
+
+
+def _as_datetime(value: str | datetime) -> datetime:
+    return datetime.fromtimestamp(_timestamp(value), timezone.utc)
+
+
+def _csr_state(matrix: sp.csr_matrix) -> dict[str, Any]:
+    return {"data": matrix.data, "indices": matrix.indices, "indptr": matrix.indptr, "shape": matrix.shape}
+
+
+def _csr_from_state(state: dict[str, Any]) -> sp.csr_matrix:
+    # Built without copying, so memory-mapped arrays stay memory-mapped.
+    matrix = sp.csr_matrix(state["shape"], dtype=np.float32)
+    matrix.data, matrix.indices, matrix.indptr = state["data"], state["indices"], state["indptr"]
+    return matrix

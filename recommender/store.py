@@ -1,0 +1,229 @@
+"""Precomputed related lists: written in one batch job to JSON Lines, CSV or SQLite, read by a CMS.
+
+Every format is replaced atomically: files through a temporary file and a rename, SQLite in one
+transaction (in WAL mode, so a CMS reading meanwhile sees the old lists or the new, never a mix).
+A failed job leaves the previous output as it was.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ._atomic import atomic_write
+from .errors import StoreError, UnknownArticleError
+from .model import Recommender, Related
+from .neighbors import Block, ProgressCallback
+
+__all__ = ["FORMATS", "PrecomputeResult", "RelatedStore", "format_for", "precompute"]
+
+FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".sqlite": "sqlite", ".sqlite3": "sqlite", ".db": "sqlite"}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS related (
+    article_id TEXT NOT NULL,
+    rank INTEGER NOT NULL,
+    related_id TEXT NOT NULL,
+    score REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS related_article_id ON related (article_id, rank);
+CREATE TABLE IF NOT EXISTS articles (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    url TEXT,
+    published TEXT,
+    section TEXT
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class PrecomputeResult:
+    """What a precompute job wrote."""
+
+    path: str
+    format: str
+    articles: int
+    pairs: int
+    k: int
+    seconds: float
+
+
+def format_for(path: str | Path) -> str:
+    """The store format chosen by ``path``'s suffix, or :class:`StoreError` listing the choices."""
+    kind = FORMATS.get(Path(path).suffix.lower())
+    if kind is None:
+        raise StoreError(f"cannot tell the output format of {path}: use a path ending in .jsonl, .csv, .sqlite or .db")
+    return kind
+
+
+def _pairs(model: Recommender, blocks: Iterator[Block]) -> Iterator[tuple[int, list[tuple[int, float]]]]:
+    for block in blocks:
+        for offset, (idx, scores) in enumerate(zip(block.indices.tolist(), block.scores.tolist(), strict=True)):
+            yield block.start + offset, [(j, s) for j, s in zip(idx, scores, strict=True) if j >= 0]
+
+
+def precompute(
+    model: Recommender,
+    path: str | Path,
+    k: int = 10,
+    *,
+    progress: ProgressCallback | None = None,
+    memory_mb: int = 128,
+) -> PrecomputeResult:
+    """Write every article's top-``k`` related list to ``path`` (format by suffix), replacing it atomically."""
+    path = Path(path)
+    kind = format_for(path)
+    started = time.perf_counter()
+    blocks = iter(model.all_related(k, progress=progress, memory_mb=memory_mb))
+    ids = model.ids_.to_list()
+    writer = {"jsonl": _write_jsonl, "csv": _write_csv, "sqlite": _write_sqlite}[kind]
+    try:
+        pairs = writer(model, path, ids, _pairs(model, blocks), k)
+    except OSError as exc:
+        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return PrecomputeResult(str(path), kind, len(ids), pairs, k, time.perf_counter() - started)
+
+
+def _write_jsonl(model: Recommender, path: Path, ids: list[Any], rows: Iterator[Any], k: int) -> int:
+    titles, urls, published = model.titles_.to_list(), model.urls_.to_list(), model.published_.to_list()
+    count = 0
+
+    def write(tmp: Path) -> None:
+        nonlocal count
+        with open(tmp, "w", encoding="utf-8") as out:
+            for row, neighbours in rows:
+                related = [
+                    {"id": ids[j], "title": titles[j], "url": urls[j], "published": published[j], "score": round(s, 6)}
+                    for j, s in neighbours
+                ]
+                count += len(related)
+                out.write(json.dumps({"id": ids[row], "related": related}, ensure_ascii=False) + "\n")
+
+    atomic_write(path, write)
+    return count
+
+
+def _write_csv(model: Recommender, path: Path, ids: list[Any], rows: Iterator[Any], k: int) -> int:
+    count = 0
+
+    def write(tmp: Path) -> None:
+        nonlocal count
+        with open(tmp, "w", encoding="utf-8", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(["id", "rank", "related_id", "score"])
+            for row, neighbours in rows:
+                for rank, (j, s) in enumerate(neighbours, start=1):
+                    writer.writerow([ids[row], rank, ids[j], f"{s:.6f}"])
+                    count += 1
+
+    atomic_write(path, write)
+    return count
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path} is not a usable SQLite database: {exc}") from None
+    return conn
+
+
+def _write_sqlite(model: Recommender, path: Path, ids: list[Any], rows: Iterator[Any], k: int) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = _connect(path)
+    count = 0
+    try:
+        # One transaction: readers keep seeing the old lists until COMMIT; a crash rolls back to them.
+        conn.execute("BEGIN IMMEDIATE")
+        for statement in filter(str.strip, _SCHEMA.split(";")):
+            conn.execute(statement)
+        conn.execute("DELETE FROM related")
+        conn.execute("DELETE FROM articles")
+        conn.executemany(
+            "INSERT INTO articles (id, title, url, published, section) VALUES (?, ?, ?, ?, ?)",
+            zip(
+                ids,
+                model.titles_.to_list(),
+                model.urls_.to_list(),
+                model.published_.to_list(),
+                model.sections_.to_list(),
+                strict=True,
+            ),
+        )
+
+        def pairs() -> Iterator[tuple[str, int, str, float]]:
+            nonlocal count
+            for row, neighbours in rows:
+                for rank, (j, s) in enumerate(neighbours, start=1):
+                    count += 1
+                    yield ids[row], rank, ids[j], s
+
+        conn.executemany("INSERT INTO related (article_id, rank, related_id, score) VALUES (?, ?, ?, ?)", pairs())
+        meta = {
+            "k": str(k),
+            "articles": str(len(ids)),
+            "model_created_at": model.fitted_at_,
+            "corpus_checksum": model.corpus_["checksum"],
+            "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta.items())
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.close()
+    return count
+
+
+class RelatedStore:
+    """Read precomputed lists from a SQLite store: what a CMS calls on every page view.
+
+    Opens read-only; safe to share between threads (one connection per thread).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise StoreError(f"no store at {self.path}: write one with `recommender precompute --out {self.path}`")
+        self._uri = f"{self.path.resolve().as_uri()}?mode=ro"
+        self._local = threading.local()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+                conn.execute("SELECT 1 FROM related LIMIT 1")
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{self.path} is not a recommender store: {exc}") from None
+            self._local.conn = conn
+        return conn
+
+    def related(self, article_id: str, k: int | None = None) -> list[Related]:
+        """The stored list of ``article_id``, best first (at most ``k``)."""
+        conn = self._conn()
+        rows = conn.execute(
+            "SELECT a.id, a.title, a.url, a.published, a.section, r.score FROM related r "
+            "JOIN articles a ON a.id = r.related_id WHERE r.article_id = ? ORDER BY r.rank LIMIT ?",
+            (article_id, -1 if k is None else k),
+        ).fetchall()
+        if not rows and conn.execute("SELECT 1 FROM articles WHERE id = ?", (article_id,)).fetchone() is None:
+            raise UnknownArticleError(article_id)
+        return [Related(*row) for row in rows]
+
+    def meta(self) -> dict[str, str]:
+        """The job's facts: k, article count, model and write times."""
+        return dict(self._conn().execute("SELECT key, value FROM meta").fetchall())

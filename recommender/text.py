@@ -1,0 +1,168 @@
+"""Indonesian text analysis, used identically at training and query time.
+
+``clean_text`` repairs what scraping did to the text (mojibake, link holes, datelines, "Baca juga"
+lead-ins, bylines); :class:`Analyzer` turns an article's title and body into weighted terms.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Any
+
+import ftfy
+
+__all__ = ["Analyzer", "clean_text", "default_stopwords"]
+
+# Characters that mark UTF-8 read as Mac Roman or Latin-1 ("‚Äú", "¬†", "Ã©").
+_MOJIBAKE_HINT = re.compile("[\u201a\u00c4\u00ac\u221a\u00c3\u00e2\u00c2\u00ef\u00b0\u00a9\u00ae\u00e6]")
+_NON_ASCII_WORD = re.compile(r"\S*[^\x00-\x7f]\S*")
+# Debris, each pattern with a cheap substring test first (scanning every body with each regex is slow).
+_DEBRIS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
+    # "Baca juga: <another headline>" up to the paragraph break
+    (
+        ("baca juga", "simak juga", "lihat juga", "baca pula"),
+        re.compile(r"\b(?:baca|simak|lihat) (?:juga|pula)\b\s*:?[^,\n]*", re.IGNORECASE),
+    ),
+    (("loading...",), re.compile(r"loading\.\.\.", re.IGNORECASE)),
+    (("[gambas",), re.compile(r"\[gambas:[^\]]*\]", re.IGNORECASE)),
+    (("#growfearless",), re.compile(r"#growfearless\s+with\s+fimela", re.IGNORECASE)),
+    (
+        ("penulis", "reporter", "editor", "pewarta", "sumber"),
+        re.compile(r"\b(?:penulis|reporter|editor|pewarta|sumber)\s*:[^,\n]*", re.IGNORECASE),
+    ),
+    # editor initials "(rin/nds)", and "( ,)" or "(*)" left where links were stripped
+    (("(",), re.compile(r"\(\s*(?:[a-z]{2,4}(?:\s*/\s*[a-z]{2,4})*|[*,]?)\s*\)", re.IGNORECASE)),
+)
+# A dateline opening the body: "PEKANBARU (INDOVIZKA) - ", "Jakarta - ", "KOMPAS.com - ".
+_DATELINE = re.compile(r"^(?:[A-Z][\w.']*(?:\s+[A-Z][\w.']*){0,3}\s*(?:\([^()]{1,30}\))?\s*)?[-\u2013\u2014]+\s+")
+_HOLES = re.compile(r"[,;](?:\s*[,;])+")
+_EDGE = " ,;-\u2013\u2014"
+_TOKEN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+# Sentence-level breaks: bigrams never span them.
+_SEGMENT = re.compile(r"[.,;:!?\"()\[\]\n\u201c\u201d\u2018\u2019]+")
+
+# News boilerplate that Sastrawi's general-purpose list lacks: outlet names, days, months, web debris.
+_NEWS_STOPWORDS = """
+com co id www http https html foto video kompas okezone tempo sindonews wowkeren tribunnews
+kapanlagi fimela liputan6 merdeka detik detikcom detiksport posmetro jpnn antara wib wita wit
+senin selasa rabu kamis jumat sabtu januari februari maret april mei juni juli agustus september
+oktober november desember jan feb mar apr jun jul agu agt sep okt nov des
+kata ujar ujarnya katanya tuturnya jelasnya ungkapnya imbuhnya tambahnya pungkasnya
+""".split()
+
+
+@lru_cache(maxsize=1)
+def default_stopwords() -> frozenset[str]:
+    """Sastrawi's Indonesian stopwords plus news boilerplate (outlets, days, months, "katanya")."""
+    from Sastrawi.StopWordRemover.StopWordRemoverFactory import StopWordRemoverFactory
+
+    return frozenset(StopWordRemoverFactory().get_stop_words()) | frozenset(_NEWS_STOPWORDS)
+
+
+def _fix_mojibake(text: str) -> str:
+    # ftfy over a whole body is slow; fixing only the words with non-ASCII characters is 8x faster.
+    return _NON_ASCII_WORD.sub(lambda m: ftfy.fix_encoding(m.group()), text)
+
+
+def clean_text(text: str) -> str:
+    """Repair and de-clutter scraped article text; idempotent (``clean_text`` of its output is itself)."""
+    if not text:
+        return ""
+    if not text.isascii() and _MOJIBAKE_HINT.search(text):
+        text = _fix_mojibake(text)
+    previous = None
+    # Removing one piece of debris can expose another (a dateline behind a hole), so run to a fixpoint.
+    while text != previous:
+        previous = text
+        text = " ".join(text.split())
+        lowered = text.lower()
+        for needles, pattern in _DEBRIS:
+            if any(needle in lowered for needle in needles):
+                text = pattern.sub(" ", text)
+        text = _HOLES.sub(",", text).strip(_EDGE)
+        text = _DATELINE.sub("", text)
+        text = " ".join(text.split()).strip(_EDGE)
+    return text
+
+
+class Analyzer:
+    """Turns ``(title, body)`` into terms: cleaned, lowercased, stopwords out, optionally stemmed.
+
+    Title terms are repeated ``title_weight`` times so a headline outweighs a paragraph. Bigrams
+    (``ngram_range=(1, 2)``) are formed within a sentence only. Picklable: the stemmer and its
+    per-word cache are rebuilt after loading.
+    """
+
+    def __init__(
+        self,
+        *,
+        stem: bool = False,
+        ngram_range: tuple[int, int] = (1, 2),
+        title_weight: int = 3,
+        stopwords: Iterable[str] | None = None,
+    ) -> None:
+        if ngram_range[0] < 1 or ngram_range[1] < ngram_range[0] or ngram_range[1] > 3:
+            raise ValueError(f"ngram_range must be (1, 1), (1, 2), (1, 3), (2, 2)...; got {ngram_range}")
+        if title_weight < 0:
+            raise ValueError(f"title_weight must be 0 or more, got {title_weight}")
+        self.stem = stem
+        self.ngram_range = tuple(ngram_range)
+        self.title_weight = title_weight
+        self.stopwords = frozenset(stopwords) if stopwords is not None else default_stopwords()
+        self._stems: dict[str, str] = {}
+        self._stemmer: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_stems"], state["_stemmer"] = {}, None
+        return state
+
+    def _stem(self, word: str) -> str:
+        # Sastrawi costs ~1 ms a word; news reuses words, so each distinct word is stemmed once.
+        stem = self._stems.get(word)
+        if stem is None:
+            if self._stemmer is None:
+                from Sastrawi.Stemmer.StemmerFactory import StemmerFactory
+
+                self._stemmer = StemmerFactory().create_stemmer()
+            stem = self._stemmer.stem(word) or word
+            self._stems[word] = stem
+        return stem
+
+    def words(self, text: str) -> list[list[str]]:
+        """The kept words of ``text``, one list per sentence-like segment."""
+        segments = []
+        stop = self.stopwords
+        for segment in _SEGMENT.split(clean_text(text).lower()):
+            words = [w for w in _TOKEN.findall(segment) if len(w) > 1 and not w.isdigit() and w not in stop]
+            if self.stem:
+                words = [s for s in map(self._stem, words) if s not in stop]
+            if words:
+                segments.append(words)
+        return segments
+
+    def terms(self, text: str) -> list[str]:
+        """Unigrams and n-grams of ``text`` (each segment's n-grams stay inside it)."""
+        low, high = self.ngram_range
+        out: list[str] = []
+        for words in self.words(text):
+            if low == 1:
+                out.extend(words)
+            for n in range(max(low, 2), high + 1):
+                out.extend(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
+        return out
+
+    def __call__(self, doc: str | Sequence[str]) -> list[str]:
+        """Terms of a document: a ``(title, body)`` pair, or plain text taken as body."""
+        if isinstance(doc, str):
+            return self.terms(doc)
+        title, body = doc
+        return self.terms(title) * self.title_weight + self.terms(body)
+
+    def __repr__(self) -> str:
+        return (
+            f"Analyzer(stem={self.stem}, ngram_range={self.ngram_range}, title_weight={self.title_weight}, "
+            f"stopwords=<{len(self.stopwords)} words>)"
+        )
