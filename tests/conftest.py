@@ -1,0 +1,32 @@
+"""Shared fixtures: a small slice of the real corpus, and a model trained and saved on it once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from recommender import Article, Recommender, read_articles
+
+DATA = Path(__file__).parent / "data"
+SAMPLE = DATA / "sample.jsonl"
+SNAKE_ID = "kompas-8f42b397"
+
+
+@pytest.fixture(scope="session")
+def sample_articles() -> list[Article]:
+    return read_articles(SAMPLE).articles
+
+
+@pytest.fixture(scope="session")
+def fitted(sample_articles: list[Article]) -> Recommender:
+    """A model fitted on the sample; tests must not modify it."""
+    return Recommender.train(sample_articles, n_jobs=1)
+
+
+@pytest.fixture(scope="session")
+def model_path(fitted: Recommender, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample model saved once (with its manifest); copy it before changing the files."""
+    path = tmp_path_factory.mktemp("model") / "model.joblib"
+    fitted.save(path)
+    return path
