@@ -8,6 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+# Read once at import: os.umask can only be read by setting it, which is not thread-safe later on.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write`` on a temporary file beside ``path``, then rename it over ``path``.
 
@@ -15,8 +20,13 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     tmp = Path(tmp_name)
+    try:
+        # mkstemp makes a private 0600 file; give the result the mode a plainly created file would get,
+        # so a CMS or web server running as another user can read models and stores.
+        os.fchmod(fd, 0o666 & ~_UMASK)
+    finally:
+        os.close(fd)
     try:
         write(tmp)
         os.replace(tmp, path)

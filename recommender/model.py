@@ -466,13 +466,15 @@ class Recommender:
         }
         manifest = self.manifest()
 
-        def write_model(tmp: Path) -> None:
-            joblib.dump(state, tmp)  # uncompressed, so arrays can be memory-mapped on load
-            manifest["model_file"] = {"name": path.name, "bytes": tmp.stat().st_size, "sha256": _sha256(tmp)}
+        # Both temporary files are written in full before either is renamed into place: a crash while
+        # writing leaves the previous model and manifest as they were (only the two renames remain).
+        def write_manifest(manifest_tmp: Path) -> None:
+            def write_model(tmp: Path) -> None:
+                joblib.dump(state, tmp)  # uncompressed, so arrays can be memory-mapped on load
+                manifest["model_file"] = {"name": path.name, "bytes": tmp.stat().st_size, "sha256": _sha256(tmp)}
+                manifest_tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
-        atomic_write(path, write_model)
-        def write_manifest(tmp: Path) -> None:
-            tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            atomic_write(path, write_model)
 
         atomic_write(manifest_path(path), write_manifest)
         return manifest

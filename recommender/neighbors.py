@@ -30,18 +30,25 @@ def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``k`` largest positive scores, best first (ties: lower index first)."""
     positive = np.flatnonzero(scores > 0)
     if positive.size > k:
-        # argpartition is O(n); only the k survivors are sorted.
-        part = np.argpartition(-scores[positive], k - 1)[:k]
-        positive = positive[part]
+        # partition is O(n); keep every score tied with the k-th, so the sort below can prefer lower indices.
+        values = scores[positive]
+        kth = np.partition(values, values.size - k)[values.size - k]
+        positive = positive[values >= kth]
     order = np.lexsort((positive, -scores[positive]))
-    return positive[order]
+    return positive[order][:k]
 
 
 def _rows_top_k(dense: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Row-wise top-k of a dense score block: best first, ties by lower index, non-positive as -1."""
     k_eff = min(k, dense.shape[1])
-    part = np.argpartition(-dense, k_eff - 1, axis=1)[:, :k_eff] if k_eff < dense.shape[1] else None
-    if part is None:
+    if k_eff < dense.shape[1]:
+        part = np.argpartition(-dense, k_eff - 1, axis=1)[:, :k_eff]
+        # argpartition keeps an arbitrary few of the scores tied with the k-th: redo those rows exactly.
+        kth = np.take_along_axis(dense, part, axis=1).min(axis=1)
+        tied = np.flatnonzero((kth > 0) & ((dense >= kth[:, None]).sum(axis=1) > k_eff))
+        for r in tied:
+            part[r] = np.argsort(-dense[r], kind="stable")[:k_eff]
+    else:
         part = np.broadcast_to(np.arange(dense.shape[1]), dense.shape).copy()
     vals = np.take_along_axis(dense, part, axis=1)
     order = np.lexsort((part, -vals), axis=-1)

@@ -24,7 +24,10 @@ def _safe_url(url: str | None) -> str:
     # Only web and site-relative links: a scraped "javascript:" URL must not become a live link.
     if not url:
         return "#"
-    scheme = urlsplit(url.strip()).scheme.lower()
+    try:
+        scheme = urlsplit(url.strip()).scheme.lower()
+    except ValueError:  # malformed (e.g. an unbalanced "[" in the host): not a link we can vouch for
+        return "#"
     return url.strip() if scheme in ("", "http", "https") else "#"
 
 

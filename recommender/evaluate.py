@@ -1,0 +1,342 @@
+"""How good are the related lists? Our engine against reference systems, on the same corpus, in one run.
+
+Measures (k = 5 and 10):
+- editor-link recall@k: per source article of the editors' "Baca juga" links, the share of its linked
+  targets in the top k; averaged over sources;
+- same-section precision@k: over a seeded random sample of articles with a section, the share of the
+  top k in the query's own section (missing results count as misses);
+- near-duplicate lists: the share of top-5 lists holding two near-identical articles (cosine ≥ 0.9
+  between them, or the same title);
+- coverage: the share of articles that appear in at least one other article's top-k list;
+- time per query (milliseconds, mean over the measured queries).
+
+Reference systems: scikit-learn ``TfidfVectorizer()`` defaults on title + body with cosine, and a
+More-Like-This style baseline (each query's 25 most distinctive terms, ranked with BM25).
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+
+from .corpus import Article
+from .errors import CorpusError, InvalidParameterError
+from .model import Recommender
+from .neighbors import all_pairs_top_k, query_scores, top_k_indices
+
+__all__ = [
+    "EvaluationReport",
+    "Ranker",
+    "SystemScores",
+    "editor_recall",
+    "evaluate",
+    "load_links",
+    "near_duplicate_rate",
+    "section_precision",
+]
+
+NEAR_DUPLICATE_COSINE = 0.9
+
+
+class Ranker(Protocol):
+    """Anything that ranks the corpus's rows for one of its rows (never the row itself)."""
+
+    name: str
+
+    def top(self, row: int, k: int) -> list[int]:
+        """The top ``k`` rows for ``row``, one query as a site would send it."""
+        ...
+
+    def top_all(self, k: int) -> Iterator[list[int]]:
+        """Every row's top ``k``, in row order (a batch job)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SystemScores:
+    """One system's figures (``None`` where a measure was not computed)."""
+
+    system: str
+    recall_at_5: float | None
+    recall_at_10: float | None
+    section_precision_at_10: float | None
+    near_duplicate_lists: float
+    coverage: float
+    ms_per_query: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class EvaluationReport:
+    """Every system's scores, plus how they were measured."""
+
+    articles: int
+    link_sources: int
+    links: int
+    section_queries: int
+    seed: int
+    systems: list[SystemScores] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "articles": self.articles,
+            "link_sources": self.link_sources,
+            "links": self.links,
+            "section_queries": self.section_queries,
+            "seed": self.seed,
+            "systems": [s.to_dict() for s in self.systems],
+        }
+
+
+def load_links(path: str | Path, known: Mapping[str, int] | None = None) -> dict[str, set[str]]:
+    """Editor links ``source_id<TAB>target_id`` (a header line is allowed) as source → targets.
+
+    With ``known`` (id → row), links whose source or target is not in the corpus are dropped.
+    """
+    path = Path(path)
+    links: dict[str, set[str]] = {}
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            for number, row in enumerate(csv.reader(fh, delimiter="\t"), start=1):
+                if not row or (number == 1 and row[:2] == ["source_id", "target_id"]):
+                    continue
+                if len(row) != 2 or not row[0].strip() or not row[1].strip():
+                    raise CorpusError("expected two tab-separated ids: source_id, target_id", str(path), number)
+                source, target = row[0].strip(), row[1].strip()
+                if known is None or (source in known and target in known):
+                    links.setdefault(source, set()).add(target)
+    except FileNotFoundError:
+        raise CorpusError("no such file", str(path)) from None
+    except UnicodeDecodeError:
+        raise CorpusError("undecodable bytes (the file is not UTF-8)", str(path)) from None
+    return links
+
+
+def editor_recall(ranked: Mapping[Any, Sequence[Any]], links: Mapping[Any, set[Any]], k: int) -> float:
+    """Mean over link sources of the share of their targets in the top ``k`` of ``ranked[source]``."""
+    if not links:
+        raise InvalidParameterError("no editor links to evaluate against")
+    shares = [len(targets & set(ranked[source][:k])) / len(targets) for source, targets in links.items()]
+    return float(np.mean(shares))
+
+
+def section_precision(ranked: Sequence[Sequence[str | None]], own: Sequence[str | None], k: int) -> float:
+    """Mean share of the top ``k`` sections (``ranked[i]``) equal to the query's section ``own[i]``."""
+    if not ranked:
+        raise InvalidParameterError("no queries with a section to evaluate")
+    return float(
+        np.mean([sum(1 for s in sections[:k] if s == mine) / k for sections, mine in zip(ranked, own, strict=True)])
+    )
+
+
+def near_duplicate_rate(
+    lists: Sequence[Sequence[int]], matrix: sp.csr_matrix, titles: Sequence[str], size: int = 5
+) -> float:
+    """Share of lists whose first ``size`` items hold a pair with cosine ≥ 0.9 or the same title."""
+    if not lists:
+        return 0.0
+    bad = 0
+    for rows in lists:
+        rows = list(rows[:size])
+        if len(rows) < 2:
+            continue
+        names = [_title_key(titles[r]) for r in rows]
+        if len(set(names)) < len(names):
+            bad += 1
+            continue
+        sims = (matrix[rows] @ matrix[rows].T).toarray()
+        np.fill_diagonal(sims, 0.0)
+        if (sims >= NEAR_DUPLICATE_COSINE).any():
+            bad += 1
+    return bad / len(lists)
+
+
+def _title_key(title: str) -> str:
+    return " ".join(re.findall(r"\w+", title.lower()))
+
+
+class _ProductRanker:
+    """Scores are ``queries[row] · index_t``: cosine for TF-IDF, BM25 for More-Like-This queries."""
+
+    def __init__(self, name: str, queries: sp.csr_matrix, index_t: sp.csr_matrix) -> None:
+        self.name = name
+        self.queries = queries.astype(np.float32).tocsr()
+        self.index_t = index_t.astype(np.float32).tocsr()
+
+    def top(self, row: int, k: int) -> list[int]:
+        scores = query_scores(self.queries[row], self.index_t)
+        scores[row] = 0.0
+        return top_k_indices(scores, k).tolist()
+
+    def top_all(self, k: int) -> Iterator[list[int]]:
+        for block in all_pairs_top_k(self.queries, self.index_t, k, memory_mb=128):
+            for row in block.indices.tolist():
+                yield [j for j in row if j >= 0]
+
+
+def _sklearn_defaults(texts: Sequence[str]) -> _ProductRanker:
+    matrix = TfidfVectorizer(dtype=np.float32).fit_transform(texts)
+    return _ProductRanker("sklearn TfidfVectorizer() defaults", matrix, matrix.T)
+
+
+def _more_like_this(texts: Sequence[str], terms: int = 25, k1: float = 1.2, b: float = 0.75) -> _ProductRanker:
+    """Lucene More-Like-This style: each query's ``terms`` highest tf·idf terms, documents ranked by BM25."""
+    counts = CountVectorizer(dtype=np.float32).fit_transform(texts).tocsr()
+    n = counts.shape[0]
+    df = np.bincount(counts.indices, minlength=counts.shape[1]).astype(np.float32)
+    idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
+    lengths = np.asarray(counts.sum(axis=1)).ravel()
+    length_norm = k1 * (1.0 - b + b * lengths / max(float(lengths.mean()), 1.0))
+    weights = counts.copy()
+    weights.data = (weights.data * (k1 + 1.0) / (weights.data + np.repeat(length_norm, np.diff(weights.indptr)))) * idf[
+        weights.indices
+    ]
+    rows, cols = [], []
+    for row in range(n):
+        start, stop = counts.indptr[row], counts.indptr[row + 1]
+        terms_of_row = counts.indices[start:stop]
+        interest = counts.data[start:stop] * idf[terms_of_row]
+        chosen = terms_of_row[np.argsort(-interest, kind="stable")[:terms]]
+        rows.append(np.full(len(chosen), row))
+        cols.append(chosen)
+    row_idx, col_idx = np.concatenate(rows), np.concatenate(cols)
+    queries = sp.csr_matrix((np.ones(len(row_idx), dtype=np.float32), (row_idx, col_idx)), shape=counts.shape)
+    return _ProductRanker(f"MLT-style BM25 ({terms} terms)", queries, weights.T)
+
+
+class _Ours:
+    def __init__(self, model: Recommender, name: str = "recommender (ours)") -> None:
+        self.name = name
+        self.model = model
+        self.ids = model.ids_.to_list()
+        self.row_of = {str(article_id): i for i, article_id in enumerate(self.ids)}
+
+    def top(self, row: int, k: int) -> list[int]:
+        return [self.row_of[r.id] for r in self.model.related(str(self.ids[row]), k)]
+
+    def top_all(self, k: int) -> Iterator[list[int]]:
+        for block in self.model.all_related(k):
+            for row in block.indices.tolist():
+                yield [j for j in row if j >= 0]
+
+
+def reference_rankers(articles: Sequence[Article]) -> list[Ranker]:
+    """The reference systems, built on the same articles (rows in the same order)."""
+    texts = [f"{a.title} {a.body}" for a in articles]
+    return [_sklearn_defaults(texts), _more_like_this(texts)]
+
+
+def _score(
+    ranker: Ranker,
+    *,
+    link_rows: dict[int, set[int]],
+    section_rows: list[int],
+    sections: list[str | None],
+    titles: list[str],
+    matrix: sp.csr_matrix,
+    n: int,
+    k: int,
+) -> SystemScores:
+    started = time.perf_counter()
+    queries = 0
+    link_lists = {}
+    for row in link_rows:
+        link_lists[row] = ranker.top(row, k)
+        queries += 1
+    section_lists = []
+    for row in section_rows:
+        section_lists.append(ranker.top(row, k))
+        queries += 1
+    elapsed = time.perf_counter() - started
+
+    recall = {at: editor_recall(link_lists, link_rows, at) if link_rows else None for at in (5, 10)}
+    precision = None
+    if section_rows:
+        precision = section_precision(
+            [[sections[r] for r in lst] for lst in section_lists], [sections[q] for q in section_rows], k
+        )
+    covered: set[int] = set()
+    for lst in ranker.top_all(k):
+        covered.update(lst)
+    all_lists = list(link_lists.values()) + section_lists
+    return SystemScores(
+        system=ranker.name,
+        recall_at_5=recall[5],
+        recall_at_10=recall[10],
+        section_precision_at_10=precision,
+        near_duplicate_lists=near_duplicate_rate(all_lists, matrix, titles),
+        coverage=len(covered) / n,
+        ms_per_query=1000.0 * elapsed / max(queries, 1),
+    )
+
+
+def evaluate(
+    articles: Sequence[Article],
+    links: Mapping[str, set[str]],
+    *,
+    model: Recommender | None = None,
+    baselines: bool = True,
+    sample: int = 2000,
+    seed: int = 1,
+    k: int = 10,
+    progress: Callable[[str], None] | None = None,
+    **params: Any,
+) -> EvaluationReport:
+    """Score our engine (``model``, or one trained here with ``params``) and the reference systems.
+
+    ``articles`` must be the corpus the model was trained on (same ids, same order). Coverage is
+    is measured over every article's top-``k`` list (a full batch run) for every system.
+    """
+    if model is None:
+        model = Recommender.train(articles, **params)
+    ids = [a.id for a in articles]
+    if model.ids_.to_list() != ids:
+        raise InvalidParameterError("the model was trained on other articles: evaluate it on its own corpus")
+    row_of = {article_id: i for i, article_id in enumerate(ids)}
+    link_rows = {row_of[s]: {row_of[t] for t in targets if t in row_of} for s, targets in links.items() if s in row_of}
+    link_rows = {s: t for s, t in link_rows.items() if t}
+    with_section = [i for i, a in enumerate(articles) if a.section]
+    section_rows = random.Random(seed).sample(with_section, min(sample, len(with_section)))
+    sections = [a.section for a in articles]
+    titles = [a.title for a in articles]
+    report = EvaluationReport(
+        articles=len(articles),
+        link_sources=len(link_rows),
+        links=sum(len(t) for t in link_rows.values()),
+        section_queries=len(section_rows),
+        seed=seed,
+    )
+    if progress:
+        progress("building reference systems")
+    references = reference_rankers(articles)
+    # Near-duplicates are judged on one neutral representation for every system: plain TF-IDF.
+    yardstick = references[0].queries  # type: ignore[attr-defined]
+    rankers: list[Ranker] = [_Ours(model)] + (references if baselines else [])
+    for ranker in rankers:
+        if progress:
+            progress(f"scoring {ranker.name}")
+        report.systems.append(
+            _score(
+                ranker,
+                link_rows=link_rows,
+                section_rows=section_rows,
+                sections=sections,
+                titles=titles,
+                matrix=yardstick,
+                n=len(articles),
+                k=k,
+            )
+        )
+    return report

@@ -1,0 +1,188 @@
+"""The top-k kernels against brute force: single queries, and blocked all-pairs on real and random matrices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.preprocessing import normalize
+
+from recommender import Recommender
+from recommender.neighbors import Block, all_pairs_top_k, block_rows_for, query_scores, top_k_indices
+
+
+def brute_top_k(matrix: sp.csr_matrix, k: int) -> list[list[tuple[int, float]]]:
+    """Every row's top-k other rows by the dense product: positive scores only, by score then index."""
+    dense = (matrix @ matrix.T).toarray().astype(np.float32)
+    np.fill_diagonal(dense, 0.0)
+    out = []
+    for row in dense:
+        positive = [j for j in range(len(row)) if row[j] > 0]
+        best = sorted(positive, key=lambda j: (-row[j], j))[:k]
+        out.append([(j, float(row[j])) for j in best])
+    return out
+
+
+def blocks_as_lists(blocks: list[Block], n: int, k: int) -> list[list[tuple[int, float]]]:
+    """Blocks flattened to one list per row, checking their shape and padding on the way."""
+    rows: list[list[tuple[int, float]]] = []
+    for block in blocks:
+        assert block.start == len(rows), "blocks come in row order without gaps"
+        assert block.indices.shape == block.scores.shape == (block.indices.shape[0], k)
+        for idx, scores in zip(block.indices.tolist(), block.scores.tolist(), strict=True):
+            kept = [(j, s) for j, s in zip(idx, scores, strict=True) if j >= 0]
+            # -1 padding only at the end, with score 0
+            assert all(j >= 0 for j in idx[: len(kept)])
+            assert all(s == 0.0 for j, s in zip(idx, scores, strict=True) if j < 0)
+            rows.append(kept)
+    assert len(rows) == n
+    return rows
+
+
+def assert_same_top_k(got: list[list[tuple[int, float]]], expected: list[list[tuple[int, float]]]) -> None:
+    for row, (g, e) in enumerate(zip(got, expected, strict=True)):
+        assert [j for j, _ in g] == [j for j, _ in e], f"row {row}"
+        assert [s for _, s in g] == pytest.approx([s for _, s in e], abs=1e-5), f"row {row}"
+
+
+def random_normalised(n: int, d: int, density: float, seed: int) -> sp.csr_matrix:
+    matrix = sp.random(n, d, density=density, format="csr", dtype=np.float32, rng=np.random.default_rng(seed))
+    return sp.csr_matrix(normalize(matrix, norm="l2"), dtype=np.float32)
+
+
+# --- top_k_indices ---------------------------------------------------------------------------------
+
+
+def test_top_k_indices_orders_best_first() -> None:
+    scores = np.array([0.1, 0.9, 0.0, 0.5, 0.7], dtype=np.float32)
+    assert top_k_indices(scores, 3).tolist() == [1, 4, 3]
+    assert top_k_indices(scores, 1).tolist() == [1]
+
+
+def test_top_k_indices_breaks_ties_by_lower_index() -> None:
+    scores = np.array([0.2, 0.5, 0.5, 0.9, 0.5], dtype=np.float32)
+    assert top_k_indices(scores, 5).tolist() == [3, 1, 2, 4, 0]
+    assert top_k_indices(scores, 3).tolist() == [3, 1, 2]
+
+
+def test_top_k_indices_breaks_ties_at_the_cut_by_lower_index() -> None:
+    # Many equal scores straddling the k-th place (copies of one syndicated story): the lowest indices win.
+    scores = np.full(1000, 0.5, dtype=np.float32)
+    scores[500] = 0.9
+    assert top_k_indices(scores, 1).tolist() == [500]
+    assert top_k_indices(scores, 4).tolist() == [500, 0, 1, 2]
+    assert top_k_indices(np.full(1000, 0.5, dtype=np.float32), 3).tolist() == [0, 1, 2]
+
+
+def test_top_k_indices_only_positive_scores() -> None:
+    scores = np.array([0.0, -0.3, 0.4, 0.0, 0.2], dtype=np.float32)
+    assert top_k_indices(scores, 10).tolist() == [2, 4]
+    assert top_k_indices(np.zeros(5, dtype=np.float32), 3).tolist() == []
+    assert top_k_indices(np.array([-1.0, -0.5], dtype=np.float32), 1).tolist() == []
+
+
+def test_top_k_indices_k_larger_than_positives_returns_all_positives() -> None:
+    scores = np.array([0.3, 0.0, 0.6], dtype=np.float32)
+    assert top_k_indices(scores, 2).tolist() == [2, 0]
+    assert top_k_indices(scores, 50).tolist() == [2, 0]
+
+
+def test_top_k_indices_matches_sorting_on_random_scores() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        n = int(rng.integers(1, 60))
+        k = int(rng.integers(1, 70))
+        # few distinct values, so ties (also at the cut) are common
+        scores = rng.choice(np.array([-0.5, 0.0, 0.25, 0.5, 0.75, 1.0], dtype=np.float32), size=n)
+        expected = sorted((i for i in range(n) if scores[i] > 0), key=lambda i: (-scores[i], i))[:k]
+        assert top_k_indices(scores, k).tolist() == expected, (scores.tolist(), k)
+
+
+# --- query_scores ----------------------------------------------------------------------------------
+
+
+def test_query_scores_equals_dense_dot_product(fitted: Recommender) -> None:
+    matrix = fitted.matrix_
+    dense = matrix.toarray()
+    for row in (0, 17, 200, matrix.shape[0] - 1):
+        got = query_scores(matrix[row], fitted.index_t_)
+        assert got.shape == (matrix.shape[0],)
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, dense @ dense[row], atol=1e-5)
+    draft = fitted.vectorize("Ular berkaki ditemukan mati", "kebakaran hutan Riau")
+    np.testing.assert_allclose(query_scores(draft, fitted.index_t_), dense @ draft.toarray().ravel(), atol=1e-5)
+
+
+def test_query_scores_of_random_matrix() -> None:
+    matrix = random_normalised(120, 300, 0.05, seed=3)
+    index_t = matrix.T.tocsr()
+    dense = matrix.toarray()
+    query = random_normalised(1, 300, 0.1, seed=4)
+    np.testing.assert_allclose(query_scores(query, index_t), dense @ query.toarray().ravel(), atol=1e-5)
+
+
+# --- block_rows_for / all_pairs_top_k ---------------------------------------------------------------
+
+
+def test_block_rows_for_respects_the_budget() -> None:
+    assert block_rows_for(1000, 1) == (2**20) // (4 * 1000)
+    assert block_rows_for(10, 256) == 10  # never more rows than documents
+    assert block_rows_for(10**9, 1) == 1  # always at least one row
+    assert block_rows_for(0, 1) == 1
+
+
+def test_all_pairs_matches_brute_force_on_sample_in_several_blocks(fitted: Recommender) -> None:
+    matrix = fitted.matrix_
+    n = matrix.shape[0]
+    # memory_mb=0 is the smallest budget: one row per block, the most block boundaries there can be.
+    assert block_rows_for(n, 0) < n
+    calls: list[tuple[int, int]] = []
+    blocks = list(all_pairs_top_k(matrix, fitted.index_t_, 10, memory_mb=0, progress=lambda d, t: calls.append((d, t))))
+    assert len(blocks) > 1
+    assert_same_top_k(blocks_as_lists(blocks, n, 10), brute_top_k(matrix, 10))
+    done = [d for d, _ in calls]
+    assert done == sorted(set(done)), "progress counts strictly increase"
+    assert all(t == n for _, t in calls)
+    assert calls[-1] == (n, n)
+    assert len(calls) == len(blocks)
+
+
+def test_all_pairs_matches_brute_force_on_random_matrix() -> None:
+    n = 1500
+    matrix = random_normalised(n, 800, 0.01, seed=11)
+    index_t = matrix.T.tocsr()
+    assert block_rows_for(n, 1) < n  # a 1 MB budget needs several blocks of 1500 × 1500 float32
+    calls: list[tuple[int, int]] = []
+    blocks = list(all_pairs_top_k(matrix, index_t, 7, memory_mb=1, progress=lambda d, t: calls.append((d, t))))
+    assert len(blocks) == -(-n // block_rows_for(n, 1)) > 1
+    assert_same_top_k(blocks_as_lists(blocks, n, 7), brute_top_k(matrix, 7))
+    assert [d for d, _ in calls] == sorted({d for d, _ in calls})
+    assert calls[-1] == (n, n)
+
+
+def test_all_pairs_never_lists_a_row_as_its_own_neighbour() -> None:
+    matrix = random_normalised(300, 50, 0.2, seed=5)
+    for block in all_pairs_top_k(matrix, matrix.T.tocsr(), 20, memory_mb=0):
+        own = np.arange(block.start, block.start + block.indices.shape[0])[:, None]
+        assert not (block.indices == own).any()
+        assert ((block.scores >= 0) & (block.scores <= 1)).all()
+        assert (np.diff(block.scores, axis=1) <= 0).all()
+
+
+def test_all_pairs_k_larger_than_corpus_pads_with_minus_one() -> None:
+    matrix = random_normalised(6, 8, 0.5, seed=2)
+    (block,) = list(all_pairs_top_k(matrix, matrix.T.tocsr(), 10))
+    rows = blocks_as_lists([block], 6, 10)
+    assert_same_top_k(rows, brute_top_k(matrix, 10))
+    assert all(len(r) <= 5 for r in rows)
+    assert (block.indices[:, 5:] == -1).all()
+
+
+def test_all_pairs_ties_between_identical_rows_go_to_lower_index() -> None:
+    # 30 copies of one story (a wire report many sites ran) among other rows: each copy's neighbours
+    # all score 1.0, so the k kept must be the lowest-indexed other copies, as brute force says.
+    base = random_normalised(1, 40, 0.3, seed=8)
+    others = random_normalised(70, 40, 0.1, seed=9)
+    matrix = sp.csr_matrix(sp.vstack([others[:35], sp.vstack([base] * 30), others[35:]]), dtype=np.float32)
+    blocks = list(all_pairs_top_k(matrix, matrix.T.tocsr(), 5, memory_mb=0))
+    assert_same_top_k(blocks_as_lists(blocks, matrix.shape[0], 5), brute_top_k(matrix, 5))
