@@ -7,7 +7,6 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-
 # Read once at import: os.umask can only be read by setting it, which is not thread-safe later on.
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
