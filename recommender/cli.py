@@ -48,6 +48,10 @@ def _user_errors() -> Iterator[None]:
     except RecommenderError as exc:
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(1) from None
+    except OSError as exc:  # disk full, no permission, a file where a folder should be, ...
+        where = f": {exc.filename}" if exc.filename else ""
+        typer.echo(f"Error: {exc.strerror or exc}{where}", err=True)
+        raise typer.Exit(1) from None
 
 
 @contextmanager
@@ -60,6 +64,7 @@ def _progress(description: str) -> Iterator[ProgressCallback]:
         TimeRemainingColumn(),
         console=err,
         transient=True,
+        disable=not err.is_terminal,
     ) as bar:
         task = bar.add_task(description, total=None)
 

@@ -130,6 +130,12 @@ def article_from_record(record: Mapping[str, Any], fields: Mapping[str, str] | N
     if missing:
         mapped = [f"{m} (column {fields[m]!r})" if fields and m in fields else m for m in missing]
         raise ValueError(f"missing required field {', '.join(mapped)}")
+    for name in FIELDS:
+        # a CSV is decoded with surrogateescape: a non-UTF-8 byte in any field we keep is an error
+        value = record.get(name)
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str) and any("\udc80" <= ch <= "\udcff" for ch in text):
+                raise ValueError(f"undecodable bytes in field {name!r} (the file is not UTF-8)")
     raw_id = record["id"]
     if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)):
         raise ValueError(f"field 'id' must be text or a whole number, not {type(raw_id).__name__}")
@@ -148,9 +154,6 @@ def article_from_record(record: Mapping[str, Any], fields: Mapping[str, str] | N
     published = _optional_text(record, "published")
     if published is not None:
         parse_published(published)
-    for name, value in (("title", title), ("body", body)):
-        if any("\udc80" <= ch <= "\udcff" for ch in value):
-            raise ValueError(f"undecodable bytes in field {name!r} (the file is not UTF-8)")
     optional = {name: _optional_text(record, name) for name in _OPTIONAL_TEXT}
     return Article(
         id=article_id,

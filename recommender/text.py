@@ -32,13 +32,21 @@ _DEBRIS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
         ("penulis", "reporter", "editor", "pewarta", "sumber"),
         re.compile(r"\b(?:penulis|reporter|editor|pewarta|sumber)\s*:[^,\n]*", re.IGNORECASE),
     ),
-    # editor initials "(rin/nds)", and "( ,)" or "(*)" left where links were stripped
-    (("(",), re.compile(r"\(\s*(?:[a-z]{2,4}(?:\s*/\s*[a-z]{2,4})*|[*,]?)\s*\)", re.IGNORECASE)),
+    # editor initials, lowercase: "(rin/nds)" anywhere, "(mbz)" ending a paragraph; and "( ,)" or "(*)" left
+    # where links were stripped. Not "(KPK)", "(BMKG)", "(Riau)", "(yoy) naik": those are words.
+    (
+        ("(",),
+        re.compile(r"\(\s*[a-z]{2,4}(?:\s*/\s*[a-z]{2,4})+\s*\)|\(\s*[a-z]{2,4}\s*\)(?=\s*(?:,|$))|\(\s*[*,]?\s*\)"),
+    ),
 )
-# A dateline opening the body: "PEKANBARU (INDOVIZKA) - ", "Jakarta - ", "KOMPAS.com - ".
-_DATELINE = re.compile(r"^(?:[A-Z][\w.']*(?:\s+[A-Z][\w.']*){0,3}\s*(?:\([^()]{1,30}\))?\s*)?[-\u2013\u2014]+\s+")
+# A dateline opening the body: "PEKANBARU (INDOVIZKA) - ", "Jakarta - ", "KOMPAS.com - ", "TEMPO.CO, Jakarta - ",
+# "JAKARTA, KOMPAS.com - ". A place or outlet is up to four ALL-CAPS words ("KOTA BANDUNG", "KAB. CIREBON") or
+# one or two capitalised words ("Kuala Lumpur", "Liputan6.com"); longer capitalised runs are a sentence
+# ("Wafatnya Presiden Indonesia Ke- 3", "PT Astra International Tbk - Peugeot ...").
+_PLACE = r"(?:[A-Z][A-Z0-9.'&]*(?:\s+[A-Z][A-Z0-9.'&]*){0,3}|[A-Z][\w.']*(?:\s+[A-Z][\w.']*)?)"
+_DATELINE = re.compile(rf"^(?:{_PLACE}(?:\s*,\s*{_PLACE})?\s*(?:\([^()]{{1,30}}\))?\s*)?[-\u2013\u2014]+\s+")
 _HOLES = re.compile(r"[,;](?:\s*[,;])+")
-_EDGE = " ,;-\u2013\u2014"
+_EDGE = " \n,;-\u2013\u2014"
 _TOKEN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 # Sentence-level breaks: bigrams never span them.
 _SEGMENT = re.compile(r"[.,;:!?\"()\[\]\n\u201c\u201d\u2018\u2019]+")
@@ -61,29 +69,55 @@ def default_stopwords() -> frozenset[str]:
     return frozenset(StopWordRemoverFactory().get_stop_words()) | frozenset(_NEWS_STOPWORDS)
 
 
+_FIXED_WORDS: dict[str, str] = {}
+
+
+def _fix_word(match: re.Match[str]) -> str:
+    word = match.group()
+    fixed = _FIXED_WORDS.get(word)
+    if fixed is None:
+        if len(_FIXED_WORDS) > 100_000:
+            _FIXED_WORDS.clear()
+        fixed = _FIXED_WORDS[word] = ftfy.fix_encoding(word)
+        _FIXED_WORDS.setdefault(fixed, fixed)  # fix_encoding of its own output is that output
+    return fixed
+
+
 def _fix_mojibake(text: str) -> str:
-    # ftfy over a whole body is slow; fixing only the words with non-ASCII characters is 8x faster.
-    return _NON_ASCII_WORD.sub(lambda m: ftfy.fix_encoding(m.group()), text)
+    # ftfy over a whole body is slow; fixing only the words with non-ASCII characters is 8x faster,
+    # and each distinct word is fixed once (clean_text runs to a fixpoint, so it sees its output again).
+    return _NON_ASCII_WORD.sub(_fix_word, text)
 
 
-def clean_text(text: str) -> str:
-    """Repair and de-clutter scraped article text; idempotent (``clean_text`` of its output is itself)."""
+def _squeeze(text: str) -> str:
+    """Runs of whitespace become one space, or one line break where they held one: a paragraph break
+    ends "Baca juga: <headline>" and bylines, and bigrams do not span it."""
+    return "\n".join(filter(None, (" ".join(line.split()) for line in text.splitlines())))
+
+
+def clean_text(text: str, *, dateline: bool = True) -> str:
+    """Repair and de-clutter scraped article text; idempotent (``clean_text`` of its output is itself).
+
+    ``dateline=False`` keeps a leading "X - " (titles: "Indonesia - Polandia Tingkatkan Kerja Sama").
+    """
     if not text:
         return ""
-    if not text.isascii() and _MOJIBAKE_HINT.search(text):
-        text = _fix_mojibake(text)
     previous = None
-    # Removing one piece of debris can expose another (a dateline behind a hole), so run to a fixpoint.
+    # Removing one piece of debris can expose another (a dateline behind a hole, or a mojibake word that
+    # only decodes once debris glued to it is gone), so run to a fixpoint.
     while text != previous:
         previous = text
-        text = " ".join(text.split())
+        if not text.isascii() and _MOJIBAKE_HINT.search(text):
+            text = _fix_mojibake(text)
+        text = _squeeze(text)
         lowered = text.lower()
         for needles, pattern in _DEBRIS:
             if any(needle in lowered for needle in needles):
                 text = pattern.sub(" ", text)
         text = _HOLES.sub(",", text).strip(_EDGE)
-        text = _DATELINE.sub("", text)
-        text = " ".join(text.split()).strip(_EDGE)
+        if dateline:
+            text = _DATELINE.sub("", text)
+        text = _squeeze(text).strip(_EDGE)
     return text
 
 
@@ -131,11 +165,11 @@ class Analyzer:
             self._stems[word] = stem
         return stem
 
-    def words(self, text: str) -> list[list[str]]:
-        """The kept words of ``text``, one list per sentence-like segment."""
+    def words(self, text: str, *, dateline: bool = True) -> list[list[str]]:
+        """The kept words of ``text``, one list per sentence-like segment (``dateline=False`` for titles)."""
         segments = []
         stop = self.stopwords
-        for segment in _SEGMENT.split(clean_text(text).lower()):
+        for segment in _SEGMENT.split(clean_text(text, dateline=dateline).lower()):
             words = [w for w in _TOKEN.findall(segment) if len(w) > 1 and not w.isdigit() and w not in stop]
             if self.stem:
                 words = [s for s in map(self._stem, words) if s not in stop]
@@ -143,11 +177,11 @@ class Analyzer:
                 segments.append(words)
         return segments
 
-    def terms(self, text: str) -> list[str]:
+    def terms(self, text: str, *, dateline: bool = True) -> list[str]:
         """Unigrams and n-grams of ``text`` (each segment's n-grams stay inside it)."""
         low, high = self.ngram_range
         out: list[str] = []
-        for words in self.words(text):
+        for words in self.words(text, dateline=dateline):
             if low == 1:
                 out.extend(words)
             for n in range(max(low, 2), high + 1):
@@ -159,7 +193,8 @@ class Analyzer:
         if isinstance(doc, str):
             return self.terms(doc)
         title, body = doc
-        return self.terms(title) * self.title_weight + self.terms(body)
+        # A title has no dateline: "Indonesia - Polandia Tingkatkan Kerja Sama" must keep "Indonesia".
+        return self.terms(title, dateline=False) * self.title_weight + self.terms(body)
 
     def __repr__(self) -> str:
         return (

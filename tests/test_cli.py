@@ -1,0 +1,630 @@
+"""The ``recommender`` command, in process through Typer's CliRunner: exact output and exit codes."""
+
+from __future__ import annotations
+
+import csv
+import errno
+import hashlib
+import html
+import itertools
+import json
+import os
+import re
+import shutil
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from recommender import Recommender, __version__, read_manifest
+from recommender.cli import app
+from recommender.corpus import parse_published
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "tests" / "data" / "sample.jsonl"
+SNAKE_ID = "kompas-8f42b397"
+SNAKE_OTHERS = {"kompas-defc2e02", "kompas-524086ea", "kompas-60ddcf82", "wowkeren-43b9afa3"}
+RELATED_KEYS = {"id", "title", "url", "published", "section", "score"}
+
+runner = CliRunner()
+
+
+def invoke(*args: object, env: dict[str, str | None] | None = None) -> Result:
+    return runner.invoke(app, [str(a) for a in args], env=env)
+
+
+def assert_user_error(result: Result, *fragments: str) -> str:
+    """Exit code 1, nothing on stdout, exactly one ``Error: ...`` line on stderr (no traceback)."""
+    assert isinstance(result.exception, SystemExit), f"unhandled {result.exception!r}\n{result.output}"
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    line = lines[0]
+    assert line.startswith("Error: "), line
+    for fragment in fragments:
+        assert fragment in line, line
+    return line
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def sample_records(n: int) -> list[dict[str, Any]]:
+    with open(SAMPLE, encoding="utf-8") as fh:
+        return [json.loads(line) for line in itertools.islice(fh, n)]
+
+
+def write_jsonl(path: Path, lines: Sequence[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def copy_model(model_path: Path, directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / "model.joblib"
+    shutil.copyfile(model_path, target)
+    shutil.copyfile(model_path.with_suffix(".json"), target.with_suffix(".json"))
+    return target
+
+
+def model_bytes(path: Path) -> tuple[str, str]:
+    """SHA-256 of the model file and of its manifest: equal digests, byte-identical files."""
+    return hashlib.sha256(path.read_bytes()).hexdigest(), hashlib.sha256(
+        path.with_suffix(".json").read_bytes()
+    ).hexdigest()
+
+
+@pytest.fixture
+def small_corpus(tmp_path: Path) -> Path:
+    """The first 12 articles of the sample, for trainings that only need to be quick."""
+    lines = [json.dumps(r, ensure_ascii=False) for r in sample_records(12)]
+    return write_jsonl(tmp_path / "small.jsonl", lines)
+
+
+@pytest.fixture
+def bad_corpus(tmp_path: Path) -> Path:
+    """12 lines: 10 valid articles, malformed JSON on line 2, a record without a body on line 4."""
+    good = [json.dumps(r, ensure_ascii=False) for r in sample_records(10)]
+    lines = [good[0], '{"id": "bad", "title": "x"', good[1], '{"id": "nobody", "title": "Judul"}', *good[2:]]
+    return write_jsonl(tmp_path / "bad.jsonl", lines)
+
+
+# --- version ---------------------------------------------------------------------------------------
+
+
+def test_version() -> None:
+    result = invoke("--version")
+    assert result.exit_code == 0
+    assert result.stdout == f"recommender {__version__}\n"
+
+
+# --- train -----------------------------------------------------------------------------------------
+
+
+def test_train_prints_exactly_three_lines_and_writes_model_and_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    model = tmp_path / "m.joblib"
+    result = invoke("train", "tests/data/sample.jsonl", "--model", model)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip() == ""  # only the (transient) progress bar goes there
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3, result.stdout
+    assert lines[0] == "Read 380 articles from tests/data/sample.jsonl"
+    trained = re.fullmatch(r"Trained on 380 articles, (\d{1,3}(?:,\d{3})*) terms in \d+\.\d s", lines[1])
+    assert trained, lines[1]
+    assert lines[2] == f"Saved {model} ({model.stat().st_size / 1e6:.1f} MB) and its manifest m.json"
+    assert re.fullmatch(r"Saved .+ \(\d+\.\d MB\) and its manifest m\.json", lines[2])
+    manifest = read_manifest(model)
+    assert int(trained.group(1).replace(",", "")) == manifest["terms"] > 0
+    assert manifest["corpus"]["articles"] == 380
+    assert len(Recommender.load(model)) == 380
+
+
+def test_train_model_path_from_env(small_corpus: Path, tmp_path: Path) -> None:
+    model = tmp_path / "env" / "m.joblib"
+    result = invoke("train", small_corpus, env={"RECOMMENDER_MODEL": str(model)})
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[2].startswith(f"Saved {model} (")
+    assert model.is_file() and model.with_suffix(".json").is_file()
+    assert len(Recommender.load(model)) == 12
+
+
+def test_train_default_model_path(small_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = invoke("train", small_corpus, env={"RECOMMENDER_MODEL": None})
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "models" / "model.joblib").is_file()
+    assert (tmp_path / "models" / "model.json").is_file()
+
+
+def test_train_skip_invalid_lists_skipped_records(bad_corpus: Path, tmp_path: Path) -> None:
+    model = tmp_path / "out" / "m.joblib"
+    result = invoke("train", bad_corpus, "--model", model, "--skip-invalid")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[:4] == [
+        f"Read 10 articles from {bad_corpus}",
+        "Skipped 2 invalid records:",
+        "  line 2: malformed JSON: Expecting ',' delimiter at column 27",
+        "  line 4: missing required field body",
+    ]
+    assert lines[4].startswith("Trained on 10 articles, ")
+    assert len(lines) == 6
+    assert "bad" not in Recommender.load(model) and "nobody" not in Recommender.load(model)
+
+
+def test_train_invalid_record_fails_without_writing_a_model(bad_corpus: Path, tmp_path: Path) -> None:
+    model = tmp_path / "out" / "m.joblib"
+    result = invoke("train", bad_corpus, "--model", model)
+    line = assert_user_error(result)
+    assert line == f"Error: {bad_corpus}, line 2: malformed JSON: Expecting ',' delimiter at column 27"
+    assert not model.exists() and not model.with_suffix(".json").exists()
+    assert not model.parent.exists() or list(model.parent.iterdir()) == []
+
+
+def test_train_invalid_record_leaves_previous_model_byte_identical(
+    bad_corpus: Path, model_path: Path, tmp_path: Path
+) -> None:
+    model = copy_model(model_path, tmp_path / "old")
+    before = model_bytes(model)
+    assert_user_error(invoke("train", bad_corpus, "--model", model), "line 2: malformed JSON")
+    assert model_bytes(model) == before
+    assert sorted(p.name for p in model.parent.iterdir()) == ["model.joblib", "model.json"]
+    assert len(Recommender.load(model)) == 380
+
+
+def test_train_field_mapping_on_csv(tmp_path: Path) -> None:
+    records = sample_records(12)
+    corpus = tmp_path / "cms.csv"
+    with open(corpus, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["post_id", "post_title", "content"])
+        for r in records:
+            writer.writerow([f"post-{r['id']}", r["title"], r["body"]])
+    model = tmp_path / "m.joblib"
+    result = invoke(
+        "train",
+        corpus,
+        "--model",
+        model,
+        "--field",
+        "id=post_id",
+        "--field",
+        "title=post_title",
+        "--field",
+        "body=content",
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == f"Read 12 articles from {corpus}"
+    fitted = Recommender.load(model)
+    assert fitted.ids_.to_list() == [f"post-{r['id']}" for r in records]
+    assert fitted.titles_.to_list() == [r["title"] for r in records]
+
+    # Without the mapping, the first record names what is missing.
+    assert_user_error(
+        invoke("train", corpus, "--model", tmp_path / "x.joblib"),
+        f"{corpus}, line 2: missing required field id, title, body",
+    )
+    # A mapping to a column that is not there names that column.
+    assert_user_error(
+        invoke("train", corpus, "--model", tmp_path / "x.joblib", "--field", "id=nope"),
+        "missing required field id (column 'nope')",
+    )
+    assert not (tmp_path / "x.joblib").exists()
+
+
+def test_train_field_without_equals_is_an_error(small_corpus: Path, tmp_path: Path) -> None:
+    result = invoke("train", small_corpus, "--model", tmp_path / "m.joblib", "--field", "idpost_id")
+    assert_user_error(result, "--field takes OURS=THEIRS", "'idpost_id'")
+    assert not (tmp_path / "m.joblib").exists()
+
+
+def test_train_missing_corpus_is_an_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.jsonl"
+    assert_user_error(invoke("train", missing, "--model", tmp_path / "m.joblib"), f"{missing}: no such file")
+
+
+def test_train_unknown_corpus_format_is_an_error(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("hello\n", encoding="utf-8")
+    assert_user_error(invoke("train", corpus, "--model", tmp_path / "m.joblib"), ".jsonl", ".csv")
+
+
+def test_train_to_an_unwritable_model_path_is_a_user_error(small_corpus: Path, tmp_path: Path) -> None:
+    # The model's folder cannot be created: a file is in the way. A user mistake, so one Error line.
+    (tmp_path / "afile").write_text("not a folder\n", encoding="utf-8")
+    result = invoke("train", small_corpus, "--model", tmp_path / "afile" / "m.joblib")
+    assert isinstance(result.exception, SystemExit), f"unhandled {result.exception!r}"
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "afile" in lines[0], result.stderr
+
+
+def test_train_that_fails_to_save_leaves_the_previous_model_usable(
+    small_corpus: Path, model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The disk fills up once the new model file is written, as its manifest is written: the job
+    # fails with one Error line, and the previous model must still load (its two files still a pair).
+    real_dumps = json.dumps
+
+    def disk_full_on_manifest(obj: object, *args: Any, **kwargs: Any) -> str:
+        if isinstance(obj, dict) and "model_file" in obj:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_dumps(obj, *args, **kwargs)
+
+    model = copy_model(model_path, tmp_path / "old")
+    before = model_bytes(model)
+    monkeypatch.setattr(json, "dumps", disk_full_on_manifest)
+    result = invoke("train", small_corpus, "--model", model)
+    monkeypatch.undo()
+    assert result.exit_code == 1
+    assert model_bytes(model) == before, "the model file was replaced but its manifest was not"
+    assert len(Recommender.load(model)) == 380
+    assert isinstance(result.exception, SystemExit), f"unhandled {result.exception!r}"
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert os.strerror(errno.ENOSPC) in lines[0]
+
+
+# --- related ---------------------------------------------------------------------------------------
+
+
+def test_related_json(model_path: Path) -> None:
+    result = invoke("related", SNAKE_ID, "--model", model_path, "--json", "-k", "4")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    rows = json_lines(result.stdout)
+    assert len(rows) == 4
+    for row in rows:
+        assert set(row) == RELATED_KEYS
+        assert isinstance(row["score"], float) and 0.0 < row["score"] <= 1.0
+        assert isinstance(row["title"], str) and row["title"]
+    ids = [row["id"] for row in rows]
+    assert set(ids) == SNAKE_OTHERS
+    assert SNAKE_ID not in ids
+    scores = [row["score"] for row in rows]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_related_json_matches_the_api(model_path: Path, fitted: Recommender) -> None:
+    result = invoke("related", SNAKE_ID, "--model", model_path, "--json", "-k", "7")
+    assert json_lines(result.stdout) == [r.to_dict() for r in fitted.related(SNAKE_ID, 7)]
+
+
+def test_related_model_from_env(model_path: Path) -> None:
+    result = invoke("related", SNAKE_ID, "--json", "-k", "4", env={"RECOMMENDER_MODEL": str(model_path)})
+    assert result.exit_code == 0, result.output
+    assert {row["id"] for row in json_lines(result.stdout)} == SNAKE_OTHERS
+
+
+def test_related_table(model_path: Path) -> None:
+    result = invoke("related", SNAKE_ID, "--model", model_path)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    header = lines[0]
+    for column in ("#", "score", "id", "published", "title"):
+        assert column in header, header
+    for article_id in SNAKE_OTHERS:
+        assert article_id in result.stdout
+    assert SNAKE_ID not in result.stdout
+    assert re.search(r"^\s*1 \S+ 0\.\d{3} \S+ kompas-defc2e02 ", result.stdout, re.MULTILINE), result.stdout
+
+
+def test_related_html(model_path: Path, fitted: Recommender) -> None:
+    result = invoke("related", SNAKE_ID, "--model", model_path, "--html", "-k", "4")
+    assert result.exit_code == 0, result.output
+    out = result.stdout.strip()
+    assert out.startswith('<aside class="related-articles">') and out.endswith("</aside>")
+    assert "<h2>Berita Lainnya</h2>" in out
+    items = re.findall(r'<li><a href="([^"]*)">([^<]*)</a></li>', out)
+    assert len(items) == out.count("<li>") == 4
+    expected = fitted.related(SNAKE_ID, 4)
+    assert items == [(html.escape(r.url or "#"), html.escape(r.title)) for r in expected]
+    assert "&#x27;Berkaki&#x27;" in out  # the wowkeren title's quotes are escaped
+
+
+@pytest.mark.parametrize("option", ["--title", "--text"])
+def test_related_draft(model_path: Path, option: str) -> None:
+    result = invoke(
+        "related", option, "Ular berkaki ditemukan di lokasi karhutla Riau", "--model", model_path, "--json"
+    )
+    assert result.exit_code == 0, result.output
+    rows = json_lines(result.stdout)
+    assert len(rows) == 5
+    assert all(set(row) == RELATED_KEYS for row in rows)
+    # A draft is not in the model, so the snake report itself is a fair answer.
+    assert {row["id"] for row in rows} == SNAKE_OTHERS | {SNAKE_ID}
+
+
+def test_related_draft_title_and_text(model_path: Path) -> None:
+    result = invoke(
+        "related",
+        "--title",
+        "Ular berkaki di Riau",
+        "--text",
+        "Petugas pemadam karhutla menemukan ular berkaki.",
+        "--model",
+        model_path,
+        "--json",
+        "-k",
+        "3",
+    )
+    assert result.exit_code == 0, result.output
+    assert len(json_lines(result.stdout)) == 3
+
+
+def test_related_no_results(model_path: Path) -> None:
+    result = invoke("related", SNAKE_ID, "--model", model_path, "--section", "no-such-section")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "No related articles found.\n"
+    result = invoke("related", SNAKE_ID, "--model", model_path, "--section", "no-such-section", "--json")
+    assert result.exit_code == 0 and result.stdout == ""
+
+
+# --- related: filters ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("section", ["berita", "tekno", "olahraga"])
+def test_related_section_filter(model_path: Path, section: str) -> None:
+    result = invoke("related", SNAKE_ID, "--model", model_path, "--json", "-k", "10", "--section", section)
+    assert result.exit_code == 0, result.output
+    rows = json_lines(result.stdout)
+    assert rows, section
+    assert {row["section"] for row in rows} == {section}
+    assert SNAKE_ID not in {row["id"] for row in rows}
+
+
+def test_related_exclude_is_repeatable(model_path: Path) -> None:
+    result = invoke(
+        "related",
+        SNAKE_ID,
+        "--model",
+        model_path,
+        "--json",
+        "-k",
+        "4",
+        "--exclude",
+        "kompas-defc2e02",
+        "--exclude",
+        "kompas-524086ea",
+    )
+    assert result.exit_code == 0, result.output
+    ids = [row["id"] for row in json_lines(result.stdout)]
+    assert len(ids) == 4
+    assert not {"kompas-defc2e02", "kompas-524086ea", SNAKE_ID} & set(ids)
+    assert {"kompas-60ddcf82", "wowkeren-43b9afa3"} <= set(ids)
+
+
+def test_related_after_before(model_path: Path) -> None:
+    after = "2019-09-20T12:00:00+07:00"
+    result = invoke("related", SNAKE_ID, "--model", model_path, "--json", "-k", "10", "--after", after)
+    assert result.exit_code == 0, result.output
+    rows = json_lines(result.stdout)
+    assert "wowkeren-43b9afa3" in {row["id"] for row in rows}
+    assert not {"kompas-defc2e02", "kompas-524086ea", "kompas-60ddcf82"} & {row["id"] for row in rows}
+    assert all(parse_published(row["published"]) >= parse_published(after) for row in rows)
+
+    before = "2019-09-20T08:00:00+07:00"
+    result = invoke("related", SNAKE_ID, "--model", model_path, "--json", "-k", "10", "--before", before)
+    rows = json_lines(result.stdout)
+    assert {"kompas-524086ea", "kompas-60ddcf82"} <= {row["id"] for row in rows}
+    assert all(parse_published(row["published"]) <= parse_published(before) for row in rows)
+
+    after, before = "2019-09-20T00:00:00+07:00", "2019-09-20T23:59:59+07:00"
+    result = invoke(
+        "related", SNAKE_ID, "--model", model_path, "--json", "-k", "50", "--after", after, "--before", before
+    )
+    rows = json_lines(result.stdout)
+    assert SNAKE_OTHERS - {"wowkeren-43b9afa3"} <= {row["id"] for row in rows}
+    assert "wowkeren-43b9afa3" not in {row["id"] for row in rows}
+    assert all(parse_published(after) <= parse_published(row["published"]) <= parse_published(before) for row in rows)
+
+
+def test_related_within_days(model_path: Path) -> None:
+    result = invoke("related", SNAKE_ID, "--model", model_path, "--json", "-k", "20", "--within-days", "1")
+    assert result.exit_code == 0, result.output
+    rows = json_lines(result.stdout)
+    own = parse_published("2019-09-20T10:34:00+07:00")
+    assert SNAKE_OTHERS <= {row["id"] for row in rows}
+    assert all(abs((parse_published(row["published"]) - own).total_seconds()) <= 86400 for row in rows)
+
+
+# --- related: errors -------------------------------------------------------------------------------
+
+
+def test_related_unknown_id(model_path: Path) -> None:
+    assert_user_error(invoke("related", "nope-123", "--model", model_path), "unknown article id 'nope-123'")
+
+
+def test_related_needs_an_id_or_a_draft(model_path: Path) -> None:
+    assert_user_error(invoke("related", "--model", model_path), "article ID", "--text")
+
+
+def test_related_not_both_id_and_draft(model_path: Path) -> None:
+    assert_user_error(invoke("related", SNAKE_ID, "--text", "ular", "--model", model_path), "not both")
+    assert_user_error(invoke("related", SNAKE_ID, "--title", "ular", "--model", model_path), "not both")
+
+
+@pytest.mark.parametrize("k", ["0", "-3"])
+def test_related_k_must_be_positive(model_path: Path, k: str) -> None:
+    assert_user_error(invoke("related", SNAKE_ID, "--model", model_path, "-k", k), f"got {k}")
+    assert_user_error(invoke("related", "--text", "ular berkaki", "--model", model_path, "-k", k), f"got {k}")
+
+
+def test_related_within_days_needs_an_id(model_path: Path) -> None:
+    assert_user_error(
+        invoke("related", "--text", "ular berkaki", "--within-days", "3", "--model", model_path), "--within-days"
+    )
+
+
+def test_related_negative_within_days(model_path: Path) -> None:
+    assert_user_error(invoke("related", SNAKE_ID, "--within-days", "-1", "--model", model_path), "within_days")
+
+
+def test_related_bad_dates(model_path: Path) -> None:
+    assert_user_error(
+        invoke("related", SNAKE_ID, "--after", "yesterday", "--model", model_path), "'yesterday'", "ISO 8601"
+    )
+    assert_user_error(invoke("related", SNAKE_ID, "--before", "2019-13-01", "--model", model_path), "'2019-13-01'")
+    assert_user_error(
+        invoke("related", SNAKE_ID, "--after", "2019-10-01", "--before", "2019-09-01", "--model", model_path),
+        "before it starts",
+    )
+
+
+@pytest.mark.parametrize("command", [["related", SNAKE_ID], ["info"], ["precompute", "--out", "r.sqlite"]])
+def test_missing_model_says_to_train(tmp_path: Path, command: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "none" / "model.joblib"
+    assert_user_error(invoke(*command, "--model", missing), str(missing), "recommender train")
+    # The default path (models/model.joblib in the working folder) too.
+    assert_user_error(invoke(*command, env={"RECOMMENDER_MODEL": None}), "recommender train")
+    assert not (tmp_path / "r.sqlite").exists()
+
+
+def test_tampered_model_is_refused(model_path: Path, tmp_path: Path) -> None:
+    model = copy_model(model_path, tmp_path)
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    assert_user_error(invoke("related", SNAKE_ID, "--model", model), "does not match its manifest")
+
+
+# --- precompute ------------------------------------------------------------------------------------
+
+WROTE = re.compile(
+    r"Wrote (?P<pairs>\d{1,3}(?:,\d{3})*) related links for 380 articles to (?P<path>.+) "
+    r"\((?P<format>\w+), k=(?P<k>\d+)\) in \d+\.\d s"
+)
+
+
+def precompute_ok(model: Path, out: Path, k: int) -> int:
+    """Run precompute; check its one line of output; return the number of links it says it wrote."""
+    result = invoke("precompute", "--out", out, "-k", k, "--model", model)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1, result.stdout
+    match = WROTE.fullmatch(lines[0])
+    assert match, lines[0]
+    assert match["path"] == str(out)
+    assert match["k"] == str(k)
+    assert match["format"] == {".jsonl": "jsonl", ".csv": "csv"}.get(out.suffix, "sqlite")
+    pairs = int(match["pairs"].replace(",", ""))
+    assert 0 < pairs <= 380 * k
+    return pairs
+
+
+def test_precompute_sqlite(model_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.sqlite"
+    pairs = precompute_ok(model_path, out, 3)
+    with sqlite3.connect(out) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM related").fetchone()[0] == pairs
+        assert conn.execute("SELECT COUNT(DISTINCT article_id) FROM related").fetchone()[0] == 380
+        assert conn.execute("SELECT COUNT(*) FROM articles").fetchone()[0] == 380
+        assert (
+            conn.execute("SELECT MAX(n) FROM (SELECT COUNT(*) n FROM related GROUP BY article_id)").fetchone()[0] == 3
+        )
+        assert conn.execute("SELECT COUNT(*) FROM related WHERE article_id = related_id").fetchone()[0] == 0
+        snake = conn.execute(
+            "SELECT related_id FROM related WHERE article_id = ? ORDER BY rank", (SNAKE_ID,)
+        ).fetchall()
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    assert [r[0] for r in snake] == ["kompas-defc2e02", "kompas-524086ea", "kompas-60ddcf82"]
+    assert meta["k"] == "3" and meta["articles"] == "380"
+
+
+def test_precompute_sqlite_replaces_previous_lists(model_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.db"
+    precompute_ok(model_path, out, 5)
+    pairs = precompute_ok(model_path, out, 2)
+    with sqlite3.connect(out) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM related").fetchone()[0] == pairs
+        assert conn.execute("SELECT MAX(rank) FROM related").fetchone()[0] == 2
+
+
+def test_precompute_jsonl(model_path: Path, tmp_path: Path, fitted: Recommender) -> None:
+    out = tmp_path / "r.jsonl"
+    pairs = precompute_ok(model_path, out, 3)
+    rows = json_lines(out.read_text(encoding="utf-8"))
+    assert len(rows) == 380
+    assert [row["id"] for row in rows] == fitted.ids_.to_list()
+    assert sum(len(row["related"]) for row in rows) == pairs
+    snake = next(row for row in rows if row["id"] == SNAKE_ID)
+    assert [r["id"] for r in snake["related"]] == ["kompas-defc2e02", "kompas-524086ea", "kompas-60ddcf82"]
+    assert set(snake["related"][0]) == {"id", "title", "url", "published", "score"}
+
+
+def test_precompute_csv(model_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.csv"
+    pairs = precompute_ok(model_path, out, 3)
+    with open(out, encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["id", "rank", "related_id", "score"]
+    assert len(rows) - 1 == pairs
+    assert len({row[0] for row in rows[1:]}) == 380
+    assert rows[1:4] == [[rows[1][0], str(rank), rows[rank][2], rows[rank][3]] for rank in (1, 2, 3)]
+
+
+def test_precompute_file_outputs_are_readable_like_any_new_file(model_path: Path, tmp_path: Path) -> None:
+    # A CMS usually reads the lists as another user: the file must get the usual permissions
+    # (0666 minus the umask, as open() gives), like the .sqlite output does, not mkstemp's 0600.
+    umask = os.umask(0)
+    os.umask(umask)
+    expected = 0o666 & ~umask
+    for name in ("r.sqlite", "r.jsonl", "r.csv"):
+        out = tmp_path / name
+        precompute_ok(model_path, out, 1)
+        assert out.stat().st_mode & 0o777 == expected, f"{name}: {oct(out.stat().st_mode & 0o777)}"
+
+
+@pytest.mark.parametrize("name", ["r.txt", "r", "r.json.gz"])
+def test_precompute_unknown_suffix(model_path: Path, tmp_path: Path, name: str) -> None:
+    out = tmp_path / name
+    assert_user_error(invoke("precompute", "--out", out, "--model", model_path), ".jsonl", ".csv", ".sqlite", ".db")
+    assert not out.exists()
+
+
+def test_precompute_bad_k(model_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.sqlite"
+    assert_user_error(invoke("precompute", "--out", out, "-k", "0", "--model", model_path), "got 0")
+
+
+# --- info ------------------------------------------------------------------------------------------
+
+
+def test_info(model_path: Path) -> None:
+    result = invoke("info", "--model", model_path)
+    assert result.exit_code == 0, result.output
+    manifest = read_manifest(model_path)
+    out = result.stdout
+    for key in ("model", "sha256", "created", "format", "versions", "params", "articles", "terms", "sections"):
+        assert re.search(rf"^{key}\s", out, re.MULTILINE), key
+    assert re.search(r"^articles\s+\S\s+380 \(", out, re.MULTILINE), out
+    assert manifest["model_file"]["sha256"] in out
+    assert manifest["corpus"]["checksum"] in out
+    assert "stem=False" in out and "title_weight=3" in out
+    assert f"{manifest['terms']:,}" in out
+
+
+def test_info_json(model_path: Path) -> None:
+    result = invoke("info", "--model", model_path, "--json")
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 1
+    manifest = json.loads(result.stdout)
+    assert manifest == read_manifest(model_path)
+    assert manifest["corpus"]["articles"] == 380
+    assert manifest["package_version"] == __version__
+    assert manifest["model_file"]["bytes"] == model_path.stat().st_size
+
+
+def test_info_model_from_env(model_path: Path) -> None:
+    result = invoke("info", "--json", env={"RECOMMENDER_MODEL": str(model_path)})
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["corpus"]["articles"] == 380

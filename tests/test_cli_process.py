@@ -1,0 +1,281 @@
+"""The installed ``recommender`` console script as real processes: end to end, errors, and SIGKILL mid-job."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from recommender import Article, Recommender, read_manifest
+from recommender.store import RelatedStore, precompute
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "tests" / "data" / "sample.jsonl"
+SNAKE_ID = "kompas-8f42b397"
+SNAKE_OTHERS = {"kompas-defc2e02", "kompas-524086ea", "kompas-60ddcf82", "wowkeren-43b9afa3"}
+COPIES = 10  # the big corpus: the sample 10 times over, ids suffixed
+
+
+def _script() -> str:
+    beside = Path(sys.executable).parent / "recommender"
+    found = str(beside) if beside.is_file() else shutil.which("recommender")
+    if found is None:
+        pytest.skip("the recommender console script is not installed")
+    return found
+
+
+SCRIPT = _script()
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "RECOMMENDER_MODEL"}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def start(args: Sequence[object], cwd: Path) -> subprocess.Popen[str]:
+    """Start the console script in its own process group (so a kill also reaches its workers)."""
+    return subprocess.Popen(
+        [SCRIPT, *map(str, args)],
+        cwd=cwd,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        start_new_session=True,
+    )
+
+
+def run_all(commands: Sequence[Sequence[object]], cwd: Path) -> list[subprocess.CompletedProcess[str]]:
+    """Run independent commands side by side (process start-up dominates), results in the same order."""
+    procs = [start(args, cwd) for args in commands]
+    results = []
+    for args, proc in zip(commands, procs, strict=True):
+        stdout, stderr = proc.communicate(timeout=120)
+        results.append(subprocess.CompletedProcess([str(a) for a in args], proc.returncode, stdout, stderr))
+    return results
+
+
+def run(args: Sequence[object], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return run_all([args], cwd)[0]
+
+
+def kill_group(proc: subprocess.Popen[str]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:  # it had already finished
+        pass
+    proc.communicate(timeout=60)
+
+
+def assert_ok(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, f"{result.args}: {result.stderr}"
+    assert "Traceback" not in result.stderr
+
+
+def digests(model: Path) -> tuple[str, str]:
+    """SHA-256 of a model file and of its manifest: equal digests, byte-identical files."""
+    return tuple(hashlib.sha256(p.read_bytes()).hexdigest() for p in (model, model.with_suffix(".json")))  # type: ignore[return-value]
+
+
+def copy_model(model_path: Path, directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / "model.joblib"
+    shutil.copyfile(model_path, target)
+    shutil.copyfile(model_path.with_suffix(".json"), target.with_suffix(".json"))
+    return target
+
+
+@pytest.fixture(scope="module")
+def big_articles(sample_articles: list[Article]) -> list[Article]:
+    return [dataclasses.replace(a, id=f"{a.id}-{i}") for i in range(COPIES) for a in sample_articles]
+
+
+@pytest.fixture(scope="module")
+def big_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("big") / "big.jsonl"
+    with open(SAMPLE, encoding="utf-8") as fh:
+        records = [json.loads(line) for line in fh]
+    with open(path, "w", encoding="utf-8") as out:
+        for i in range(COPIES):
+            for r in records:
+                out.write(json.dumps(r | {"id": f"{r['id']}-{i}"}, ensure_ascii=False) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def big_model(big_articles: list[Article], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("bigmodel") / "big.joblib"
+    Recommender.train(big_articles, n_jobs=1).save(path)
+    return path
+
+
+# --- end to end ------------------------------------------------------------------------------------
+
+
+def test_train_related_precompute_end_to_end(tmp_path: Path) -> None:
+    train = run(["train", SAMPLE, "--model", "m.joblib"], tmp_path)
+    assert_ok(train)
+    lines = train.stdout.splitlines()
+    assert lines[0] == f"Read 380 articles from {SAMPLE}"
+    assert re.fullmatch(r"Trained on 380 articles, \d{1,3}(,\d{3})* terms in \d+\.\d s", lines[1]), lines[1]
+    assert re.fullmatch(r"Saved m\.joblib \(\d+\.\d MB\) and its manifest m\.json", lines[2]), lines[2]
+    assert len(lines) == 3
+    assert train.stderr.strip() == ""  # the progress bar is on stderr, and transient
+    assert (tmp_path / "m.joblib").is_file() and (tmp_path / "m.json").is_file()
+
+    related, draft, pre, info = run_all(
+        [
+            ["related", SNAKE_ID, "--model", "m.joblib", "--json", "-k", "4"],
+            ["related", "--title", "Ular berkaki ditemukan di lokasi karhutla Riau", "--json", "-m", "m.joblib"],
+            ["precompute", "--out", "r.sqlite", "-k", "3", "--model", "m.joblib"],
+            ["info", "--json", "--model", "m.joblib"],
+        ],
+        tmp_path,
+    )
+    for result in (related, draft, pre, info):
+        assert_ok(result)
+
+    # --json is pure JSON Lines on stdout: every line an object, nothing else (no bar, no blank line).
+    assert related.stdout.endswith("\n")
+    rows = [json.loads(line) for line in related.stdout.split("\n")[:-1]]
+    assert len(rows) == 4
+    assert all(set(row) == {"id", "title", "url", "published", "section", "score"} for row in rows)
+    assert {row["id"] for row in rows} == SNAKE_OTHERS
+    draft_rows = [json.loads(line) for line in draft.stdout.split("\n")[:-1]]
+    assert {row["id"] for row in draft_rows} == SNAKE_OTHERS | {SNAKE_ID}
+
+    match = re.fullmatch(
+        r"Wrote (\d{1,3}(?:,\d{3})*) related links for 380 articles to r\.sqlite \(sqlite, k=3\) in \d+\.\d s\n",
+        pre.stdout,
+    )
+    assert match, pre.stdout
+    pairs = int(match.group(1).replace(",", ""))
+    assert pairs <= 380 * 3
+    with sqlite3.connect(tmp_path / "r.sqlite") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM related").fetchone()[0] == pairs
+        assert conn.execute("SELECT COUNT(DISTINCT article_id) FROM related").fetchone()[0] == 380
+    stored = RelatedStore(tmp_path / "r.sqlite").related(SNAKE_ID)
+    assert [r.id for r in stored] == [row["id"] for row in rows[:3]]
+
+    manifest = json.loads(info.stdout)
+    assert manifest == read_manifest(tmp_path / "m.joblib")
+    assert manifest["corpus"]["articles"] == 380
+
+
+# --- errors ----------------------------------------------------------------------------------------
+
+
+def test_errors_are_one_line_without_traceback(model_path: Path, tmp_path: Path) -> None:
+    missing, unknown, suffix, bad_corpus = run_all(
+        [
+            ["related", SNAKE_ID, "--model", "nowhere/model.joblib"],
+            ["related", "nope-123", "--model", model_path],
+            ["precompute", "--out", "r.txt", "--model", model_path],
+            ["train", "no-such-corpus.jsonl", "--model", "m.joblib"],
+        ],
+        tmp_path,
+    )
+    assert missing.stderr == ("Error: no model at nowhere/model.joblib: train one first with `recommender train`\n")
+    assert unknown.stderr.startswith("Error: unknown article id 'nope-123': ")
+    assert ".jsonl" in suffix.stderr and ".sqlite" in suffix.stderr
+    assert bad_corpus.stderr == "Error: no-such-corpus.jsonl: no such file\n"
+    for result in (missing, unknown, suffix, bad_corpus):
+        assert result.returncode == 1, result.stderr
+        assert result.stdout == ""
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert result.stderr.startswith("Error: ") and result.stderr.endswith("\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+# --- crash safety: SIGKILL mid-job -----------------------------------------------------------------
+
+
+def _wait_for(condition: Callable[[], bool], proc: subprocess.Popen[str], timeout: float = 60.0) -> bool:
+    """Poll ``condition()`` until true (returns True) or the process ends (returns False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.002)
+    raise AssertionError("timed out waiting for the process")
+
+
+@pytest.mark.parametrize("moment", ["analysing", "saving"])
+def test_killed_train_leaves_the_previous_model_intact(
+    moment: str, big_corpus: Path, model_path: Path, tmp_path: Path
+) -> None:
+    model = copy_model(model_path, tmp_path / "models")
+    before = digests(model)
+    proc = start(["train", big_corpus, "--model", model], tmp_path)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == f"Read {380 * COPIES:,} articles from {big_corpus}\n"
+    if moment == "analysing":
+        time.sleep(0.5)
+        killed = proc.poll() is None
+    else:  # the moment the new model file is being written beside the old one
+        killed = _wait_for(lambda: any(model.parent.glob(".model.joblib.*.tmp")), proc)
+    kill_group(proc)
+    assert killed, "the training finished before it could be killed"
+    assert proc.returncode == -signal.SIGKILL
+
+    assert digests(model) == before
+    loaded = Recommender.load(model)
+    assert len(loaded) == 380
+    assert {r.id for r in loaded.related(SNAKE_ID, 4)} == SNAKE_OTHERS
+
+
+def _counts(path: Path) -> tuple[set[int], int, str | None]:
+    """Distinct per-article list lengths, number of articles with lists, and meta k (read-only)."""
+    with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as conn:
+        lengths = {n for (n,) in conn.execute("SELECT COUNT(*) FROM related GROUP BY article_id")}
+        articles = conn.execute("SELECT COUNT(DISTINCT article_id) FROM related").fetchone()[0]
+        meta = conn.execute("SELECT value FROM meta WHERE key = 'k'").fetchone()
+    return lengths, articles, meta[0] if meta else None
+
+
+def test_killed_precompute_leaves_the_previous_lists_intact(big_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "related.sqlite"
+    model = Recommender.load(big_model)
+    n = len(model)
+    old = precompute(model, out, 2)
+    assert old.pairs == 2 * n
+    assert _counts(out) == ({2}, n, "2")
+
+    wal = out.with_name(out.name + "-wal")
+    proc = start(["precompute", "--out", out, "-k", "50", "--model", big_model], tmp_path)
+    # Midway: the job's one transaction has spilled megabytes of new rows into the WAL.
+    killed = _wait_for(lambda: wal.exists() and wal.stat().st_size > 4_000_000, proc)
+    if killed:
+        # A reader meanwhile (the CMS) still sees the old lists, all of them.
+        assert _counts(out) == ({2}, n, "2")
+        assert len(RelatedStore(out).related(f"{SNAKE_ID}-0")) == 2
+    kill_group(proc)
+
+    lengths, articles, k = _counts(out)
+    assert articles == n
+    if killed and proc.returncode == -signal.SIGKILL:
+        assert (lengths, k) == ({2}, "2"), "a killed job must leave the old lists"
+    else:  # too quick to catch: then the new lists, complete
+        assert proc.returncode == 0, proc.stderr
+        assert (lengths, k) == ({50}, "50")
+    # Readable through the store a CMS uses, and rewritable by the next job.
+    assert len(RelatedStore(out).related(f"{SNAKE_ID}-0")) == int(k or 0)
+    precompute(model, out, 3)
+    assert _counts(out) == ({3}, n, "3")
