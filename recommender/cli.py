@@ -5,18 +5,20 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from . import __version__
-from .corpus import bundled_corpus_path, read_articles
+from .corpus import bundled_corpus_path, bundled_links_path, read_articles
 from .errors import InvalidParameterError, RecommenderError
+from .evaluate import evaluate, load_links
 from .model import Recommender, Related, read_manifest
 from .neighbors import ProgressCallback
 from .render import render_related
@@ -38,6 +40,12 @@ ModelOption = Annotated[
     typer.Option("--model", "-m", envvar="RECOMMENDER_MODEL", help="Model file (env RECOMMENDER_MODEL)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON Lines, one object per line.")]
+NewerOption = Annotated[
+    bool, typer.Option("--newer/--no-newer", help="--no-newer: only articles published before it (stable archives).")
+]
+DiversityOption = Annotated[float, typer.Option(help="Trade relevance for variety, 0 (off) to 1 (MMR).")]
+MinScoreOption = Annotated[float, typer.Option(help="Drop results scoring below this (0 to 1)...")]
+MinResultsOption = Annotated[int, typer.Option(help="...unless fewer than this many would remain.")]
 
 
 @contextmanager
@@ -116,6 +124,12 @@ def train(
         bool, typer.Option(help="Skip invalid records and list them, instead of stopping.")
     ] = False,
     stem: Annotated[bool, typer.Option(help="Stem Indonesian words (Sastrawi).")] = False,
+    half_life_days: Annotated[
+        float, typer.Option(help="Time prior: days apart at which a related article's score halves (0: off).")
+    ] = 3.0,
+    dedup: Annotated[
+        float, typer.Option(help="Cosine at which two results count as the same story; keep the best (0: off).")
+    ] = 0.9,
 ) -> None:
     """Train a model on a corpus and save it (with its JSON manifest beside it)."""
     with _user_errors():
@@ -130,22 +144,33 @@ def train(
             if len(result.skipped) > 20:
                 typer.echo(f"  ... and {len(result.skipped) - 20:,} more")
         with _progress("Analysing") as update:
-            fitted = Recommender.train(result.articles, progress=update, stem=stem)
+            fitted = Recommender.train(
+                result.articles,
+                progress=update,
+                stem=stem,
+                half_life_days=half_life_days or None,
+                dedup=dedup or None,
+            )
         manifest = fitted.save(model)
         elapsed = time.perf_counter() - started
         typer.echo(f"Trained on {len(fitted):,} articles, {manifest['terms']:,} terms in {elapsed:.1f} s")
         typer.echo(f"Saved {model} ({_mb(model)}) and its manifest {model.with_suffix('.json').name}")
 
 
-def _related_table(results: list[Related]) -> Table:
+def _related_table(results: list[Related], explain: bool = False) -> Table:
     table = Table(show_edge=False, pad_edge=False)
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
     table.add_column("id", no_wrap=True)
     table.add_column("published", no_wrap=True)
     table.add_column("title")
+    if explain:
+        table.add_column("why (shared terms)")
     for rank, r in enumerate(results, start=1):
-        table.add_row(str(rank), f"{r.score:.3f}", r.id, (r.published or "")[:10], r.title)
+        row = [str(rank), f"{r.score:.3f}", r.id, (r.published or "")[:10], r.title]
+        if explain:
+            row.append(", ".join(f"{w.term} {w.weight:.3f}" for w in r.why))
+        table.add_row(*row)
     return table
 
 
@@ -165,6 +190,12 @@ def related(
     within_days: Annotated[
         float | None, typer.Option(help="Only published within this many days of the article (by ID).")
     ] = None,
+    published: Annotated[str | None, typer.Option(help="A draft's publication time (ISO), for the time prior.")] = None,
+    newer: NewerOption = True,
+    diversity: DiversityOption = 0.0,
+    min_score: MinScoreOption = 0.0,
+    min_results: MinResultsOption = 0,
+    explain: Annotated[bool, typer.Option("--explain", help="Show the shared terms behind each result.")] = False,
     as_json: JsonOption = False,
     as_html: Annotated[bool, typer.Option("--html", help="Print the 'Berita Lainnya' HTML box.")] = False,
 ) -> None:
@@ -175,12 +206,26 @@ def related(
             raise InvalidParameterError("give an article ID, or a draft with --text and/or --title (not both)")
         if within_days is not None and is_draft:
             raise InvalidParameterError("--within-days needs an article ID (a draft has no publication date)")
+        if published is not None and not is_draft:
+            raise InvalidParameterError("--published is for a draft: an article ID has its own date")
         recommender = Recommender.load(model)
-        filters: dict[str, Any] = {"section": section, "exclude": exclude, "after": after, "before": before}
+        options: dict[str, Any] = {
+            "section": section,
+            "exclude": exclude,
+            "after": after,
+            "before": before,
+            "newer": newer,
+            "diversity": diversity,
+            "min_score": min_score,
+            "min_results": min_results,
+            "explain": explain,
+        }
         if article_id is not None:
-            results = recommender.related(article_id, k, within_days=within_days, **filters)
+            results = recommender.related(article_id, k, within_days=within_days, **options)
         else:
-            results = recommender.related_to_text(title=title or "", body=text or "", k=k, **filters)
+            results = recommender.related_to_text(
+                title=title or "", body=text or "", k=k, published=published, **options
+            )
         if as_json:
             for r in results:
                 typer.echo(json.dumps(r.to_dict(), ensure_ascii=False))
@@ -189,7 +234,7 @@ def related(
         elif not results:
             typer.echo("No related articles found.")
         else:
-            out.print(_related_table(results))
+            out.print(_related_table(results, explain))
 
 
 @app.command("precompute")
@@ -197,13 +242,26 @@ def precompute_command(
     out_path: Annotated[Path, typer.Option("--out", "-o", help="Output: .jsonl, .csv, or .sqlite/.db (SQLite).")],
     k: Annotated[int, typer.Option("-k", help="Related articles per article.")] = 10,
     model: ModelOption = DEFAULT_MODEL,
+    newer: NewerOption = True,
+    diversity: DiversityOption = 0.0,
+    min_score: MinScoreOption = 0.0,
+    min_results: MinResultsOption = 0,
 ) -> None:
     """Precompute every article's related list into a file or SQLite database, replacing it atomically."""
     with _user_errors():
         format_for(out_path)  # a bad suffix fails before the model is even loaded
         recommender = Recommender.load(model)
         with _progress("Precomputing") as update:
-            result = precompute(recommender, out_path, k, progress=update)
+            result = precompute(
+                recommender,
+                out_path,
+                k,
+                progress=update,
+                newer=newer,
+                diversity=diversity,
+                min_score=min_score,
+                min_results=min_results,
+            )
         typer.echo(
             f"Wrote {result.pairs:,} related links for {result.articles:,} articles to {result.path} "
             f"({result.format}, k={result.k}) in {result.seconds:.1f} s"
@@ -240,6 +298,69 @@ def info(model: ModelOption = DEFAULT_MODEL, as_json: JsonOption = False) -> Non
         }
         for key, value in rows.items():
             table.add_row(key, value)
+        out.print(table)
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+@app.command("evaluate")
+def evaluate_command(
+    corpus: Annotated[Path | None, typer.Argument(help="Corpus to evaluate on (default: the bundled one).")] = None,
+    links: Annotated[
+        Path | None, typer.Option(help="Editor links, source_id<TAB>target_id (default: the bundled ones).")
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", "-m", help="Evaluate this model (trained on CORPUS) instead of training one."),
+    ] = None,
+    sample: Annotated[int, typer.Option(help="Random articles for same-section precision.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of that sample.")] = 1,
+    baselines: Annotated[bool, typer.Option(help="Also score the reference systems.")] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Score the engine against editor links and section labels, beside reference systems."""
+    with _user_errors():
+        corpus_path = corpus or bundled_corpus_path()
+        articles = read_articles(corpus_path).articles
+        row_of = {a.id: i for i, a in enumerate(articles)}
+        link_map = load_links(links or bundled_links_path(), known=row_of)
+        fitted = Recommender.load(model) if model is not None else None
+        status = err.status("Evaluating", spinner="dots") if err.is_terminal else nullcontext()
+        with status as spinner:
+
+            def say(message: str) -> None:
+                if spinner is not None:
+                    spinner.update(message)
+
+            report = evaluate(
+                articles, link_map, model=fitted, baselines=baselines, sample=sample, seed=seed, progress=say
+            )
+        if as_json:
+            typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+            return
+        table = Table(
+            title=f"{report.articles:,} articles; {report.links} editor links from {report.link_sources} sources; "
+            f"{report.section_queries:,} section queries (seed {report.seed})",
+            show_edge=False,
+            pad_edge=False,
+            box=box.SIMPLE_HEAD,
+            collapse_padding=True,
+        )
+        table.add_column("system", min_width=18)
+        for column in ("recall@5", "recall@10", "section\nP@10", "near-dup\ntop-5", "coverage", "ms/query"):
+            table.add_column(column, justify="right", no_wrap=True)
+        for s in report.systems:
+            table.add_row(
+                s.system,
+                _fmt(s.recall_at_5),
+                _fmt(s.recall_at_10),
+                _fmt(s.section_precision_at_10),
+                _fmt(s.near_duplicate_lists),
+                _fmt(s.coverage),
+                _fmt(s.ms_per_query, 2),
+            )
         out.print(table)
 
 

@@ -275,15 +275,31 @@ def read_articles(
 
 
 BUNDLED_CORPUS = Path("data") / "clickid.jsonl.gz"
+BUNDLED_LINKS = Path("data") / "baca_juga.tsv"
+
+
+def _bundled(relative: Path) -> Path | None:
+    for base in (Path.cwd(), Path(__file__).resolve().parent.parent):
+        candidate = base / relative
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def bundled_corpus_path() -> Path:
     """The corpus shipped in the repository's ``data/`` (from the working folder, else beside the package)."""
-    for base in (Path.cwd(), Path(__file__).resolve().parent.parent):
-        candidate = base / BUNDLED_CORPUS
-        if candidate.is_file():
-            return candidate
-    raise CorpusError(
-        f"no corpus given and no bundled corpus at {BUNDLED_CORPUS}: pass the corpus file, "
-        "e.g. `recommender train articles.jsonl`"
-    )
+    found = _bundled(BUNDLED_CORPUS)
+    if found is None:
+        raise CorpusError(
+            f"no corpus given and no bundled corpus at {BUNDLED_CORPUS}: pass the corpus file, "
+            "e.g. `recommender train articles.jsonl`"
+        )
+    return found
+
+
+def bundled_links_path() -> Path:
+    """The editor-chosen "Baca juga" links shipped in ``data/``, for evaluation."""
+    found = _bundled(BUNDLED_LINKS)
+    if found is None:
+        raise CorpusError(f"no links given and no bundled links at {BUNDLED_LINKS}: pass --links FILE")
+    return found

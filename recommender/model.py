@@ -14,7 +14,7 @@ import json
 import platform
 import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -31,7 +31,8 @@ from . import __version__
 from ._atomic import atomic_write
 from .corpus import Article, parse_published
 from .errors import InvalidParameterError, ModelError, UnknownArticleError
-from .neighbors import Block, ProgressCallback, all_pairs_top_k, query_scores, top_k_indices
+from .neighbors import Block, ProgressCallback, query_scores, score_blocks
+from .ranking import RankingOptions, TermWeight, explain, select, time_weights
 from .text import Analyzer
 
 __all__ = ["FORMAT_VERSION", "Recommender", "Related", "StringColumn", "manifest_path"]
@@ -42,7 +43,11 @@ _CHUNK = 500  # articles per unit of parallel analysis work
 
 @dataclass(frozen=True, slots=True)
 class Related:
-    """One related article, with its cosine ``score`` (0 to 1) to the query."""
+    """One related article.
+
+    ``score`` (0 to 1) ranks the list: the cosine ``similarity`` to the query, weighted by the time
+    prior when one is on. ``why`` holds the shared terms behind the similarity (with ``explain``).
+    """
 
     id: str
     title: str
@@ -50,9 +55,14 @@ class Related:
     published: str | None
     section: str | None
     score: float
+    similarity: float | None = None
+    why: tuple[TermWeight, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if not self.why:
+            del data["why"]
+        return data
 
 
 class StringColumn:
@@ -139,6 +149,10 @@ class Recommender:
     title_weight: how many times the title's terms count.
     min_df, max_df: drop terms in fewer than ``min_df`` articles or more than ``max_df`` of them.
     sublinear_tf: use ``1 + log(tf)`` so one repeated word does not dominate.
+    half_life_days: time prior: a candidate published this many days from the query scores half
+        (``None``: off). News about one event clusters in time.
+    dedup: cosine at or above which two results are the same story republished; only the best is
+        kept (``None``: off).
     n_jobs: processes for text analysis (``-1``: all cores).
     """
 
@@ -151,6 +165,8 @@ class Recommender:
         min_df: int | float = 2,
         max_df: float = 0.5,
         sublinear_tf: bool = True,
+        half_life_days: float | None = 3.0,
+        dedup: float | None = 0.9,
         n_jobs: int = -1,
     ) -> None:
         self.stem = stem
@@ -159,6 +175,8 @@ class Recommender:
         self.min_df = min_df
         self.max_df = max_df
         self.sublinear_tf = sublinear_tf
+        self.half_life_days = half_life_days
+        self.dedup = dedup
         self.n_jobs = n_jobs
         self._lock = threading.Lock()
 
@@ -173,6 +191,8 @@ class Recommender:
             "min_df": self.min_df,
             "max_df": self.max_df,
             "sublinear_tf": self.sublinear_tf,
+            "half_life_days": self.half_life_days,
+            "dedup": self.dedup,
         }
 
     def _check_params(self) -> None:
@@ -182,6 +202,7 @@ class Recommender:
             raise InvalidParameterError(f"min_df as a count must be 1 or more, got {self.min_df}")
         if not 0.0 < self.max_df <= 1.0:
             raise InvalidParameterError(f"max_df must be a fraction in (0, 1], got {self.max_df}")
+        self._options()
         try:
             Analyzer(stem=self.stem, ngram_range=tuple(self.ngram_range), title_weight=self.title_weight)  # type: ignore[arg-type]
         except ValueError as exc:
@@ -352,18 +373,46 @@ class Recommender:
             mask = window if mask is None else mask & window
         return mask
 
-    def _top(self, query: sp.csr_matrix, k: int, mask: np.ndarray | None, skip: int | None) -> list[Related]:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise InvalidParameterError(f"k must be a whole number of 1 or more, got {k!r}")
-        scores = query_scores(query, self.index_t_)
+    def _options(self, **overrides: Any) -> RankingOptions:
+        return RankingOptions(half_life_days=self.half_life_days, dedup=self.dedup, **overrides)
+
+    def _term(self, col: int) -> str | None:
+        return self.terms_[col]
+
+    def _title(self, row: int) -> str | None:
+        return self.titles_[row]
+
+    def _top(
+        self,
+        query: sp.csr_matrix,
+        k: int,
+        mask: np.ndarray | None,
+        skip: int | None,
+        query_ts: float,
+        options: RankingOptions,
+        with_why: bool,
+    ) -> list[Related]:
+        _check_k(k)
+        similarity = query_scores(query, self.index_t_)
+        scores = similarity.copy()
         if mask is not None:
             scores[~mask] = 0.0
         if skip is not None:
             scores[skip] = 0.0
+        weights = time_weights(np.array([query_ts]), self.timestamps_, options)
+        if weights is not None:
+            scores *= weights[0]
         results = []
-        for row in top_k_indices(scores, int(k)):
-            fields = self.article(int(row))
-            results.append(Related(score=round(min(1.0, float(scores[row])), 6), **fields))  # type: ignore[arg-type]
+        for row in select(scores, int(k), matrix=self.matrix_, title_of=self._title, options=options):
+            why = explain(query, self.matrix_[row], self._term) if with_why else ()
+            results.append(
+                Related(
+                    score=round(min(1.0, float(scores[row])), 6),
+                    similarity=round(min(1.0, float(similarity[row])), 6),
+                    why=why,
+                    **self.article(int(row)),  # type: ignore[arg-type]
+                )
+            )
         return results
 
     def related(
@@ -376,12 +425,21 @@ class Recommender:
         after: str | datetime | None = None,
         before: str | datetime | None = None,
         within_days: float | None = None,
+        newer: bool = True,
+        diversity: float = 0.0,
+        min_score: float = 0.0,
+        min_results: int = 0,
+        explain: bool = False,
     ) -> list[Related]:
         """The top-``k`` articles related to ``article_id`` (never itself), best first.
 
         Filters: only ``section``; not the ids in ``exclude`` (already on the page); published between
-        ``after`` and ``before``, or within ``within_days`` of the article itself.
+        ``after`` and ``before``, or within ``within_days`` of the article itself; with ``newer=False``
+        none published after it (a stable archive list). ``diversity`` (0 to 1) trades relevance for
+        variety; ``min_score`` drops weak results unless fewer than ``min_results`` would remain.
+        ``explain`` fills each result's ``why`` with the shared terms behind it.
         """
+        options = self._options(newer=newer, diversity=diversity, min_score=min_score, min_results=min_results)
         row = self.row_of(article_id)
         if within_days is not None:
             if within_days < 0:
@@ -394,7 +452,7 @@ class Recommender:
             after = max(lo, _as_datetime(after)) if after is not None else lo
             before = min(hi, _as_datetime(before)) if before is not None else hi
         mask = self._mask(section, exclude, after, before)
-        return self._top(self.matrix_[row], k, mask, skip=row)
+        return self._top(self.matrix_[row], k, mask, row, float(self.timestamps_[row]), options, explain)
 
     def related_to_text(
         self,
@@ -402,25 +460,64 @@ class Recommender:
         title: str = "",
         body: str = "",
         k: int = 5,
+        published: str | datetime | None = None,
         section: str | None = None,
         exclude: Iterable[str] = (),
         after: str | datetime | None = None,
         before: str | datetime | None = None,
+        newer: bool = True,
+        diversity: float = 0.0,
+        min_score: float = 0.0,
+        min_results: int = 0,
+        explain: bool = False,
     ) -> list[Related]:
-        """The top-``k`` articles related to a draft's ``title`` and ``body`` (not in the model)."""
+        """The top-``k`` articles related to a draft's ``title`` and ``body`` (not in the model).
+
+        The time prior applies only when the draft's ``published`` time is given. Other options as
+        in :meth:`related`.
+        """
+        options = self._options(newer=newer, diversity=diversity, min_score=min_score, min_results=min_results)
         if not (title.strip() or body.strip()):
             raise InvalidParameterError("give a title or a body to find related articles for")
         query = self.vectorize(title, body)
-        return self._top(query, k, self._mask(section, exclude, after, before), skip=None)
+        mask = self._mask(section, exclude, after, before)
+        return self._top(query, k, mask, None, _timestamp(published), options, explain)
 
     def all_related(
-        self, k: int = 10, *, progress: ProgressCallback | None = None, memory_mb: int = 128
-    ) -> Iterable[Block]:
-        """Every article's top-``k`` list, in blocks of rows (see :func:`neighbors.all_pairs_top_k`)."""
+        self,
+        k: int = 10,
+        *,
+        progress: ProgressCallback | None = None,
+        memory_mb: int = 128,
+        newer: bool = True,
+        diversity: float = 0.0,
+        min_score: float = 0.0,
+        min_results: int = 0,
+    ) -> Iterator[Block]:
+        """Every article's top-``k`` list, in blocks of rows; the same lists as :meth:`related` gives."""
         self._check_fitted()
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise InvalidParameterError(f"k must be a whole number of 1 or more, got {k!r}")
-        return all_pairs_top_k(self.matrix_, self.index_t_, k, memory_mb=memory_mb, progress=progress)
+        _check_k(k)
+        options = self._options(newer=newer, diversity=diversity, min_score=min_score, min_results=min_results)
+        return self._all_related(k, options, progress, memory_mb)
+
+    def _all_related(
+        self, k: int, options: RankingOptions, progress: ProgressCallback | None, memory_mb: int
+    ) -> Iterator[Block]:
+        n = len(self.ids_)
+        for start, dense in score_blocks(self.matrix_, self.index_t_, memory_mb=memory_mb):
+            stop = start + dense.shape[0]
+            weights = time_weights(self.timestamps_[start:stop], self.timestamps_, options)
+            if weights is not None:
+                dense *= weights
+            indices = np.full((stop - start, k), -1, dtype=np.int64)
+            scores = np.zeros((stop - start, k), dtype=np.float32)
+            for r in range(stop - start):
+                chosen = select(dense[r], k, matrix=self.matrix_, title_of=self._title, options=options)
+                indices[r, : len(chosen)] = chosen
+                scores[r, : len(chosen)] = np.minimum(dense[r, chosen], 1.0)
+            yield Block(start, indices, scores)
+            if progress is not None:
+                progress(stop, n)
 
     # --- persistence -----------------------------------------------------------------------------
 
@@ -541,6 +638,11 @@ def read_manifest(model_path: str | Path) -> dict[str, Any]:
     if not isinstance(manifest, dict):
         raise ModelError(f"manifest {mpath} is not a JSON object: retrain with `recommender train`")
     return manifest
+
+
+def _check_k(k: object) -> None:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise InvalidParameterError(f"k must be a whole number of 1 or more, got {k!r}")
 
 
 def _as_datetime(value: str | datetime) -> datetime:

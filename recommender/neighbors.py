@@ -76,6 +76,20 @@ def block_rows_for(n_docs: int, memory_mb: int = 256) -> int:
     return max(1, min(n_docs, (memory_mb * 2**20) // (4 * max(n_docs, 1))))
 
 
+def score_blocks(
+    matrix: sp.csr_matrix, index_t: sp.csr_matrix, *, memory_mb: int = 256
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Dense cosine scores of consecutive row blocks against every row, each row's own score zeroed."""
+    n = matrix.shape[0]
+    step = block_rows_for(n, memory_mb)
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        dense = np.asarray((matrix[start:stop] @ index_t).toarray(), dtype=np.float32)
+        rows = np.arange(stop - start)
+        dense[rows, rows + start] = 0.0  # never an article's own neighbour
+        yield start, dense
+
+
 def all_pairs_top_k(
     matrix: sp.csr_matrix,
     index_t: sp.csr_matrix,
@@ -86,13 +100,8 @@ def all_pairs_top_k(
 ) -> Iterator[Block]:
     """Every row's top-``k`` other rows (never itself), block by block, in row order."""
     n = matrix.shape[0]
-    step = block_rows_for(n, memory_mb)
-    for start in range(0, n, step):
-        stop = min(n, start + step)
-        dense = np.asarray((matrix[start:stop] @ index_t).toarray(), dtype=np.float32)
-        rows = np.arange(stop - start)
-        dense[rows, rows + start] = 0.0  # never an article's own neighbour
+    for start, dense in score_blocks(matrix, index_t, memory_mb=memory_mb):
         indices, scores = _rows_top_k(dense, k)
         yield Block(start, indices, scores)
         if progress is not None:
-            progress(stop, n)
+            progress(start + dense.shape[0], n)

@@ -79,12 +79,16 @@ def precompute(
     *,
     progress: ProgressCallback | None = None,
     memory_mb: int = 128,
+    **options: Any,
 ) -> PrecomputeResult:
-    """Write every article's top-``k`` related list to ``path`` (format by suffix), replacing it atomically."""
+    """Write every article's top-``k`` related list to ``path`` (format by suffix), replacing it atomically.
+
+    ``options`` are :meth:`Recommender.all_related`'s (``newer``, ``diversity``, ``min_score``, ``min_results``).
+    """
     path = Path(path)
     kind = format_for(path)
     started = time.perf_counter()
-    blocks = iter(model.all_related(k, progress=progress, memory_mb=memory_mb))
+    blocks = iter(model.all_related(k, progress=progress, memory_mb=memory_mb, **options))
     ids = model.ids_.to_list()
     writer = {"jsonl": _write_jsonl, "csv": _write_csv, "sqlite": _write_sqlite}[kind]
     try:

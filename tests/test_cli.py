@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "tests" / "data" / "sample.jsonl"
 SNAKE_ID = "kompas-8f42b397"
 SNAKE_OTHERS = {"kompas-defc2e02", "kompas-524086ea", "kompas-60ddcf82", "wowkeren-43b9afa3"}
-RELATED_KEYS = {"id", "title", "url", "published", "section", "score"}
+RELATED_KEYS = {"id", "title", "url", "published", "section", "score", "similarity"}
 
 runner = CliRunner()
 
@@ -628,3 +628,219 @@ def test_info_model_from_env(model_path: Path) -> None:
     result = invoke("info", "--json", env={"RECOMMENDER_MODEL": str(model_path)})
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["corpus"]["articles"] == 380
+
+
+# --- related: ranking options ----------------------------------------------------------------------
+
+SNAKE_PUBLISHED = "2019-09-20T10:34:00+07:00"
+
+
+def test_related_explain_table(model_path: Path) -> None:
+    result = invoke("related", SNAKE_ID, "--model", model_path, "--explain", "-k", "4")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    header = "\n".join(result.stdout.splitlines()[:3])
+    assert "why" in header, header
+    for column in ("score", "id", "title"):
+        assert column in header, header
+    # Every one of the four snake reports shares "ular" and "berkaki" with it, each with its weight.
+    assert len(re.findall(r"\bular 0\.\d{3}\b", result.stdout)) == 4, result.stdout
+    assert len(re.findall(r"\bberkaki 0\.\d{3}\b", result.stdout)) == 4, result.stdout
+    for article_id in SNAKE_OTHERS:
+        assert article_id in result.stdout
+
+
+def test_related_table_without_explain_has_no_why(model_path: Path) -> None:
+    result = invoke("related", SNAKE_ID, "--model", model_path, "-k", "4")
+    assert result.exit_code == 0, result.output
+    assert "why" not in result.stdout
+    assert not re.search(r"\bular 0\.\d{3}\b", result.stdout)
+
+
+def test_related_explain_json(model_path: Path, fitted: Recommender) -> None:
+    result = invoke("related", SNAKE_ID, "--model", model_path, "--explain", "--json", "-k", "4")
+    assert result.exit_code == 0, result.output
+    rows = json_lines(result.stdout)
+    assert len(rows) == 4
+    expected = fitted.related(SNAKE_ID, 4, explain=True)
+    for row, r in zip(rows, expected, strict=True):
+        assert set(row) == RELATED_KEYS | {"why"}
+        assert row["id"] == r.id
+        assert isinstance(row["why"], list) and 1 <= len(row["why"]) <= 5
+        for item in row["why"]:
+            assert set(item) == {"term", "weight"}
+            assert isinstance(item["term"], str) and item["term"]
+            assert isinstance(item["weight"], float) and 0.0 < item["weight"] <= row["similarity"] + 1e-3
+        assert row["why"] == [{"term": w.term, "weight": w.weight} for w in r.why]
+        assert {"ular", "berkaki"} <= {item["term"] for item in row["why"]}
+    # Without --explain the JSON has no "why" key at all.
+    plain = json_lines(invoke("related", SNAKE_ID, "--model", model_path, "--json", "-k", "4").stdout)
+    assert all("why" not in row for row in plain)
+
+
+def test_related_no_newer(model_path: Path) -> None:
+    default = json_lines(invoke("related", SNAKE_ID, "--model", model_path, "--json", "-k", "10").stdout)
+    own = parse_published(SNAKE_PUBLISHED)
+    assert any(parse_published(row["published"]) > own for row in default)  # the option has work to do
+
+    result = invoke("related", SNAKE_ID, "--model", model_path, "--json", "-k", "10", "--no-newer")
+    assert result.exit_code == 0, result.output
+    rows = json_lines(result.stdout)
+    assert rows
+    assert all(parse_published(row["published"]) <= own for row in rows), [row["published"] for row in rows]
+    ids = [row["id"] for row in rows]
+    assert ids[:2] == ["kompas-524086ea", "kompas-60ddcf82"]
+    assert not {"kompas-defc2e02", "wowkeren-43b9afa3"} & set(ids)
+
+
+def test_related_newer_flag_is_the_default(model_path: Path) -> None:
+    default = invoke("related", SNAKE_ID, "--model", model_path, "--json", "-k", "6")
+    explicit = invoke("related", SNAKE_ID, "--model", model_path, "--json", "-k", "6", "--newer")
+    assert explicit.exit_code == 0, explicit.output
+    assert explicit.stdout == default.stdout
+
+
+def test_related_min_score_with_min_results(model_path: Path) -> None:
+    result = invoke("related", SNAKE_ID, "--model", model_path, "--json", "--min-score", "1.0", "--min-results", "2")
+    assert result.exit_code == 0, result.output
+    rows = json_lines(result.stdout)
+    assert len(rows) == 2
+    assert [row["id"] for row in rows] == ["kompas-defc2e02", "kompas-524086ea"]  # the best two
+
+
+def test_related_min_score(model_path: Path) -> None:
+    result = invoke("related", SNAKE_ID, "--model", model_path, "--json", "-k", "10", "--min-score", "0.3")
+    assert result.exit_code == 0, result.output
+    rows = json_lines(result.stdout)
+    assert [row["id"] for row in rows] == ["kompas-defc2e02", "kompas-524086ea", "kompas-60ddcf82"]
+    assert all(row["score"] >= 0.3 for row in rows)
+    none = invoke("related", SNAKE_ID, "--model", model_path, "--min-score", "1.0")
+    assert none.exit_code == 0, none.output
+    assert none.stdout == "No related articles found.\n"
+
+
+def test_related_diversity(model_path: Path, fitted: Recommender) -> None:
+    result = invoke("related", SNAKE_ID, "--model", model_path, "--json", "-k", "5", "--diversity", "0.7")
+    assert result.exit_code == 0, result.output
+    rows = json_lines(result.stdout)
+    assert [row["id"] for row in rows] == [r.id for r in fitted.related(SNAKE_ID, 5, diversity=0.7)]
+    assert rows[0]["id"] == "kompas-defc2e02"
+
+
+def test_related_diversity_out_of_range(model_path: Path) -> None:
+    line = assert_user_error(invoke("related", SNAKE_ID, "--model", model_path, "--diversity", "2"))
+    assert line == "Error: diversity must be between 0 and 1, got 2.0"
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "fragment"),
+    [
+        ("--min-score", "1.5", "min_score must be between 0 and 1, got 1.5"),
+        ("--min-score", "-0.1", "min_score must be between 0 and 1, got -0.1"),
+        ("--min-results", "-1", "min_results must be a whole number of 0 or more, got -1"),
+    ],
+)
+def test_related_bad_ranking_options(model_path: Path, option: str, value: str, fragment: str) -> None:
+    assert_user_error(invoke("related", SNAKE_ID, "--model", model_path, option, value), fragment)
+
+
+def test_related_draft_published_no_newer(model_path: Path, fitted: Recommender) -> None:
+    row = fitted.row_of(SNAKE_ID)
+    title, own = fitted.titles_[row], parse_published(SNAKE_PUBLISHED)
+    assert title is not None
+    result = invoke(
+        "related", "--title", title, "--published", SNAKE_PUBLISHED, "--no-newer", "--json", "-k", "10",
+        "--model", model_path,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = json_lines(result.stdout)
+    assert rows and all(parse_published(r["published"]) <= own for r in rows)
+    assert "wowkeren-43b9afa3" not in {r["id"] for r in rows}
+
+
+def test_precompute_with_list_options(model_path: Path, tmp_path: Path, fitted: Recommender) -> None:
+    out = tmp_path / "r.jsonl"
+    result = invoke(
+        "precompute", "--out", out, "-k", "5", "--model", model_path,
+        "--no-newer", "--min-score", "0.2", "--min-results", "1",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = json_lines(out.read_text(encoding="utf-8"))
+    assert len(rows) == 380
+    for row in rows:
+        expected = fitted.related(row["id"], 5, newer=False, min_score=0.2, min_results=1)
+        assert [r["id"] for r in row["related"]] == [r.id for r in expected], row["id"]
+    snake = next(row for row in rows if row["id"] == SNAKE_ID)
+    assert [r["id"] for r in snake["related"]] == ["kompas-524086ea", "kompas-60ddcf82"]
+
+
+def test_precompute_bad_diversity(model_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.sqlite"
+    result = invoke("precompute", "--out", out, "--model", model_path, "--diversity", "-1")
+    assert_user_error(result, "diversity must be between 0 and 1, got -1.0")
+    assert not out.exists()
+
+
+# --- evaluate --------------------------------------------------------------------------------------
+
+LINKS = ROOT / "data" / "baca_juga.tsv"
+EVAL_SYSTEMS = ["recommender (ours)", "sklearn TfidfVectorizer() defaults", "MLT-style BM25 (25 terms)"]
+
+
+def test_evaluate_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    result = invoke("evaluate", "tests/data/sample.jsonl", "--links", "data/baca_juga.tsv", "--sample", "50", "--json")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1, result.stdout
+    report = json.loads(lines[0])
+    assert report["articles"] == 380
+    assert report["section_queries"] == 50
+    assert report["seed"] == 1
+    assert report["link_sources"] > 0 and report["links"] >= report["link_sources"]
+    assert [s["system"] for s in report["systems"]] == EVAL_SYSTEMS
+    for system in report["systems"]:
+        for measure in ("recall_at_5", "recall_at_10", "section_precision_at_10", "near_duplicate_lists", "coverage"):
+            assert 0.0 <= system[measure] <= 1.0, (system["system"], measure)
+        assert system["ms_per_query"] > 0
+
+
+def test_evaluate_no_baselines_with_a_model(model_path: Path) -> None:
+    result = invoke(
+        "evaluate", SAMPLE, "--links", LINKS, "--model", model_path, "--sample", "30", "--seed", "7",
+        "--no-baselines", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [s["system"] for s in report["systems"]] == ["recommender (ours)"]
+    assert report["section_queries"] == 30 and report["seed"] == 7
+
+
+def test_evaluate_table(model_path: Path) -> None:
+    result = invoke("evaluate", SAMPLE, "--links", LINKS, "--model", model_path, "--sample", "30")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "380 articles" in out and "30 section queries (seed 1)" in out
+    for column in ("recall@5", "recall@10", "coverage"):
+        assert column in out, out
+    # Each system's name is readable (wrapped at spaces at most, never cut short).
+    assert "recommender (ours)" in out, out
+    assert "TfidfVectorizer()" in out and "MLT-style" in out, out
+    assert "…" not in out, out
+
+
+def test_evaluate_missing_links(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.tsv"
+    line = assert_user_error(invoke("evaluate", SAMPLE, "--links", missing), "no such file")
+    assert line == f"Error: {missing}: no such file"
+
+
+def test_evaluate_malformed_links(tmp_path: Path) -> None:
+    links = tmp_path / "bad.tsv"
+    links.write_text("source_id\ttarget_id\nkompas-8f42b397\n", encoding="utf-8")
+    assert_user_error(invoke("evaluate", SAMPLE, "--links", links), f"{links}, line 2:", "two tab-separated ids")
+
+
+def test_evaluate_model_of_another_corpus(small_corpus: Path, model_path: Path) -> None:
+    result = invoke("evaluate", small_corpus, "--links", LINKS, "--model", model_path, "--sample", "5")
+    assert_user_error(result, "trained on other articles")

@@ -153,7 +153,7 @@ def test_train_related_precompute_end_to_end(tmp_path: Path) -> None:
     assert related.stdout.endswith("\n")
     rows = [json.loads(line) for line in related.stdout.split("\n")[:-1]]
     assert len(rows) == 4
-    assert all(set(row) == {"id", "title", "url", "published", "section", "score"} for row in rows)
+    assert all(set(row) == {"id", "title", "url", "published", "section", "score", "similarity"} for row in rows)
     assert {row["id"] for row in rows} == SNAKE_OTHERS
     draft_rows = [json.loads(line) for line in draft.stdout.split("\n")[:-1]]
     assert {row["id"] for row in draft_rows} == SNAKE_OTHERS | {SNAKE_ID}

@@ -41,7 +41,7 @@ SNAKE_ID = "kompas-8f42b397"
 SNAKE_OTHERS = {"kompas-defc2e02", "kompas-524086ea", "kompas-60ddcf82", "wowkeren-43b9afa3"}
 SNAKE_STORY = SNAKE_OTHERS | {SNAKE_ID}
 SNAKE_DRAFT = "Ular berkaki ditemukan mati di lokasi kebakaran hutan Riau"
-DRAFTS = [
+DRAFTS: list[dict[str, Any]] = [
     {"title": SNAKE_DRAFT},
     {"title": "Timnas Indonesia kalah dari Malaysia", "body": "Pertandingan kualifikasi Piala Dunia di Jakarta."},
     {"body": "Harga saham dan nilai tukar rupiah melemah terhadap dolar AS."},
@@ -90,7 +90,16 @@ def test_related_returns_the_other_reports_of_the_story_first(fitted: Recommende
 def test_related_results_are_typed(fitted: Recommender) -> None:
     results = fitted.related(SNAKE_ID, k=10)
     assert len(results) == 10
-    assert [f.name for f in dataclasses.fields(Related)] == ["id", "title", "url", "published", "section", "score"]
+    assert [f.name for f in dataclasses.fields(Related)] == [
+        "id",
+        "title",
+        "url",
+        "published",
+        "section",
+        "score",
+        "similarity",
+        "why",
+    ]
     by_id = {a.id: a for a in read_articles(SAMPLE).articles}
     for r in results:
         assert isinstance(r, Related)

@@ -15,7 +15,6 @@ import pytest
 
 import recommender.model as model_module
 from recommender import Recommender, StoreError, UnknownArticleError
-from recommender.neighbors import Block
 from recommender.store import FORMATS, RelatedStore, format_for, precompute
 
 SNAKE_ID = "kompas-8f42b397"
@@ -248,15 +247,15 @@ def test_rerun_replaces_old_lists(fitted: Recommender, tmp_path: Path, suffix: s
 
 
 def crash_after_first_block(monkeypatch: pytest.MonkeyPatch, exc: BaseException) -> None:
-    """Make the all-pairs kernel yield its first real block, then fail."""
-    real = model_module.all_pairs_top_k
+    """Make the all-pairs kernel yield its first real block of scores, then fail."""
+    real = model_module.score_blocks
 
-    def crashing(*args: Any, **kwargs: Any) -> Iterator[Block]:
+    def crashing(*args: Any, **kwargs: Any) -> Iterator[tuple[int, Any]]:
         blocks = real(*args, **kwargs)
         yield next(blocks)
         raise exc
 
-    monkeypatch.setattr(model_module, "all_pairs_top_k", crashing)
+    monkeypatch.setattr(model_module, "score_blocks", crashing)
 
 
 @pytest.mark.parametrize("suffix", SUFFIXES)
