@@ -129,7 +129,7 @@ def train(
     ] = 3.0,
     dedup: Annotated[
         float, typer.Option(help="Cosine at which two results count as the same story; keep the best (0: off).")
-    ] = 0.9,
+    ] = 0.8,
 ) -> None:
     """Train a model on a corpus and save it (with its JSON manifest beside it)."""
     with _user_errors():

@@ -166,7 +166,7 @@ class Recommender:
         max_df: float = 0.5,
         sublinear_tf: bool = True,
         half_life_days: float | None = 3.0,
-        dedup: float | None = 0.9,
+        dedup: float | None = 0.8,
         n_jobs: int = -1,
     ) -> None:
         self.stem = stem

@@ -46,7 +46,7 @@ class RankingOptions:
 
     half_life_days: float | None = 3.0
     newer: bool = True
-    dedup: float | None = 0.9
+    dedup: float | None = 0.8
     diversity: float = 0.0
     min_score: float = 0.0
     min_results: int = 0

@@ -108,7 +108,7 @@ def test_time_weights_none_when_nothing_applies() -> None:
 
 def test_ranking_options_defaults() -> None:
     options = RankingOptions()
-    assert (options.half_life_days, options.newer, options.dedup) == (3.0, True, 0.9)
+    assert (options.half_life_days, options.newer, options.dedup) == (3.0, True, 0.8)
     assert (options.diversity, options.min_score, options.min_results) == (0.0, 0.0, 0)
 
 
