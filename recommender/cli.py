@@ -341,7 +341,7 @@ def evaluate_command(
             typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
             return
         table = Table(
-            title=f"{report.articles:,} articles; {report.links} editor links from {report.link_sources} sources; "
+            title=f"{report.articles:,} articles, {report.links} links from {report.link_sources} sources, "
             f"{report.section_queries:,} section queries (seed {report.seed})",
             show_edge=False,
             pad_edge=False,

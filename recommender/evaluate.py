@@ -188,7 +188,7 @@ class _ProductRanker:
 
 def _sklearn_defaults(texts: Sequence[str]) -> _ProductRanker:
     matrix = TfidfVectorizer(dtype=np.float32).fit_transform(texts)
-    return _ProductRanker("sklearn TfidfVectorizer() defaults", matrix, matrix.T)
+    return _ProductRanker("sklearn defaults", matrix, matrix.T)
 
 
 def _more_like_this(
@@ -218,7 +218,7 @@ def _more_like_this(
         cols.append(chosen)
     row_idx, col_idx = np.concatenate(rows), np.concatenate(cols)
     queries = sp.csr_matrix((np.ones(len(row_idx), dtype=np.float32), (row_idx, col_idx)), shape=counts.shape)
-    return _ProductRanker(f"MLT-style BM25 ({terms} terms)", queries, weights.T)
+    return _ProductRanker(f"MLT BM25 ({terms} terms)", queries, weights.T)
 
 
 class _Ours:

@@ -784,7 +784,7 @@ def test_precompute_bad_diversity(model_path: Path, tmp_path: Path) -> None:
 # --- evaluate --------------------------------------------------------------------------------------
 
 LINKS = ROOT / "data" / "baca_juga.tsv"
-EVAL_SYSTEMS = ["recommender (ours)", "sklearn TfidfVectorizer() defaults", "MLT-style BM25 (25 terms)"]
+EVAL_SYSTEMS = ["recommender (ours)", "sklearn defaults", "MLT BM25 (25 terms)"]
 
 
 def test_evaluate_json(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -825,7 +825,7 @@ def test_evaluate_table(model_path: Path) -> None:
         assert column in out, out
     # Each system's name is readable (wrapped at spaces at most, never cut short).
     assert "recommender (ours)" in out, out
-    assert "TfidfVectorizer()" in out and "MLT-style" in out, out
+    assert "sklearn defaults" in out and "MLT BM25 (25 terms)" in out, out
     assert "…" not in out, out
 
 

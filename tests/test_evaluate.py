@@ -22,7 +22,7 @@ from recommender.evaluate import (
 
 ROOT = Path(__file__).resolve().parent.parent
 LINKS = ROOT / "data" / "baca_juga.tsv"
-SYSTEMS = ["recommender (ours)", "sklearn TfidfVectorizer() defaults", "MLT-style BM25 (25 terms)"]
+SYSTEMS = ["recommender (ours)", "sklearn defaults", "MLT BM25 (25 terms)"]
 MEASURES = ("recall_at_5", "recall_at_10", "section_precision_at_10", "near_duplicate_lists", "coverage")
 
 
