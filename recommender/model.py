@@ -32,7 +32,7 @@ from ._atomic import atomic_write
 from .corpus import Article, parse_published
 from .errors import InvalidParameterError, ModelError, UnknownArticleError
 from .neighbors import Block, ProgressCallback, query_scores, score_blocks
-from .ranking import RankingOptions, TermWeight, explain, select, time_weights
+from .ranking import RankingOptions, TermWeight, explain, select, time_weights, title_key
 from .text import Analyzer
 
 __all__ = ["FORMAT_VERSION", "Recommender", "Related", "StringColumn", "manifest_path"]
@@ -267,6 +267,7 @@ class Recommender:
         self.fitted_at_ = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self._vocabulary: dict[str, int] | None = vocabulary
         self._row_of: dict[str, int] | None = None
+        self._title_keys: list[str] | None = None
         return self
 
     def _analyse(self, analyzer: Analyzer, docs: list[Article], progress: ProgressCallback | None) -> list[list[str]]:
@@ -379,8 +380,13 @@ class Recommender:
     def _term(self, col: int) -> str | None:
         return self.terms_[col]
 
-    def _title(self, row: int) -> str | None:
-        return self.titles_[row]
+    def _title_key(self, row: int) -> str:
+        # Built on first use: only near-duplicate suppression needs every title's key.
+        if self._title_keys is None:
+            with self._lock:
+                if self._title_keys is None:
+                    self._title_keys = [title_key(t) for t in self.titles_.to_list()]
+        return self._title_keys[row]
 
     def _top(
         self,
@@ -403,7 +409,7 @@ class Recommender:
         if weights is not None:
             scores *= weights[0]
         results = []
-        for row in select(scores, int(k), matrix=self.matrix_, title_of=self._title, options=options):
+        for row in select(scores, int(k), matrix=self.matrix_, key_of=self._title_key, options=options):
             why = explain(query, self.matrix_[row], self._term) if with_why else ()
             results.append(
                 Related(
@@ -512,7 +518,7 @@ class Recommender:
             indices = np.full((stop - start, k), -1, dtype=np.int64)
             scores = np.zeros((stop - start, k), dtype=np.float32)
             for r in range(stop - start):
-                chosen = select(dense[r], k, matrix=self.matrix_, title_of=self._title, options=options)
+                chosen = select(dense[r], k, matrix=self.matrix_, key_of=self._title_key, options=options)
                 indices[r, : len(chosen)] = chosen
                 scores[r, : len(chosen)] = np.minimum(dense[r, chosen], 1.0)
             yield Block(start, indices, scores)
@@ -616,6 +622,7 @@ class Recommender:
         model.fitted_at_ = state["fitted_at"]
         model._vocabulary = None
         model._row_of = None
+        model._title_keys = None
         return model
 
     def __repr__(self) -> str:

@@ -72,14 +72,26 @@ def time_weights(query_ts: np.ndarray, doc_ts: np.ndarray, options: RankingOptio
     use_prior = options.half_life_days is not None
     if not use_prior and options.newer:
         return None
-    apart = doc_ts[None, :] - query_ts[:, None]
+    # Days from the corpus's first date fit float32 to within seconds, at half the memory traffic; the
+    # origin depends on the documents only, so a lookup and the batch job compute identical weights.
+    origin = 0.0 if np.isnan(doc_ts).all() else float(np.nanmin(doc_ts))
+    apart = ((doc_ts - origin) / _DAY).astype(np.float32)[None, :] - ((query_ts - origin) / _DAY).astype(np.float32)[
+        :, None
+    ]
     unknown = np.isnan(apart)
-    weights = np.ones(apart.shape, dtype=np.float32)
+    if unknown.any():
+        apart[unknown] = 0.0  # undated: neither weighted nor filtered
     if use_prior:
-        days = np.abs(np.where(unknown, 0.0, apart)) / _DAY
-        weights = (1.0 / (1.0 + days / options.half_life_days)).astype(np.float32)  # type: ignore[operator]
+        weights = np.abs(apart)
+        weights /= np.float32(options.half_life_days)
+        weights += np.float32(1.0)
+        np.reciprocal(weights, out=weights)
+    else:
+        weights = np.ones(apart.shape, dtype=np.float32)
     if not options.newer:
-        weights[~unknown & (apart > 0)] = 0.0
+        # Exact seconds: a story one minute newer must not slip through a rounding.
+        later = (doc_ts[None, :] - query_ts[:, None]) > 0  # NaN compares False: undated kept
+        weights[later] = 0.0
     return weights
 
 
@@ -93,19 +105,40 @@ def select(
     k: int,
     *,
     matrix: sp.csr_matrix,
-    title_of: Callable[[int], str | None],
+    key_of: Callable[[int], str],
     options: RankingOptions,
 ) -> list[int]:
-    """The rows of the final list from one query's ``scores`` (already weighted and masked), best first."""
-    plain = options.dedup is None and options.diversity == 0.0 and options.min_score == 0.0
-    if plain:
+    """The rows of the final list from one query's ``scores`` (already weighted and masked), best first.
+
+    ``key_of(row)`` gives a row's :func:`title_key`, for the same-title test of ``dedup``.
+    """
+    if options.dedup is None and options.diversity == 0.0 and options.min_score == 0.0:
         return top_k_indices(scores, k).tolist()
-    pool = top_k_indices(scores, 4 * k + 10)
+    if options.diversity > 0:
+        return _select_from(top_k_indices(scores, 4 * k + 10), scores, k, matrix, key_of, options)
+    # Greedy in score order is prefix-stable: a small pool gives the same list as a large one unless
+    # duplicates use it up, and only then is the large pool needed (similarities cost per candidate).
+    small = top_k_indices(scores, 4 * k + 10)
+    chosen = _select_from(small[: k + 5], scores, k, matrix, key_of, options, keep_all=True)
+    if len(chosen) < k and small.size > k + 5:
+        chosen = _select_from(small, scores, k, matrix, key_of, options, keep_all=True)
+    return _threshold(chosen, scores, options)
+
+
+def _select_from(
+    pool: np.ndarray,
+    scores: np.ndarray,
+    k: int,
+    matrix: sp.csr_matrix,
+    key_of: Callable[[int], str],
+    options: RankingOptions,
+    keep_all: bool = False,
+) -> list[int]:
     if pool.size == 0:
         return []
+    sims = _gram(matrix[pool])
     rel = scores[pool].astype(np.float64)
-    sims = (matrix[pool] @ matrix[pool].T).toarray()
-    keys = [title_key(title_of(int(r))) for r in pool] if options.dedup is not None else []
+    keys = [key_of(int(r)) for r in pool] if options.dedup is not None else []
     chosen: list[int] = []
     alive = np.ones(pool.size, dtype=bool)
     while len(chosen) < k and alive.any():
@@ -121,11 +154,26 @@ def select(
             if (sims[best, chosen] >= options.dedup).any() or keys[best] in {keys[c] for c in chosen}:
                 continue
         chosen.append(best)
-    keep = [c for c in chosen if rel[c] >= options.min_score]
+    picked = [int(pool[c]) for c in chosen]
+    return picked if keep_all else _threshold(picked, scores, options)
+
+
+def _gram(rows: sp.csr_matrix) -> np.ndarray:
+    """Cosines among a few sparse rows, on their own columns only (a sparse transpose would cost
+    the whole vocabulary's width per call)."""
+    cols, local = np.unique(rows.indices, return_inverse=True)
+    dense = np.zeros((rows.shape[0], cols.size), dtype=np.float32)
+    dense[np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr)), local] = rows.data
+    return dense @ dense.T
+
+
+def _threshold(chosen: list[int], scores: np.ndarray, options: RankingOptions) -> list[int]:
+    """Drop results below ``min_score``, unless fewer than ``min_results`` would remain."""
+    keep = [r for r in chosen if scores[r] >= options.min_score]
     if len(keep) < options.min_results:
-        below = [c for c in chosen if rel[c] < options.min_score][: options.min_results - len(keep)]
-        keep = [c for c in chosen if c in keep or c in below]
-    return pool[keep].tolist()
+        below = [r for r in chosen if scores[r] < options.min_score][: options.min_results - len(keep)]
+        keep = [r for r in chosen if r in keep or r in below]
+    return keep
 
 
 def explain(
