@@ -14,11 +14,11 @@ import json
 import platform
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import joblib
 import numpy as np
@@ -38,6 +38,7 @@ from .text import Analyzer
 __all__ = ["FORMAT_VERSION", "Recommender", "Related", "StringColumn", "manifest_path"]
 
 FORMAT_VERSION = 1
+_T = TypeVar("_T")
 _CHUNK = 500  # articles per unit of parallel analysis work
 
 
@@ -294,20 +295,23 @@ class Recommender:
         self._check_fitted()
         return len(self.ids_)
 
-    def _rows(self) -> dict[str, int]:
-        # Built on first use, so a worker that only renders precomputed lists never pays for it.
-        if self._row_of is None:
+    def _cached(self, name: str, build: Callable[[], _T]) -> _T:
+        # Lookup tables are built on first use, once even under threads: a worker that only serves
+        # lookups by id never pays for the vocabulary, nor one serving drafts for the id table.
+        value = getattr(self, name)
+        if value is None:
             with self._lock:
-                if self._row_of is None:
-                    self._row_of = {article_id: i for i, article_id in enumerate(self.ids_.to_list())}  # type: ignore[misc]
-        return self._row_of
+                value = getattr(self, name)
+                if value is None:
+                    value = build()
+                    setattr(self, name, value)
+        return value
+
+    def _rows(self) -> dict[str, int]:
+        return self._cached("_row_of", lambda: {str(a): i for i, a in enumerate(self.ids_.to_list())})
 
     def _vocab(self) -> dict[str, int]:
-        if self._vocabulary is None:
-            with self._lock:
-                if self._vocabulary is None:
-                    self._vocabulary = {t: i for i, t in enumerate(self.terms_.to_list())}  # type: ignore[misc]
-        return self._vocabulary
+        return self._cached("_vocabulary", lambda: {str(t): i for i, t in enumerate(self.terms_.to_list())})
 
     def __contains__(self, article_id: object) -> bool:
         self._check_fitted()
@@ -381,12 +385,8 @@ class Recommender:
         return self.terms_[col]
 
     def _title_key(self, row: int) -> str:
-        # Built on first use: only near-duplicate suppression needs every title's key.
-        if self._title_keys is None:
-            with self._lock:
-                if self._title_keys is None:
-                    self._title_keys = [title_key(t) for t in self.titles_.to_list()]
-        return self._title_keys[row]
+        keys = self._cached("_title_keys", lambda: [title_key(t) for t in self.titles_.to_list()])
+        return keys[row]
 
     def _top(
         self,

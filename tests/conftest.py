@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -30,3 +31,12 @@ def model_path(fitted: Recommender, tmp_path_factory: pytest.TempPathFactory) ->
     path = tmp_path_factory.mktemp("model") / "model.joblib"
     fitted.save(path)
     return path
+
+
+def copy_model(model_path: Path, directory: Path) -> Path:
+    """Copy a saved model and its manifest into ``directory`` (to change them without touching the original)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / "model.joblib"
+    shutil.copyfile(model_path, target)
+    shutil.copyfile(model_path.with_suffix(".json"), target.with_suffix(".json"))
+    return target

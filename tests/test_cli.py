@@ -10,13 +10,13 @@ import itertools
 import json
 import os
 import re
-import shutil
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import copy_model
 from typer.testing import CliRunner, Result
 
 from recommender import Recommender, __version__, read_manifest
@@ -62,14 +62,6 @@ def sample_records(n: int) -> list[dict[str, Any]]:
 def write_jsonl(path: Path, lines: Sequence[str]) -> Path:
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return path
-
-
-def copy_model(model_path: Path, directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / "model.joblib"
-    shutil.copyfile(model_path, target)
-    shutil.copyfile(model_path.with_suffix(".json"), target.with_suffix(".json"))
-    return target
 
 
 def model_bytes(path: Path) -> tuple[str, str]:

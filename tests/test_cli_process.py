@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+from conftest import copy_model
 
 from recommender import Article, Recommender, read_manifest
 from recommender.store import RelatedStore, precompute
@@ -91,14 +92,6 @@ def digests(model: Path) -> tuple[str, str]:
     return tuple(hashlib.sha256(p.read_bytes()).hexdigest() for p in (model, model.with_suffix(".json")))  # type: ignore[return-value]
 
 
-def copy_model(model_path: Path, directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / "model.joblib"
-    shutil.copyfile(model_path, target)
-    shutil.copyfile(model_path.with_suffix(".json"), target.with_suffix(".json"))
-    return target
-
-
 @pytest.fixture(scope="module")
 def big_articles(sample_articles: list[Article]) -> list[Article]:
     return [dataclasses.replace(a, id=f"{a.id}-{i}") for i in range(COPIES) for a in sample_articles]
@@ -119,7 +112,9 @@ def big_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def big_model(big_articles: list[Article], tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("bigmodel") / "big.joblib"
-    Recommender.train(big_articles, n_jobs=1).save(path)
+    # Ten copies of every story: near-duplicate suppression would collapse them (and spend the job
+    # on it); the kill tests want a plain, steadily growing job.
+    Recommender.train(big_articles, n_jobs=1, dedup=None).save(path)
     return path
 
 
