@@ -169,7 +169,7 @@ def _related_table(results: list[Related], explain: bool = False) -> Table:
     for rank, r in enumerate(results, start=1):
         row = [str(rank), f"{r.score:.3f}", r.id, (r.published or "")[:10], r.title]
         if explain:
-            row.append(", ".join(f"{w.term} {w.weight:.3f}" for w in r.why))
+            row.append(", ".join(f"{w.term} {w.weight:.3f}" for w in r.why[:3]))
         table.add_row(*row)
     return table
 

@@ -279,11 +279,11 @@ BUNDLED_LINKS = Path("data") / "baca_juga.tsv"
 
 
 def _bundled(relative: Path) -> Path | None:
-    for base in (Path.cwd(), Path(__file__).resolve().parent.parent):
-        candidate = base / relative
-        if candidate.is_file():
-            return candidate
-    return None
+    # Relative to the working folder when found there, so messages show the short path a user typed.
+    if relative.is_file():
+        return relative
+    beside = Path(__file__).resolve().parent.parent / relative
+    return beside if beside.is_file() else None
 
 
 def bundled_corpus_path() -> Path:
