@@ -13,7 +13,9 @@ from .errors import (
     StoreError,
     UnknownArticleError,
 )
+from .evaluate import EvaluationReport, SystemScores, evaluate, load_links
 from .model import Recommender, Related, read_manifest
+from .ranking import TermWeight
 from .text import Analyzer, clean_text
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "Article",
     "Corpus",
     "CorpusError",
+    "EvaluationReport",
     "InvalidParameterError",
     "ModelError",
     "PrecomputeResult",
@@ -30,9 +33,13 @@ __all__ = [
     "RelatedStore",
     "SkippedRecord",
     "StoreError",
+    "SystemScores",
+    "TermWeight",
     "UnknownArticleError",
     "__version__",
     "clean_text",
+    "evaluate",
+    "load_links",
     "precompute",
     "read_articles",
     "read_manifest",
