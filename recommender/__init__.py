@@ -16,6 +16,8 @@ from .errors import (
 from .evaluate import EvaluationReport, SystemScores, evaluate, load_links
 from .model import Recommender, Related, read_manifest
 from .ranking import TermWeight
+from .render import render_related
+from .store import PrecomputeResult, RelatedStore, precompute
 from .text import Analyzer, clean_text
 
 __all__ = [
