@@ -269,6 +269,7 @@ class Recommender:
         self._vocabulary: dict[str, int] | None = vocabulary
         self._row_of: dict[str, int] | None = None
         self._title_keys: list[str] | None = None
+        self._sections: np.ndarray | None = None
         return self
 
     def _analyse(self, analyzer: Analyzer, docs: list[Article], progress: ProgressCallback | None) -> list[list[str]]:
@@ -363,8 +364,9 @@ class Recommender:
         n = len(self.ids_)
         mask: np.ndarray | None = None
         if section is not None:
-            sections = self.sections_.to_list()
-            mask = np.fromiter((s == section for s in sections), dtype=bool, count=n)
+            # Decoding every section per lookup would cost O(N) string work; the array is built once.
+            sections = self._cached("_sections", lambda: np.array(self.sections_.to_list(), dtype=object))
+            mask = sections == section
         excluded = [self._rows()[i] for i in exclude if i in self._rows()]
         if excluded:
             mask = np.ones(n, dtype=bool) if mask is None else mask
@@ -623,6 +625,7 @@ class Recommender:
         model._vocabulary = None
         model._row_of = None
         model._title_keys = None
+        model._sections = None
         return model
 
     def __repr__(self) -> str:
