@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import random
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -33,6 +32,7 @@ from .corpus import Article
 from .errors import CorpusError, InvalidParameterError
 from .model import Recommender
 from .neighbors import all_pairs_top_k, query_scores, top_k_indices
+from .ranking import title_key
 
 __all__ = [
     "EvaluationReport",
@@ -152,7 +152,7 @@ def near_duplicate_rate(
         rows = list(rows[:size])
         if len(rows) < 2:
             continue
-        names = [_title_key(titles[r]) for r in rows]
+        names = [title_key(titles[r]) for r in rows]
         if len(set(names)) < len(names):
             bad += 1
             continue
@@ -161,10 +161,6 @@ def near_duplicate_rate(
         if (sims >= NEAR_DUPLICATE_COSINE).any():
             bad += 1
     return bad / len(lists)
-
-
-def _title_key(title: str) -> str:
-    return " ".join(re.findall(r"\w+", title.lower()))
 
 
 class _ProductRanker:
@@ -323,14 +319,15 @@ def evaluate(
         section_queries=len(section_rows),
         seed=seed,
     )
-    if progress:
-        progress("building reference systems")
-    references = reference_rankers(articles)
+    rankers: list[Ranker] = [_Ours(model)]
+    if baselines:
+        if progress:
+            progress("building reference systems")
+        rankers += reference_rankers(articles)
     # Near-duplicates are judged for every system on the engine's own representation (stopwords out,
     # bigrams): plain TF-IDF keeps Indonesian function words, which lift different reports of one
     # event above 0.9 (e.g. two different Arsenal match stories at 0.96).
     yardstick = model.matrix_
-    rankers: list[Ranker] = [_Ours(model)] + (references if baselines else [])
     for ranker in rankers:
         if progress:
             progress(f"scoring {ranker.name}")

@@ -307,7 +307,15 @@ def test_evaluate_progress_messages(
 ) -> None:
     messages: list[str] = []
     evaluate(sample_articles, sample_links, model=fitted, sample=10, baselines=False, progress=messages.append)
-    assert messages == ["building reference systems", "scoring recommender (ours)"]
+    assert messages == ["scoring recommender (ours)"]  # no reference systems built when none are asked for
+    messages.clear()
+    evaluate(sample_articles, sample_links, model=fitted, sample=10, progress=messages.append)
+    assert messages == [
+        "building reference systems",
+        "scoring recommender (ours)",
+        "scoring sklearn defaults",
+        "scoring MLT BM25 (25 terms)",
+    ]
 
 
 def test_evaluate_model_of_other_articles(
