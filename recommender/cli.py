@@ -324,8 +324,7 @@ def evaluate_command(
     with _user_errors():
         corpus_path = corpus or bundled_corpus_path()
         articles = read_articles(corpus_path).articles
-        row_of = {a.id: i for i, a in enumerate(articles)}
-        link_map = load_links(links or bundled_links_path(), known=row_of)
+        link_map = load_links(links or bundled_links_path())  # evaluate() keeps the links inside the corpus
         fitted = Recommender.load(model) if model is not None else None
         status = err.status("Evaluating", spinner="dots") if err.is_terminal else nullcontext()
         with status as spinner:
