@@ -31,7 +31,7 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from .corpus import Article
 from .errors import CorpusError, InvalidParameterError
 from .model import Recommender
-from .neighbors import all_pairs_top_k, query_scores, top_k_indices
+from .neighbors import all_pairs_top_k, available_threads, query_scores, top_k_indices
 from .ranking import title_key
 
 __all__ = [
@@ -177,7 +177,7 @@ class _ProductRanker:
         return top_k_indices(scores, k).tolist()
 
     def top_all(self, k: int) -> Iterator[list[int]]:
-        for block in all_pairs_top_k(self.queries, self.index_t, k, memory_mb=128):
+        for block in all_pairs_top_k(self.queries, self.index_t, k, threads=available_threads()):
             for row in block.indices.tolist():
                 yield [j for j in row if j >= 0]
 

@@ -25,21 +25,20 @@ import numpy as np
 import scipy
 import scipy.sparse as sp
 import sklearn
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from . import __version__
 from ._atomic import atomic_write
 from .corpus import Article, parse_published
 from .errors import InvalidParameterError, ModelError, UnknownArticleError
-from .neighbors import Block, ProgressCallback, query_scores, score_blocks
-from .ranking import RankingOptions, TermWeight, explain, select, time_weights, title_key
+from .features import count_terms, tfidf
+from .neighbors import Block, Index, ProgressCallback, TimePrior, available_threads, search, search_blocks
+from .ranking import RankingOptions, TermWeight, choose, explain, pool_size, title_key
 from .text import Analyzer
 
 __all__ = ["FORMAT_VERSION", "Recommender", "Related", "StringColumn", "manifest_path"]
 
 FORMAT_VERSION = 1
 _T = TypeVar("_T")
-_CHUNK = 500  # articles per unit of parallel analysis work
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,14 +115,6 @@ def _corpus_checksum(articles: Sequence[Article]) -> str:
     for a in articles:
         digest.update(f"{a.id}\x1f{a.title}\x1f{a.body}\x1e".encode())
     return digest.hexdigest()
-
-
-def _identity(terms: list[str]) -> list[str]:
-    return terms
-
-
-def _analyse_chunk(analyzer: Analyzer, docs: list[tuple[str, str]]) -> list[list[str]]:
-    return [analyzer(doc) for doc in docs]
 
 
 def _timestamp(value: str | datetime | None) -> float:
@@ -230,27 +221,21 @@ class Recommender:
                 raise InvalidParameterError(f"duplicate article id {a.id!r}: ids must be unique")
             seen.add(a.id)
         analyzer = Analyzer(stem=self.stem, ngram_range=tuple(self.ngram_range), title_weight=self.title_weight)  # type: ignore[arg-type]
-        terms = self._analyse(analyzer, docs, progress)
-        min_df = self.min_df if len(docs) >= 10 else 1  # tiny corpora (tests, demos) keep every term
-        vectorizer = TfidfVectorizer(
-            analyzer=_identity,
-            min_df=min_df,
-            max_df=self.max_df if len(docs) >= 10 else 1.0,
-            sublinear_tf=self.sublinear_tf,
-            dtype=np.float32,
-        )
+        counts = count_terms(analyzer, [(a.title, a.body) for a in docs], n_jobs=self.n_jobs, progress=progress)
+        small = len(docs) < 10  # tiny corpora (tests, demos) keep every term
         try:
-            matrix = vectorizer.fit_transform(terms)
+            matrix, terms_by_col, idf = tfidf(
+                counts,
+                min_df=1 if small else self.min_df,
+                max_df=1.0 if small else self.max_df,
+                sublinear_tf=self.sublinear_tf,
+            )
         except ValueError as exc:  # every term pruned: the corpus has no usable words
             raise InvalidParameterError(f"no terms left to index: {exc}") from None
-        vocabulary: dict[str, int] = vectorizer.vocabulary_
-        terms_by_col = [""] * len(vocabulary)
-        for term, col in vocabulary.items():
-            terms_by_col[col] = term
         self.analyzer_ = analyzer
         self.terms_ = StringColumn.from_values(terms_by_col)
-        self.idf_ = vectorizer.idf_.astype(np.float32)
-        self.matrix_ = sp.csr_matrix(matrix, dtype=np.float32)
+        self.idf_ = idf
+        self.matrix_ = matrix  # columns sorted within rows: the kernels merge rows by column
         self.index_t_ = self.matrix_.T.tocsr()
         self.ids_ = StringColumn.from_values([a.id for a in docs])
         self.titles_ = StringColumn.from_values([a.title for a in docs])
@@ -266,25 +251,16 @@ class Recommender:
             "empty_bodies": sum(1 for a in docs if not a.body.strip()),
         }
         self.fitted_at_ = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        self._vocabulary: dict[str, int] | None = vocabulary
-        self._row_of: dict[str, int] | None = None
-        self._title_keys: list[str] | None = None
-        self._sections: np.ndarray | None = None
+        self._reset_lookups()
         return self
 
-    def _analyse(self, analyzer: Analyzer, docs: list[Article], progress: ProgressCallback | None) -> list[list[str]]:
-        pairs = [(a.title, a.body) for a in docs]
-        chunks = [pairs[i : i + _CHUNK] for i in range(0, len(pairs), _CHUNK)]
-        n_jobs = self.n_jobs if len(chunks) > 4 else 1
-        out: list[list[str]] = []
-        results = joblib.Parallel(n_jobs=n_jobs, return_as="generator")(
-            joblib.delayed(_analyse_chunk)(analyzer, chunk) for chunk in chunks
-        )
-        for chunk_terms in results:
-            out.extend(chunk_terms)
-            if progress is not None:
-                progress(len(out), len(pairs))
-        return out
+    def _reset_lookups(self) -> None:
+        """Forget the lookup tables built on first use (after a fit or a load)."""
+        self._vocabulary: dict[str, int] | None = None
+        self._row_of: dict[str, int] | None = None
+        self._title_id_array: np.ndarray | None = None
+        self._sections: np.ndarray | None = None
+        self._search_index: Index | None = None
 
     # --- lookups ---------------------------------------------------------------------------------
 
@@ -386,9 +362,15 @@ class Recommender:
     def _term(self, col: int) -> str | None:
         return self.terms_[col]
 
-    def _title_key(self, row: int) -> str:
-        keys = self._cached("_title_keys", lambda: [title_key(t) for t in self.titles_.to_list()])
-        return keys[row]
+    def _index(self) -> Index:
+        return self._cached("_search_index", lambda: Index(self.matrix_, self.index_t_, self.timestamps_))
+
+    def _title_ids(self) -> np.ndarray:
+        def build() -> np.ndarray:
+            keys = [title_key(t) for t in self.titles_.to_list()]
+            return np.unique(np.array(keys, dtype=object), return_inverse=True)[1].astype(np.int64)
+
+        return self._cached("_title_id_array", build)
 
     def _top(
         self,
@@ -401,22 +383,26 @@ class Recommender:
         with_why: bool,
     ) -> list[Related]:
         _check_k(k)
-        similarity = query_scores(query, self.index_t_)
-        scores = similarity.copy()
-        if mask is not None:
-            scores[~mask] = 0.0
-        if skip is not None:
-            scores[skip] = 0.0
-        weights = time_weights(np.array([query_ts]), self.timestamps_, options)
-        if weights is not None:
-            scores *= weights[0]
+        hits = search(
+            self._index(),
+            query,
+            pool_size(int(k), options),
+            exclude=np.array([-1 if skip is None else skip]),
+            query_ts=np.array([query_ts]),
+            prior=TimePrior(options.half_life_days, options.newer),
+            mask=mask,
+        )
+        rows, scores, sims = hits.rows[0], hits.scores[0], hits.similarities[0]
+        index = self._index()
+        chosen = choose(rows, scores, int(k), matrix=index.matrix, title_ids=self._title_ids(), options=options)
+        position = {int(r): i for i, r in enumerate(rows.tolist())}
         results = []
-        for row in select(scores, int(k), matrix=self.matrix_, key_of=self._title_key, options=options):
+        for row in chosen:
             why = explain(query, self.matrix_[row], self._term) if with_why else ()
             results.append(
                 Related(
-                    score=round(min(1.0, float(scores[row])), 6),
-                    similarity=round(min(1.0, float(similarity[row])), 6),
+                    score=round(min(1.0, float(scores[position[row]])), 6),
+                    similarity=round(min(1.0, float(sims[position[row]])), 6),
                     why=why,
                     **self.article(int(row)),  # type: ignore[arg-type]
                 )
@@ -460,7 +446,7 @@ class Recommender:
             after = max(lo, _as_datetime(after)) if after is not None else lo
             before = min(hi, _as_datetime(before)) if before is not None else hi
         mask = self._mask(section, exclude, after, before)
-        return self._top(self.matrix_[row], k, mask, row, float(self.timestamps_[row]), options, explain)
+        return self._top(self._index().matrix[row], k, mask, row, float(self.timestamps_[row]), options, explain)
 
     def related_to_text(
         self,
@@ -496,36 +482,50 @@ class Recommender:
         k: int = 10,
         *,
         progress: ProgressCallback | None = None,
-        memory_mb: int = 128,
+        block_rows: int = 4096,
         newer: bool = True,
         diversity: float = 0.0,
         min_score: float = 0.0,
         min_results: int = 0,
     ) -> Iterator[Block]:
-        """Every article's top-``k`` list, in blocks of rows; the same lists as :meth:`related` gives."""
+        """Every article's top-``k`` list, in blocks of ``block_rows`` rows; the same lists as :meth:`related`
+        gives. ``progress(done, total)`` counts multiply-adds, estimated up front."""
         self._check_fitted()
         _check_k(k)
         options = self._options(newer=newer, diversity=diversity, min_score=min_score, min_results=min_results)
-        return self._all_related(k, options, progress, memory_mb)
+        return self._all_related(k, options, progress, block_rows)
 
     def _all_related(
-        self, k: int, options: RankingOptions, progress: ProgressCallback | None, memory_mb: int
+        self, k: int, options: RankingOptions, progress: ProgressCallback | None, block_rows: int
     ) -> Iterator[Block]:
-        n = len(self.ids_)
-        for start, dense in score_blocks(self.matrix_, self.index_t_, memory_mb=memory_mb):
-            stop = start + dense.shape[0]
-            weights = time_weights(self.timestamps_[start:stop], self.timestamps_, options)
-            if weights is not None:
-                dense *= weights
-            indices = np.full((stop - start, k), -1, dtype=np.int64)
-            scores = np.zeros((stop - start, k), dtype=np.float32)
-            for r in range(stop - start):
-                chosen = select(dense[r], k, matrix=self.matrix_, key_of=self._title_key, options=options)
+        title_ids = self._title_ids() if options.dedup is not None else np.zeros(len(self.ids_), dtype=np.int64)
+        index = self._index()
+        blocks = search_blocks(
+            index,
+            pool_size(k, options),
+            prior=TimePrior(options.half_life_days, options.newer),
+            block_rows=block_rows,
+            threads=available_threads(self.n_jobs),
+            progress=progress,
+        )
+        for start, hits in blocks:
+            n = hits.rows.shape[0]
+            indices = np.full((n, k), -1, dtype=np.int64)
+            scores = np.zeros((n, k), dtype=np.float32)
+            plain = options.dedup is None and options.diversity == 0 and options.min_score == 0
+            for r in range(n):
+                if plain:
+                    chosen = hits.rows[r][hits.rows[r] >= 0].tolist()
+                    picked = hits.scores[r, : len(chosen)]
+                else:
+                    chosen = choose(
+                        hits.rows[r], hits.scores[r], k, matrix=index.matrix, title_ids=title_ids, options=options
+                    )
+                    where = {int(j): i for i, j in enumerate(hits.rows[r].tolist())}
+                    picked = hits.scores[r, [where[j] for j in chosen]]
                 indices[r, : len(chosen)] = chosen
-                scores[r, : len(chosen)] = np.minimum(dense[r, chosen], 1.0)
+                scores[r, : len(chosen)] = np.minimum(picked, 1.0)
             yield Block(start, indices, scores)
-            if progress is not None:
-                progress(stop, n)
 
     # --- persistence -----------------------------------------------------------------------------
 
@@ -622,10 +622,7 @@ class Recommender:
         model.timestamps_ = state["timestamps"]
         model.corpus_ = state["corpus"]
         model.fitted_at_ = state["fitted_at"]
-        model._vocabulary = None
-        model._row_of = None
-        model._title_keys = None
-        model._sections = None
+        model._reset_lookups()
         return model
 
     def __repr__(self) -> str:

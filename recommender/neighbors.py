@@ -1,20 +1,44 @@
-"""Top-k kernels over L2-normalised sparse rows: one query, and blocked all-pairs.
+"""Top-k kernels over L2-normalised sparse rows: one query, blocked all-pairs, and approximate.
 
-Scores are cosine similarities. The dense N×N product is never formed: all-pairs works block by block
-with a fixed memory budget.
+One compiled kernel does the work for every lookup and for the batch job: it walks the query's terms'
+posting lists in the term-major matrix (so its cost follows document frequencies, never the corpus
+size), accumulates cosines in a dense scratch row, weights them by the time prior, and keeps the best
+``pool`` in a heap. The N×N product, dense or sparse, is never formed.
+
+Approximate mode skips the query's terms that occur in more than ``prune_df`` documents while
+gathering candidates, then re-scores the best ``rescore`` candidates exactly on all their terms.
+
+The kernel releases the GIL: the batch job runs it on one thread per core over slices of rows, and
+lookups from many threads run side by side.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
-__all__ = ["Block", "all_pairs_top_k", "block_rows_for", "query_scores", "top_k_indices"]
+__all__ = [
+    "Block",
+    "Hits",
+    "Index",
+    "TimePrior",
+    "all_pairs_top_k",
+    "cost_per_row",
+    "query_scores",
+    "search",
+    "search_blocks",
+    "top_k_indices",
+]
 
 ProgressCallback = Callable[[int, int], None]
+_DAY = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +48,374 @@ class Block:
     start: int
     indices: np.ndarray  # (rows, k) int64
     scores: np.ndarray  # (rows, k) float32
+
+
+@dataclass(frozen=True, slots=True)
+class Hits:
+    """Per query row, the best ``pool`` candidates: rows (``-1`` pads), weighted scores and raw cosines."""
+
+    rows: np.ndarray  # (queries, pool) int64
+    scores: np.ndarray  # (queries, pool) float32, time-weighted
+    similarities: np.ndarray  # (queries, pool) float32, cosine
+
+
+def _readonly(a: np.ndarray, dtype: type) -> np.ndarray:
+    # One array type per argument (read-only, C-contiguous) means one compiled signature, whether the
+    # arrays come from a fit or from a memory-mapped file.
+    view: np.ndarray = np.ascontiguousarray(np.asarray(a), dtype=dtype).view()
+    view.flags.writeable = False
+    return view
+
+
+def _csr_parts(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return (
+        _readonly(matrix.indptr, np.int64),
+        _readonly(matrix.indices, np.int32),
+        _readonly(matrix.data, np.float32),
+    )
+
+
+@dataclass(frozen=True)
+class TimePrior:
+    """How publication times weigh and filter candidates.
+
+    half_life_days: a candidate this many days from the query scores half (``None``: off).
+    newer: allow candidates published after the query.
+    """
+
+    half_life_days: float | None = None
+    newer: bool = True
+
+    @property
+    def active(self) -> bool:
+        return self.half_life_days is not None or not self.newer
+
+
+class Index:
+    """The arrays the kernel reads: documents by row, the same by term, and publication times."""
+
+    def __init__(self, matrix: sp.csr_matrix, index_t: sp.csr_matrix, timestamps: np.ndarray | None = None) -> None:
+        if not matrix.has_sorted_indices:  # rows are merged by column when re-scored or compared
+            matrix = matrix.sorted_indices()
+        self.matrix = matrix
+        self.n_docs = matrix.shape[0]
+        self.n_terms = matrix.shape[1]
+        self.rows = _csr_parts(matrix)
+        self.terms = _csr_parts(index_t)
+        ts = np.full(self.n_docs, np.nan) if timestamps is None else np.asarray(timestamps, dtype=np.float64)
+        self.timestamps = _readonly(ts, np.float64)
+        # Days from the corpus's first date fit float32 to within seconds; the origin depends on the
+        # documents only, so a lookup and the batch job compute identical weights.
+        self.origin = 0.0 if np.isnan(ts).all() else float(np.nanmin(ts))
+        self.days = _readonly(((ts - self.origin) / _DAY).astype(np.float32), np.float32)
+        self.df = np.diff(np.asarray(index_t.indptr)).astype(np.int64)
+
+    def query_days(self, query_ts: np.ndarray) -> np.ndarray:
+        return _readonly(((np.asarray(query_ts, dtype=np.float64) - self.origin) / _DAY).astype(np.float32), np.float32)
+
+
+# --- the kernel ------------------------------------------------------------------------------------
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _better(s: float, d: int, s2: float, d2: int) -> bool:
+    """Is (score s, row d) ranked above (s2, d2)? Higher score first, then lower row."""
+    return s > s2 or (s == s2 and d < d2)
+
+
+@numba.njit(nogil=True, cache=True)
+def _heap_push(hs, hi, hc, size, s, d, c):
+    """Keep the best ``len(hs)`` of (score, row, cosine) in a heap whose root is the worst kept."""
+    cap = hs.shape[0]
+    if size < cap:
+        i = size
+        size += 1
+        while i > 0:
+            p = (i - 1) // 2
+            if _better(hs[p], hi[p], s, d):
+                hs[i], hi[i], hc[i] = hs[p], hi[p], hc[p]
+                i = p
+            else:
+                break
+        hs[i], hi[i], hc[i] = s, d, c
+        return size
+    if not _better(s, d, hs[0], hi[0]):
+        return size
+    i = 0
+    while True:
+        left = 2 * i + 1
+        if left >= size:
+            break
+        child = left
+        right = left + 1
+        if right < size and _better(hs[left], hi[left], hs[right], hi[right]):
+            child = right
+        if _better(s, d, hs[child], hi[child]):
+            hs[i], hi[i], hc[i] = hs[child], hi[child], hc[child]
+            i = child
+        else:
+            break
+    hs[i], hi[i], hc[i] = s, d, c
+    return size
+
+
+@numba.njit(nogil=True, cache=True)
+def _row_dot(a_idx, a_val, b_idx, b_val):
+    """Dot product of two sparse rows with sorted column indices."""
+    i = 0
+    j = 0
+    total = np.float32(0.0)
+    while i < a_idx.shape[0] and j < b_idx.shape[0]:
+        if a_idx[i] == b_idx[j]:
+            total += a_val[i] * b_val[j]
+            i += 1
+            j += 1
+        elif a_idx[i] < b_idx[j]:
+            i += 1
+        else:
+            j += 1
+    return total
+
+
+@numba.njit(nogil=True, cache=True)
+def _dot_with_row(a_idx, a_val, x_indptr, x_indices, x_data, row):
+    """Dot product of a sparse row with row ``row`` of a CSR matrix (sorted columns)."""
+    lo = x_indptr[row]
+    hi = x_indptr[row + 1]
+    return _row_dot(a_idx, a_val, x_indices[lo:hi], x_data[lo:hi])
+
+
+@numba.njit(nogil=True, cache=True)
+def _search(
+    q_indptr,
+    q_indices,
+    q_data,
+    q_self,
+    q_ts,
+    q_days,
+    t_indptr,
+    t_indices,
+    t_data,
+    x_indptr,
+    x_indices,
+    x_data,
+    d_ts,
+    d_days,
+    half_life,
+    newer,
+    mask,
+    prune_df,
+    rescore,
+    lo,
+    hi,
+    out_rows,
+    out_scores,
+    out_sims,
+):
+    """Fill rows ``lo..hi`` of the outputs with each query's best candidates, best first.
+
+    ``half_life <= 0``: no time prior. ``mask`` of length 0: no mask. ``prune_df <= 0``: exact.
+    """
+    n_docs = d_ts.shape[0]
+    pool = out_rows.shape[1]
+    acc = np.zeros(n_docs, np.float32)
+    touched = np.empty(n_docs + 1, np.int32)
+    hs = np.empty(pool, np.float32)
+    hi_ = np.empty(pool, np.int64)
+    hc = np.empty(pool, np.float32)
+    use_mask = mask.shape[0] > 0
+    use_prior = half_life > 0
+    h = np.float32(half_life) if use_prior else np.float32(1.0)
+    one = np.float32(1.0)
+    pruned = prune_df > 0
+    n_keep = rescore if pruned else pool
+    cs = np.empty(max(n_keep, 1), np.float32)
+    ci = np.empty(max(n_keep, 1), np.int64)
+    cc = np.empty(max(n_keep, 1), np.float32)
+    for r in range(lo, hi):
+        n_touched = 0
+        for p in range(q_indptr[r], q_indptr[r + 1]):
+            t = q_indices[p]
+            start = t_indptr[t]
+            stop = t_indptr[t + 1]
+            if pruned and stop - start > prune_df:
+                continue
+            v = q_data[p]
+            for pp in range(start, stop):
+                d = t_indices[pp]
+                old = acc[d]
+                # Branch-free bookkeeping of the rows touched: the slot is overwritten unless new.
+                touched[n_touched] = d
+                n_touched += old == 0
+                acc[d] = old + v * t_data[pp]
+        size = 0
+        qd = q_days[r]
+        qt = q_ts[r]
+        own = q_self[r]
+        for j in range(n_touched):
+            d = touched[j]
+            cos = acc[d]
+            acc[d] = 0
+            if d == own or cos <= 0:
+                continue
+            if size == n_keep and cos < cs[0]:  # the prior only lowers a score: it cannot get in
+                continue
+            if use_mask and not mask[d]:
+                continue
+            if not newer and d_ts[d] - qt > 0:  # NaN compares False: undated kept
+                continue
+            s = cos
+            if use_prior:
+                apart = d_days[d] - qd
+                if apart != apart:  # undated: neither weighted nor filtered
+                    apart = np.float32(0.0)
+                s = cos * (one / (one + abs(apart) / h))
+            if s <= 0 or (size == n_keep and not _better(s, d, cs[0], ci[0])):
+                continue
+            size = _heap_push(cs, ci, cc, size, s, d, cos)
+        if pruned:
+            # Candidates came from the rarer terms only: score them again on every term.
+            q_idx = q_indices[q_indptr[r] : q_indptr[r + 1]]
+            q_val = q_data[q_indptr[r] : q_indptr[r + 1]]
+            n_cand = size
+            size = 0
+            for j in range(n_cand):
+                d = ci[j]
+                cos = _dot_with_row(q_idx, q_val, x_indptr, x_indices, x_data, d)
+                s = cos
+                if use_prior:
+                    apart = d_days[d] - qd
+                    if apart != apart:
+                        apart = np.float32(0.0)
+                    s = cos * (one / (one + abs(apart) / h))
+                size = _heap_push(hs, hi_, hc, size, s, d, cos)
+        else:
+            hs[:size] = cs[:size]
+            hi_[:size] = ci[:size]
+            hc[:size] = cc[:size]
+        # Heap to best-first order: repeatedly take the best remaining (pool is small).
+        for slot in range(pool):
+            if slot >= size:
+                out_rows[r, slot] = -1
+                out_scores[r, slot] = 0
+                out_sims[r, slot] = 0
+                continue
+            best = slot
+            for j in range(slot + 1, size):
+                if _better(hs[j], hi_[j], hs[best], hi_[best]):
+                    best = j
+            hs[slot], hs[best] = hs[best], hs[slot]
+            hi_[slot], hi_[best] = hi_[best], hi_[slot]
+            hc[slot], hc[best] = hc[best], hc[slot]
+            out_rows[r, slot] = hi_[slot]
+            out_scores[r, slot] = hs[slot]
+            out_sims[r, slot] = hc[slot]
+
+
+# --- Python entry points ---------------------------------------------------------------------------
+
+_NO_MASK = _readonly(np.zeros(0, dtype=np.bool_), np.bool_)
+
+
+def search(
+    index: Index,
+    queries: sp.csr_matrix,
+    pool: int,
+    *,
+    exclude: np.ndarray | None = None,
+    query_ts: np.ndarray | None = None,
+    prior: TimePrior = TimePrior(),
+    mask: np.ndarray | None = None,
+    prune_df: int = 0,
+    rescore: int = 0,
+    threads: int = 1,
+) -> Hits:
+    """The best ``pool`` candidates of every query row, one thread per slice of rows.
+
+    ``exclude[i]`` is a row query ``i`` must never return (its own), or ``-1``. ``query_ts`` are the
+    queries' publication times (NaN: undated). ``prune_df > 0`` gives approximate mode (see the module).
+    """
+    nq = queries.shape[0]
+    if queries.shape[1] != index.n_terms:
+        raise ValueError(f"queries have {queries.shape[1]} terms, the index {index.n_terms}")
+    rows = np.empty((nq, pool), dtype=np.int64)
+    scores = np.empty((nq, pool), dtype=np.float32)
+    sims = np.empty((nq, pool), dtype=np.float32)
+    q = _csr_parts(queries)
+    q_self = _readonly(np.full(nq, -1) if exclude is None else exclude, np.int64)
+    q_ts = _readonly(np.full(nq, np.nan) if query_ts is None else query_ts, np.float64)
+    q_days = index.query_days(q_ts)
+    m = _NO_MASK if mask is None else _readonly(mask, np.bool_)
+    half_life = float(prior.half_life_days) if prior.half_life_days is not None else 0.0
+    rescore = max(int(rescore), pool)
+
+    def run(lo: int, hi: int) -> None:
+        _search(
+            *q, q_self, q_ts, q_days, *index.terms, *index.rows, index.timestamps, index.days,
+            half_life, prior.newer, m, int(prune_df), rescore, lo, hi, rows, scores, sims,
+        )  # fmt: skip
+
+    threads = max(1, min(threads, nq))
+    if threads == 1:
+        run(0, nq)
+    else:
+        # Small slices balance uneven rows; the kernel holds no GIL, so threads run in parallel.
+        step = max(1, min(256, -(-nq // (threads * 4))))
+        with ThreadPoolExecutor(threads) as workers:
+            list(workers.map(lambda lo: run(lo, min(nq, lo + step)), range(0, nq, step)))
+    return Hits(rows, scores, sims)
+
+
+def available_threads(n_jobs: int = -1) -> int:
+    """Threads for ``n_jobs`` (``-1``: every core this process may use)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores if n_jobs < 1 else min(n_jobs, cores)
+
+
+def cost_per_row(index: Index, prune_df: int = 0) -> np.ndarray:
+    """Multiply-adds each row costs as a query: the sum of its terms' document frequencies."""
+    indptr, indices, _ = index.rows
+    df = index.df[indices]
+    if prune_df > 0:
+        df = np.where(df > prune_df, 0, df)
+    return np.add.reduceat(np.append(df, 0), indptr[:-1]) * (np.diff(indptr) > 0)
+
+
+def search_blocks(
+    index: Index,
+    pool: int,
+    *,
+    prior: TimePrior = TimePrior(),
+    prune_df: int = 0,
+    rescore: int = 0,
+    block_rows: int = 4096,
+    threads: int = 1,
+    progress: ProgressCallback | None = None,
+) -> Iterator[tuple[int, Hits]]:
+    """Every row of the index as a query against all the others, in blocks of rows, in row order.
+
+    ``progress(done, total)`` counts multiply-adds, estimated up front from document frequencies.
+    """
+    cost = np.cumsum(cost_per_row(index, prune_df))
+    total = int(cost[-1]) if cost.size else 0
+    matrix = sp.csr_matrix((index.rows[2], index.rows[1], index.rows[0]), shape=(index.n_docs, index.n_terms))
+    with threadpool_limits(limits=1):  # our threads fill the cores: no BLAS threads on top
+        for start in range(0, index.n_docs, max(1, block_rows)):
+            stop = min(index.n_docs, start + max(1, block_rows))
+            hits = search(
+                index,
+                matrix[start:stop],
+                pool,
+                exclude=np.arange(start, stop),
+                query_ts=np.asarray(index.timestamps[start:stop]),
+                prior=prior,
+                prune_df=prune_df,
+                rescore=rescore,
+                threads=threads,
+            )
+            yield start, hits
+            if progress is not None:
+                progress(int(cost[stop - 1]), total)
 
 
 def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
@@ -38,56 +430,9 @@ def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
     return positive[order][:k]
 
 
-def _rows_top_k(dense: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise top-k of a dense score block: best first, ties by lower index, non-positive as -1."""
-    k_eff = min(k, dense.shape[1])
-    if k_eff < dense.shape[1]:
-        part = np.argpartition(-dense, k_eff - 1, axis=1)[:, :k_eff]
-        # argpartition keeps an arbitrary few of the scores tied with the k-th: redo those rows exactly.
-        kth = np.take_along_axis(dense, part, axis=1).min(axis=1)
-        tied = np.flatnonzero((kth > 0) & ((dense >= kth[:, None]).sum(axis=1) > k_eff))
-        for r in tied:
-            part[r] = np.argsort(-dense[r], kind="stable")[:k_eff]
-    else:
-        part = np.broadcast_to(np.arange(dense.shape[1]), dense.shape).copy()
-    vals = np.take_along_axis(dense, part, axis=1)
-    order = np.lexsort((part, -vals), axis=-1)
-    part = np.take_along_axis(part, order, axis=1)
-    vals = np.take_along_axis(vals, order, axis=1)
-    indices = np.full((dense.shape[0], k), -1, dtype=np.int64)
-    scores = np.zeros((dense.shape[0], k), dtype=np.float32)
-    keep = vals > 0
-    indices[:, :k_eff] = np.where(keep, part, -1)
-    scores[:, :k_eff] = np.where(keep, np.clip(vals, 0.0, 1.0), 0.0)
-    return indices, scores
-
-
 def query_scores(query: sp.csr_matrix, index_t: sp.csr_matrix) -> np.ndarray:
-    """Cosine scores of one query row against every document.
-
-    ``index_t`` is the term-major (transposed) matrix, so the cost follows the query's terms'
-    posting lists, not the number of documents.
-    """
+    """Cosine scores of one query row against every document, through the term-major matrix."""
     return np.asarray((query @ index_t).toarray(), dtype=np.float32).ravel()
-
-
-def block_rows_for(n_docs: int, memory_mb: int = 256) -> int:
-    """Rows per block so one dense block of scores (rows × n_docs float32) fits in ``memory_mb``."""
-    return max(1, min(n_docs, (memory_mb * 2**20) // (4 * max(n_docs, 1))))
-
-
-def score_blocks(
-    matrix: sp.csr_matrix, index_t: sp.csr_matrix, *, memory_mb: int = 256
-) -> Iterator[tuple[int, np.ndarray]]:
-    """Dense cosine scores of consecutive row blocks against every row, each row's own score zeroed."""
-    n = matrix.shape[0]
-    step = block_rows_for(n, memory_mb)
-    for start in range(0, n, step):
-        stop = min(n, start + step)
-        dense = np.asarray((matrix[start:stop] @ index_t).toarray(), dtype=np.float32)
-        rows = np.arange(stop - start)
-        dense[rows, rows + start] = 0.0  # never an article's own neighbour
-        yield start, dense
 
 
 def all_pairs_top_k(
@@ -95,13 +440,22 @@ def all_pairs_top_k(
     index_t: sp.csr_matrix,
     k: int,
     *,
-    memory_mb: int = 256,
+    block_rows: int = 4096,
+    threads: int = 1,
     progress: ProgressCallback | None = None,
 ) -> Iterator[Block]:
-    """Every row's top-``k`` other rows (never itself), block by block, in row order."""
-    n = matrix.shape[0]
-    for start, dense in score_blocks(matrix, index_t, memory_mb=memory_mb):
-        indices, scores = _rows_top_k(dense, k)
-        yield Block(start, indices, scores)
-        if progress is not None:
-            progress(start + dense.shape[0], n)
+    """Every row's top-``k`` other rows by plain cosine (never itself), block by block, in row order.
+
+    ``matrix`` holds the query rows; ``index_t`` the documents, term-major (row ``i`` of both is the
+    same article).
+    """
+    index = Index(index_t.T.tocsr(), index_t)
+    queries = sp.csr_matrix(matrix, dtype=np.float32)
+    total = queries.shape[0]
+    with threadpool_limits(limits=1):
+        for start in range(0, total, max(1, block_rows)):
+            stop = min(total, start + max(1, block_rows))
+            hits = search(index, queries[start:stop], k, exclude=np.arange(start, stop), threads=threads)
+            yield Block(start, hits.rows, np.minimum(hits.scores, np.float32(1.0)))
+            if progress is not None:
+                progress(stop, total)

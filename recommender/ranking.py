@@ -12,13 +12,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 
 from .errors import InvalidParameterError
-from .neighbors import top_k_indices
+from .neighbors import _dot_with_row, top_k_indices
 
-__all__ = ["RankingOptions", "TermWeight", "explain", "select", "time_weights", "title_key"]
+__all__ = ["RankingOptions", "TermWeight", "choose", "explain", "pool_size", "select", "time_weights", "title_key"]
 
 _DAY = 86400.0
 
@@ -108,66 +109,116 @@ def select(
     key_of: Callable[[int], str],
     options: RankingOptions,
 ) -> list[int]:
-    """The rows of the final list from one query's ``scores`` (already weighted and masked), best first.
+    """The rows of the final list from one query's dense ``scores`` (already weighted and masked), best first.
 
     ``key_of(row)`` gives a row's :func:`title_key`, for the same-title test of ``dedup``.
     """
-    if options.dedup is None and options.diversity == 0.0 and options.min_score == 0.0:
-        return top_k_indices(scores, k).tolist()
-    if options.diversity > 0:
-        return _select_from(top_k_indices(scores, 4 * k + 10), scores, k, matrix, key_of, options)
-    # Greedy in score order is prefix-stable: a small pool gives the same list as a large one unless
-    # duplicates use it up, and only then is the large pool needed (similarities cost per candidate).
-    small = top_k_indices(scores, 4 * k + 10)
-    chosen = _select_from(small[: k + 5], scores, k, matrix, key_of, options, keep_all=True)
-    if len(chosen) < k and small.size > k + 5:
-        chosen = _select_from(small, scores, k, matrix, key_of, options, keep_all=True)
-    return _threshold(chosen, scores, options)
+    pool = top_k_indices(scores, pool_size(k, options))
+    keys: dict[str, int] = {}
+    title_ids = np.zeros(matrix.shape[0], dtype=np.int64)
+    if options.dedup is not None:
+        for row in pool.tolist():
+            title_ids[row] = keys.setdefault(key_of(row), len(keys))
+    return choose(pool, scores[pool], k, matrix=matrix, title_ids=title_ids, options=options)
 
 
-def _select_from(
-    pool: np.ndarray,
+def pool_size(k: int, options: RankingOptions) -> int:
+    """Candidates to gather per query so the list survives near-duplicates and diversity."""
+    return k if options.dedup is None and options.diversity == 0.0 else 4 * k + 10
+
+
+def choose(
+    rows: np.ndarray,
     scores: np.ndarray,
     k: int,
+    *,
     matrix: sp.csr_matrix,
-    key_of: Callable[[int], str],
+    title_ids: np.ndarray,
     options: RankingOptions,
-    keep_all: bool = False,
 ) -> list[int]:
-    if pool.size == 0:
-        return []
-    sims = _gram(matrix[pool])
-    rel = scores[pool].astype(np.float64)
-    keys = [key_of(int(r)) for r in pool] if options.dedup is not None else []
-    chosen: list[int] = []
-    alive = np.ones(pool.size, dtype=bool)
-    while len(chosen) < k and alive.any():
-        if options.diversity > 0 and chosen:
-            penalty = sims[:, chosen].max(axis=1)
-            value = (1 - options.diversity) * rel - options.diversity * penalty
-        else:
-            value = rel.copy()
-        value[~alive] = -np.inf
-        best = int(np.argmax(value))
-        alive[best] = False
-        if options.dedup is not None and chosen:
-            if (sims[best, chosen] >= options.dedup).any() or keys[best] in {keys[c] for c in chosen}:
+    """The final list from a query's candidates (``rows`` best first by ``scores``; ``-1`` pads).
+
+    Greedy in score order, skipping near-duplicates of what is already chosen (same ``title_ids``
+    entry, or cosine at or above ``dedup``); with ``diversity`` the next pick maximises marginal
+    relevance instead. Then the ``min_score`` / ``min_results`` rule.
+    """
+    if not matrix.has_sorted_indices:  # rows are compared by merging their columns
+        matrix = matrix.sorted_indices()
+    valid = (rows >= 0) & (scores > 0)
+    rows = np.ascontiguousarray(rows[valid], dtype=np.int64)
+    picked = rows[: int(k)]
+    if options.dedup is not None or options.diversity > 0:
+        picked = rows[
+            _greedy(
+                rows,
+                np.ascontiguousarray(scores[valid], dtype=np.float64),
+                int(k),
+                np.asarray(matrix.indptr),
+                np.asarray(matrix.indices),
+                np.asarray(matrix.data),
+                np.asarray(title_ids),
+                -1.0 if options.dedup is None else float(options.dedup),
+                float(options.diversity),
+            )
+        ]
+    chosen = picked.tolist()
+    if options.min_score > 0 or options.min_results > 0:
+        by_row = dict(zip(rows.tolist(), scores[valid].tolist(), strict=True))
+        chosen = _threshold(chosen, by_row, options)
+    return chosen
+
+
+@numba.njit(nogil=True, cache=True)
+def _greedy(rows, rel, k, x_indptr, x_indices, x_data, title_ids, dedup, diversity):
+    """Positions in ``rows`` of the chosen candidates, in the order chosen."""
+    n = rows.shape[0]
+    chosen = np.empty(min(k, n), np.int64)
+    n_chosen = 0
+    alive = np.ones(n, np.bool_)
+    penalty = np.zeros(n, np.float64)  # highest cosine to anything chosen so far (MMR)
+    while n_chosen < k:
+        best = -1
+        best_value = -np.inf
+        for i in range(n):
+            if not alive[i]:
                 continue
-        chosen.append(best)
-    picked = [int(pool[c]) for c in chosen]
-    return picked if keep_all else _threshold(picked, scores, options)
+            value = rel[i]
+            if diversity > 0 and n_chosen > 0:
+                value = (1 - diversity) * rel[i] - diversity * penalty[i]
+            if value > best_value:
+                best = i
+                best_value = value
+        if best < 0:
+            break
+        alive[best] = False
+        b = rows[best]
+        b_idx = x_indices[x_indptr[b] : x_indptr[b + 1]]
+        b_val = x_data[x_indptr[b] : x_indptr[b + 1]]
+        if dedup > 0:
+            duplicate = False
+            for j in range(n_chosen):
+                c = rows[chosen[j]]
+                if title_ids[c] == title_ids[b]:
+                    duplicate = True
+                    break
+                sim = _dot_with_row(b_idx, b_val, x_indptr, x_indices, x_data, c)
+                if sim >= dedup:
+                    duplicate = True
+                    break
+            if duplicate:
+                continue
+        chosen[n_chosen] = best
+        n_chosen += 1
+        if diversity > 0:
+            for i in range(n):
+                if alive[i]:
+                    sim = _dot_with_row(b_idx, b_val, x_indptr, x_indices, x_data, rows[i])
+                    if sim > penalty[i]:
+                        penalty[i] = sim
+    return chosen[:n_chosen]
 
 
-def _gram(rows: sp.csr_matrix) -> np.ndarray:
-    """Cosines among a few sparse rows, on their own columns only (a sparse transpose would cost
-    the whole vocabulary's width per call)."""
-    cols, local = np.unique(rows.indices, return_inverse=True)
-    dense = np.zeros((rows.shape[0], cols.size), dtype=np.float32)
-    dense[np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr)), local] = rows.data
-    return dense @ dense.T
-
-
-def _threshold(chosen: list[int], scores: np.ndarray, options: RankingOptions) -> list[int]:
+def _threshold(chosen: list[int], scores: dict[int, float], options: RankingOptions) -> list[int]:
     """Drop results below ``min_score``, unless fewer than ``min_results`` would remain."""
     keep = [r for r in chosen if scores[r] >= options.min_score]
     if len(keep) < options.min_results:

@@ -78,7 +78,7 @@ def precompute(
     k: int = 10,
     *,
     progress: ProgressCallback | None = None,
-    memory_mb: int = 128,
+    block_rows: int = 4096,
     **options: Any,
 ) -> PrecomputeResult:
     """Write every article's top-``k`` related list to ``path`` (format by suffix), replacing it atomically.
@@ -88,7 +88,7 @@ def precompute(
     path = Path(path)
     kind = format_for(path)
     started = time.perf_counter()
-    blocks = iter(model.all_related(k, progress=progress, memory_mb=memory_mb, **options))
+    blocks = iter(model.all_related(k, progress=progress, block_rows=block_rows, **options))
     ids = model.ids_.to_list()
     writer = {"jsonl": _write_jsonl, "csv": _write_csv, "sqlite": _write_sqlite}[kind]
     try:

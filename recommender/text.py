@@ -102,23 +102,32 @@ def clean_text(text: str, *, dateline: bool = True) -> str:
     """
     if not text:
         return ""
-    previous = None
     # Removing one piece of debris can expose another (a dateline behind a hole, or a mojibake word that
-    # only decodes once debris glued to it is gone), so run to a fixpoint.
-    while text != previous:
-        previous = text
+    # only decodes once debris glued to it is gone), so repeat until a pass changes nothing but spacing.
+    while True:
+        changed = False
         if not text.isascii() and _MOJIBAKE_HINT.search(text):
-            text = _fix_mojibake(text)
+            fixed = _fix_mojibake(text)
+            changed |= fixed != text
+            text = fixed
         text = _squeeze(text)
         lowered = text.lower()
         for needles, pattern in _DEBRIS:
             if any(needle in lowered for needle in needles):
-                text = pattern.sub(" ", text)
-        text = _HOLES.sub(",", text).strip(_EDGE)
+                text, n = pattern.subn(" ", text)
+                changed |= n > 0
+        text, n = _HOLES.subn(",", text)
+        stripped = text.strip(_EDGE)
+        changed |= n > 0 or stripped != text
+        text = stripped
         if dateline:
-            text = _DATELINE.sub("", text)
-        text = _squeeze(text).strip(_EDGE)
-    return text
+            text, n = _DATELINE.subn("", text)
+            changed |= n > 0
+        tidy = _squeeze(text).strip(_EDGE)
+        changed |= tidy != text
+        text = tidy
+        if not changed:
+            return text
 
 
 class Analyzer:
@@ -185,7 +194,7 @@ class Analyzer:
             if low == 1:
                 out.extend(words)
             for n in range(max(low, 2), high + 1):
-                out.extend(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
+                out.extend(map(" ".join, zip(*(words[i:] for i in range(n)), strict=False)))  # n-grams: shifted copies
         return out
 
     def __call__(self, doc: str | Sequence[str]) -> list[str]:

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
 from recommender import Recommender
-from recommender.neighbors import Block, all_pairs_top_k, block_rows_for, query_scores, top_k_indices
+from recommender.neighbors import Block, all_pairs_top_k, query_scores, top_k_indices
 
 
 def brute_top_k(matrix: sp.csr_matrix, k: int) -> list[list[tuple[int, float]]]:
@@ -124,20 +124,14 @@ def test_query_scores_of_random_matrix() -> None:
 # --- block_rows_for / all_pairs_top_k ---------------------------------------------------------------
 
 
-def test_block_rows_for_respects_the_budget() -> None:
-    assert block_rows_for(1000, 1) == (2**20) // (4 * 1000)
-    assert block_rows_for(10, 256) == 10  # never more rows than documents
-    assert block_rows_for(10**9, 1) == 1  # always at least one row
-    assert block_rows_for(0, 1) == 1
-
-
 def test_all_pairs_matches_brute_force_on_sample_in_several_blocks(fitted: Recommender) -> None:
     matrix = fitted.matrix_
     n = matrix.shape[0]
-    # memory_mb=0 is the smallest budget: one row per block, the most block boundaries there can be.
-    assert block_rows_for(n, 0) < n
+    # one row per block: the most block boundaries there can be.
     calls: list[tuple[int, int]] = []
-    blocks = list(all_pairs_top_k(matrix, fitted.index_t_, 10, memory_mb=0, progress=lambda d, t: calls.append((d, t))))
+    blocks = list(
+        all_pairs_top_k(matrix, fitted.index_t_, 10, block_rows=1, progress=lambda d, t: calls.append((d, t)))
+    )
     assert len(blocks) > 1
     assert_same_top_k(blocks_as_lists(blocks, n, 10), brute_top_k(matrix, 10))
     done = [d for d, _ in calls]
@@ -151,10 +145,9 @@ def test_all_pairs_matches_brute_force_on_random_matrix() -> None:
     n = 1500
     matrix = random_normalised(n, 800, 0.01, seed=11)
     index_t = matrix.T.tocsr()
-    assert block_rows_for(n, 1) < n  # a 1 MB budget needs several blocks of 1500 × 1500 float32
     calls: list[tuple[int, int]] = []
-    blocks = list(all_pairs_top_k(matrix, index_t, 7, memory_mb=1, progress=lambda d, t: calls.append((d, t))))
-    assert len(blocks) == -(-n // block_rows_for(n, 1)) > 1
+    blocks = list(all_pairs_top_k(matrix, index_t, 7, block_rows=64, progress=lambda d, t: calls.append((d, t))))
+    assert len(blocks) == -(-n // 64) > 1
     assert_same_top_k(blocks_as_lists(blocks, n, 7), brute_top_k(matrix, 7))
     assert [d for d, _ in calls] == sorted({d for d, _ in calls})
     assert calls[-1] == (n, n)
@@ -162,7 +155,7 @@ def test_all_pairs_matches_brute_force_on_random_matrix() -> None:
 
 def test_all_pairs_never_lists_a_row_as_its_own_neighbour() -> None:
     matrix = random_normalised(300, 50, 0.2, seed=5)
-    for block in all_pairs_top_k(matrix, matrix.T.tocsr(), 20, memory_mb=0):
+    for block in all_pairs_top_k(matrix, matrix.T.tocsr(), 20, block_rows=1):
         own = np.arange(block.start, block.start + block.indices.shape[0])[:, None]
         assert not (block.indices == own).any()
         assert ((block.scores >= 0) & (block.scores <= 1)).all()
@@ -184,5 +177,5 @@ def test_all_pairs_ties_between_identical_rows_go_to_lower_index() -> None:
     base = random_normalised(1, 40, 0.3, seed=8)
     others = random_normalised(70, 40, 0.1, seed=9)
     matrix = sp.csr_matrix(sp.vstack([others[:35], sp.vstack([base] * 30), others[35:]]), dtype=np.float32)
-    blocks = list(all_pairs_top_k(matrix, matrix.T.tocsr(), 5, memory_mb=0))
+    blocks = list(all_pairs_top_k(matrix, matrix.T.tocsr(), 5, block_rows=1))
     assert_same_top_k(blocks_as_lists(blocks, matrix.shape[0], 5), brute_top_k(matrix, 5))

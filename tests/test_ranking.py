@@ -537,7 +537,7 @@ def test_dedup_in_all_related(copies_corpus: list[Article]) -> None:
 def lists_from_blocks(model: Recommender, k: int, **options: Any) -> dict[str, list[tuple[str, float]]]:
     ids = [str(i) for i in model.ids_.to_list()]
     out = {}
-    for block in model.all_related(k, memory_mb=1, **options):
+    for block in model.all_related(k, block_rows=64, **options):
         for offset, (indices, scores) in enumerate(zip(block.indices, block.scores, strict=True)):
             out[ids[block.start + offset]] = [
                 (ids[j], float(s)) for j, s in zip(indices.tolist(), scores.tolist(), strict=True) if j >= 0

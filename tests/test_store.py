@@ -218,7 +218,7 @@ def test_precompute_result_counts_pairs(fitted: Recommender, tmp_path: Path) -> 
 
 def test_precompute_from_a_memory_mapped_model(fitted: Recommender, model_path: Path, tmp_path: Path) -> None:
     loaded = Recommender.load(model_path, mmap=True)
-    precompute(fitted, tmp_path / "a.jsonl", k=K, memory_mb=0)
+    precompute(fitted, tmp_path / "a.jsonl", k=K, block_rows=1)
     precompute(loaded, tmp_path / "b.jsonl", k=K)
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
 
@@ -248,14 +248,14 @@ def test_rerun_replaces_old_lists(fitted: Recommender, tmp_path: Path, suffix: s
 
 def crash_after_first_block(monkeypatch: pytest.MonkeyPatch, exc: BaseException) -> None:
     """Make the all-pairs kernel yield its first real block of scores, then fail."""
-    real = model_module.score_blocks
+    real = model_module.search_blocks
 
     def crashing(*args: Any, **kwargs: Any) -> Iterator[tuple[int, Any]]:
         blocks = real(*args, **kwargs)
         yield next(blocks)
         raise exc
 
-    monkeypatch.setattr(model_module, "score_blocks", crashing)
+    monkeypatch.setattr(model_module, "search_blocks", crashing)
 
 
 @pytest.mark.parametrize("suffix", SUFFIXES)
@@ -270,7 +270,7 @@ def test_crash_mid_precompute_keeps_previous_output(
     files_before = sorted(p.name for p in tmp_path.iterdir())
     crash_after_first_block(monkeypatch, exc)
     with pytest.raises(type(exc)):
-        precompute(fitted, path, k=5, memory_mb=0)  # one row per block: the crash comes early
+        precompute(fitted, path, k=5, block_rows=1)  # one row per block: the crash comes early
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == files_before  # no temporary files left
     if old_contents is None:
@@ -286,7 +286,7 @@ def test_crash_on_first_run_leaves_nothing(
 ) -> None:
     crash_after_first_block(monkeypatch, RuntimeError("worker died"))
     with pytest.raises(RuntimeError):
-        precompute(fitted, tmp_path / f"related{suffix}", k=5, memory_mb=0)
+        precompute(fitted, tmp_path / f"related{suffix}", k=5, block_rows=1)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -303,7 +303,7 @@ def test_file_readers_see_the_old_file_until_the_new_one_is_complete(
         if done < total:
             seen.append(path.read_bytes() == old_bytes)
 
-    precompute(fitted, path, k=5, memory_mb=0, progress=check)
+    precompute(fitted, path, k=5, block_rows=1, progress=check)
     assert seen and all(seen)
     assert max(len(items) for items in read_lists(path).values()) == 5
 
@@ -329,7 +329,7 @@ def test_sqlite_reader_sees_complete_old_or_new_lists(fitted: Recommender, tmp_p
                 finally:
                     other.close()
 
-        result = precompute(fitted, path, k=5, memory_mb=0, progress=check)
+        result = precompute(fitted, path, k=5, block_rows=1, progress=check)
         assert mid_write and set(mid_write) == {(old_count, 3)}
         # the open read transaction still sees the complete old lists
         assert reader.execute("SELECT count(*), max(rank) FROM related").fetchone() == (old_count, 3)
@@ -364,7 +364,7 @@ def test_sqlite_readers_in_threads_never_see_a_partial_rewrite(fitted: Recommend
         thread.start()
     try:
         for k in (5, 2):
-            counts.add(precompute(fitted, path, k=k, memory_mb=0).pairs)
+            counts.add(precompute(fitted, path, k=k, block_rows=1).pairs)
     finally:
         stop.set()
         for thread in threads:
