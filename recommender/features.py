@@ -8,8 +8,10 @@ does the rest with whole-array operations. Weighting follows scikit-learn's ``Tf
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import joblib
 import numpy as np
@@ -20,7 +22,7 @@ from .text import Analyzer
 __all__ = ["Counts", "count_terms", "tfidf"]
 
 ProgressCallback = Callable[[int, int], None]
-_CHUNK = 500  # articles per unit of parallel work
+_CHUNK = 1500  # articles per unit of parallel work
 
 
 class Counts:
@@ -31,18 +33,35 @@ class Counts:
         self.terms = terms
 
 
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _numbering() -> defaultdict[str, int]:
+    """A vocabulary that numbers each new term as it is first looked up: the per-term work runs in C."""
+    vocabulary: defaultdict[str, int] = defaultdict()
+    vocabulary.default_factory = vocabulary.__len__
+    return vocabulary
+
+
 def _count_chunk(
     analyzer: Analyzer, docs: Sequence[tuple[str, str]]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    # A vocabulary that numbers each new term as it is first looked up: the per-term work runs in C.
-    vocabulary: defaultdict[str, int] = defaultdict()
-    vocabulary.default_factory = vocabulary.__len__
+    vocabulary = _numbering()
     ids: list[int] = []
     lengths = np.zeros(len(docs), dtype=np.int64)
-    for i, doc in enumerate(docs):
-        before = len(ids)
-        ids.extend(map(vocabulary.__getitem__, analyzer(doc)))
-        lengths[i] = len(ids) - before
+    with _no_gc():  # analysis makes millions of small lists and no cycles: the collector only costs time
+        for i, doc in enumerate(docs):
+            before = len(ids)
+            ids.extend(map(vocabulary.__getitem__, analyzer(doc)))
+            lengths[i] = len(ids) - before
     rows = np.repeat(np.arange(len(docs)), lengths)
     counts = sp.csr_matrix(
         (np.ones(len(ids), dtype=np.float32), (rows, np.array(ids, dtype=np.int32))),
@@ -65,16 +84,14 @@ def count_terms(
     results = joblib.Parallel(n_jobs=n_jobs, return_as="generator")(
         joblib.delayed(_count_chunk)(analyzer, chunk) for chunk in chunks
     )
-    vocabulary: dict[str, int] = {}
+    vocabulary = _numbering()
     parts_indptr: list[np.ndarray] = []
     parts_indices: list[np.ndarray] = []
     parts_values: list[np.ndarray] = []
     offset = 0
     done = 0
     for indptr, indices, values, local_terms in results:
-        remap = np.fromiter(
-            (vocabulary.setdefault(t, len(vocabulary)) for t in local_terms), dtype=np.int32, count=len(local_terms)
-        )
+        remap = np.fromiter(map(vocabulary.__getitem__, local_terms), dtype=np.int32, count=len(local_terms))
         parts_indptr.append(indptr[1:] + offset)
         parts_indices.append(remap[indices])
         parts_values.append(values)

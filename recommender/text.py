@@ -7,8 +7,9 @@ lead-ins, bylines); :class:`Analyzer` turns an article's title and body into wei
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any
 
 import ftfy
@@ -49,7 +50,13 @@ _HOLES = re.compile(r"[,;](?:\s*[,;])+")
 _EDGE = " \n,;-\u2013\u2014"
 _TOKEN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 # Sentence-level breaks: bigrams never span them.
-_SEGMENT = re.compile(r"[.,;:!?\"()\[\]\n\u201c\u201d\u2018\u2019]+")
+_BREAKS = '.,;:!?"()[]\n'
+_CURLY_QUOTES = "\u201c\u201d\u2018\u2019"
+# Lowercased text as bytes: token characters kept, breaks to "\n", everything else (UTF-8 bytes of
+# non-ASCII characters included) to a space; then str.split does in C what a regex scan did slowly.
+_BYTE_CLASSES = bytes(
+    c if chr(c) in "abcdefghijklmnopqrstuvwxyz0123456789-" else 10 if chr(c) in _BREAKS else 32 for c in range(256)
+)
 
 # News boilerplate that Sastrawi's general-purpose list lacks: outlet names, days, months, web debris.
 _NEWS_STOPWORDS = """
@@ -92,7 +99,10 @@ def _fix_mojibake(text: str) -> str:
 def _squeeze(text: str) -> str:
     """Runs of whitespace become one space, or one line break where they held one: a paragraph break
     ends "Baca juga: <headline>" and bylines, and bigrams do not span it."""
-    return "\n".join(filter(None, (" ".join(line.split()) for line in text.splitlines())))
+    lines = text.splitlines()
+    if len(lines) <= 1:
+        return " ".join(text.split())  # one line: the common case, done in C
+    return "\n".join(filter(None, (" ".join(line.split()) for line in lines)))
 
 
 def clean_text(text: str, *, dateline: bool = True) -> str:
@@ -104,18 +114,20 @@ def clean_text(text: str, *, dateline: bool = True) -> str:
         return ""
     # Removing one piece of debris can expose another (a dateline behind a hole, or a mojibake word that
     # only decodes once debris glued to it is gone), so repeat until a pass changes nothing but spacing.
+    text = _squeeze(text)
     while True:
         changed = False
         if not text.isascii() and _MOJIBAKE_HINT.search(text):
             fixed = _fix_mojibake(text)
-            changed |= fixed != text
-            text = fixed
-        text = _squeeze(text)
+            if fixed != text:
+                changed, text = True, _squeeze(fixed)
         lowered = text.lower()
         for needles, pattern in _DEBRIS:
-            if any(needle in lowered for needle in needles):
-                text, n = pattern.subn(" ", text)
-                changed |= n > 0
+            for needle in needles:
+                if needle in lowered:
+                    text, n = pattern.subn(" ", text)
+                    changed |= n > 0
+                    break
         text, n = _HOLES.subn(",", text)
         stripped = text.strip(_EDGE)
         changed |= n > 0 or stripped != text
@@ -128,6 +140,36 @@ def clean_text(text: str, *, dateline: bool = True) -> str:
         text = tidy
         if not changed:
             return text
+
+
+def _segments(lowered: str) -> Iterator[list[str]]:
+    """The tokens (``_TOKEN``) of lowercased text, one list per segment between sentence-level breaks."""
+    if not lowered.isascii():
+        for quote in _CURLY_QUOTES:
+            lowered = lowered.replace(quote, "\n")
+    flat = lowered.encode("utf-8").translate(_BYTE_CLASSES).decode("ascii")
+    for segment in flat.split("\n"):
+        tokens = segment.split()
+        edges = (segment[:1], segment[-1:])
+        if "-" in segment and ("--" in segment or "-" in edges or " -" in segment or "- " in segment):
+            # "-a", "a--b": hyphens only join characters inside a token ("anak-anak" needs no fixing)
+            tokens = [t for token in tokens for t in _TOKEN.findall(token)]
+        yield tokens
+
+
+class _KeptWords(dict[str, bool]):
+    """Whether a token is kept as a word (not a stopword, a digit string or one letter), decided once per
+    distinct token: news reuses its words."""
+
+    def __init__(self, stopwords: frozenset[str]) -> None:
+        super().__init__()
+        self.stopwords = stopwords
+
+    def __missing__(self, word: str) -> bool:
+        if len(self) > 500_000:
+            self.clear()
+        kept = self[word] = len(word) > 1 and not word.isdigit() and word not in self.stopwords
+        return kept
 
 
 class Analyzer:
@@ -156,11 +198,16 @@ class Analyzer:
         self.stopwords = frozenset(stopwords) if stopwords is not None else default_stopwords()
         self._stems: dict[str, str] = {}
         self._stemmer: Any = None
+        self._keep = _KeptWords(self.stopwords)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_stems"], state["_stemmer"] = {}, None
+        state["_stems"], state["_stemmer"], state["_keep"] = {}, None, None
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._keep = _KeptWords(self.stopwords)
 
     def _stem(self, word: str) -> str:
         # Sastrawi costs ~1 ms a word; news reuses words, so each distinct word is stemmed once.
@@ -178,8 +225,9 @@ class Analyzer:
         """The kept words of ``text``, one list per sentence-like segment (``dateline=False`` for titles)."""
         segments = []
         stop = self.stopwords
-        for segment in _SEGMENT.split(clean_text(text, dateline=dateline).lower()):
-            words = [w for w in _TOKEN.findall(segment) if len(w) > 1 and not w.isdigit() and w not in stop]
+        keep = self._keep
+        for tokens in _segments(clean_text(text, dateline=dateline).lower()):
+            words = list(filter(keep.__getitem__, tokens))
             if self.stem:
                 words = [s for s in map(self._stem, words) if s not in stop]
             if words:
@@ -194,7 +242,10 @@ class Analyzer:
             if low == 1:
                 out.extend(words)
             for n in range(max(low, 2), high + 1):
-                out.extend(map(" ".join, zip(*(words[i:] for i in range(n)), strict=False)))  # n-grams: shifted copies
+                if n == 2:
+                    out.extend([a + " " + b for a, b in pairwise(words)])
+                else:
+                    out.extend(map(" ".join, zip(*(words[i:] for i in range(n)), strict=False)))
         return out
 
     def __call__(self, doc: str | Sequence[str]) -> list[str]:
