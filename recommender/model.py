@@ -32,7 +32,7 @@ from .corpus import Article, parse_published
 from .errors import InvalidParameterError, ModelError, UnknownArticleError
 from .features import count_terms, tfidf
 from .neighbors import Block, Index, ProgressCallback, TimePrior, available_threads, search, search_blocks
-from .ranking import RankingOptions, TermWeight, choose, explain, pool_size, title_key
+from .ranking import RankingOptions, TermWeight, choose, choose_rows, explain, pool_size, title_key
 from .text import Analyzer
 
 __all__ = ["FORMAT_VERSION", "Recommender", "Related", "StringColumn", "manifest_path"]
@@ -509,22 +509,9 @@ class Recommender:
             progress=progress,
         )
         for start, hits in blocks:
-            n = hits.rows.shape[0]
-            indices = np.full((n, k), -1, dtype=np.int64)
-            scores = np.zeros((n, k), dtype=np.float32)
-            plain = options.dedup is None and options.diversity == 0 and options.min_score == 0
-            for r in range(n):
-                if plain:
-                    chosen = hits.rows[r][hits.rows[r] >= 0].tolist()
-                    picked = hits.scores[r, : len(chosen)]
-                else:
-                    chosen = choose(
-                        hits.rows[r], hits.scores[r], k, matrix=index.matrix, title_ids=title_ids, options=options
-                    )
-                    where = {int(j): i for i, j in enumerate(hits.rows[r].tolist())}
-                    picked = hits.scores[r, [where[j] for j in chosen]]
-                indices[r, : len(chosen)] = chosen
-                scores[r, : len(chosen)] = np.minimum(picked, 1.0)
+            indices, scores = choose_rows(
+                hits.rows, hits.scores, k, matrix=index.matrix, title_ids=title_ids, options=options
+            )
             yield Block(start, indices, scores)
 
     # --- persistence -----------------------------------------------------------------------------

@@ -19,7 +19,17 @@ import scipy.sparse as sp
 from .errors import InvalidParameterError
 from .neighbors import _dot_with_row, top_k_indices
 
-__all__ = ["RankingOptions", "TermWeight", "choose", "explain", "pool_size", "select", "time_weights", "title_key"]
+__all__ = [
+    "RankingOptions",
+    "TermWeight",
+    "choose",
+    "choose_rows",
+    "explain",
+    "pool_size",
+    "select",
+    "time_weights",
+    "title_key",
+]
 
 _DAY = 86400.0
 
@@ -166,6 +176,62 @@ def choose(
         by_row = dict(zip(rows.tolist(), scores[valid].tolist(), strict=True))
         chosen = _threshold(chosen, by_row, options)
     return chosen
+
+
+def choose_rows(
+    rows: np.ndarray,
+    scores: np.ndarray,
+    k: int,
+    *,
+    matrix: sp.csr_matrix,
+    title_ids: np.ndarray,
+    options: RankingOptions,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`choose` for many queries at once: ``(indices, scores)``, each ``(queries, k)``, ``-1`` / 0 padded."""
+    n = rows.shape[0]
+    indices = np.full((n, k), -1, dtype=np.int64)
+    out = np.zeros((n, k), dtype=np.float32)
+    if options.min_score > 0 or options.min_results > 0:
+        for r in range(n):
+            chosen = choose(rows[r], scores[r], k, matrix=matrix, title_ids=title_ids, options=options)
+            indices[r, : len(chosen)] = chosen
+            out[r, : len(chosen)] = [scores[r][rows[r] == c][0] for c in chosen]
+    elif options.dedup is None and options.diversity == 0:
+        keep = (rows[:, :k] >= 0) & (scores[:, :k] > 0)
+        indices[:, : rows[:, :k].shape[1]] = np.where(keep, rows[:, :k], -1)
+        out[:, : rows[:, :k].shape[1]] = np.where(keep, scores[:, :k], 0)
+    else:
+        if not matrix.has_sorted_indices:
+            matrix = matrix.sorted_indices()
+        dedup = -1.0 if options.dedup is None else float(options.dedup)
+        _greedy_rows(
+            rows,
+            scores,
+            k,
+            matrix.indptr,
+            matrix.indices,
+            matrix.data,
+            title_ids,
+            dedup,
+            options.diversity,
+            indices,
+            out,
+        )
+    return indices, np.minimum(out, np.float32(1.0))
+
+
+@numba.njit(nogil=True, cache=True)
+def _greedy_rows(rows, scores, k, x_indptr, x_indices, x_data, title_ids, dedup, diversity, out_rows, out_scores):
+    for r in range(rows.shape[0]):
+        n_valid = 0
+        while n_valid < rows.shape[1] and rows[r, n_valid] >= 0 and scores[r, n_valid] > 0:
+            n_valid += 1
+        cand = rows[r, :n_valid].copy()
+        rel = scores[r, :n_valid].astype(np.float64)
+        picked = _greedy(cand, rel, k, x_indptr, x_indices, x_data, title_ids, dedup, diversity)
+        for j in range(picked.shape[0]):
+            out_rows[r, j] = cand[picked[j]]
+            out_scores[r, j] = scores[r, picked[j]]
 
 
 @numba.njit(nogil=True, cache=True)
