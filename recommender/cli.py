@@ -12,7 +12,15 @@ from typing import Annotated, Any
 import typer
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from . import __version__
@@ -63,11 +71,11 @@ def _user_errors() -> Iterator[None]:
 
 
 @contextmanager
-def _progress(description: str) -> Iterator[ProgressCallback]:
+def _progress(description: str, *, percent: bool = False) -> Iterator[ProgressCallback]:
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        TaskProgressColumn() if percent else MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err,
@@ -80,6 +88,14 @@ def _progress(description: str) -> Iterator[ProgressCallback]:
             bar.update(task, completed=done, total=total)
 
         yield update
+
+
+def _quantity(n: float) -> str:
+    """1,770,633,618 as "1.8 G " (with its trailing space), 950 as "950.0 "."""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit} "
+    return f"{n:.1f} "
 
 
 def _version(value: bool) -> None:
@@ -246,16 +262,28 @@ def precompute_command(
     diversity: DiversityOption = 0.0,
     min_score: MinScoreOption = 0.0,
     min_results: MinResultsOption = 0,
+    exact: Annotated[bool, typer.Option("--exact", help="Exact lists, however long it takes.")] = False,
+    approx: Annotated[
+        bool, typer.Option("--approx", help="Approximate lists (time windows and rare terms), even when small.")
+    ] = False,
 ) -> None:
-    """Precompute every article's related list into a file or SQLite database, replacing it atomically."""
+    """Precompute every article's related list into a file or SQLite database, replacing it atomically.
+
+    Exact up to a size, approximate beyond (with its recall estimated on a sample); --exact or --approx
+    decide instead."""
     with _user_errors():
+        if exact and approx:
+            raise InvalidParameterError("choose one of --exact and --approx")
         format_for(out_path)  # a bad suffix fails before the model is even loaded
         recommender = Recommender.load(model)
-        with _progress("Precomputing") as update:
+        plan = recommender.plan_all_related("exact" if exact else "approx" if approx else "auto")
+        cost = f"{_quantity(plan.multiply_adds)}multiply-adds"
+        with _progress(f"Precomputing ({plan.mode}, {cost})", percent=True) as update:
             result = precompute(
                 recommender,
                 out_path,
                 k,
+                mode=plan,
                 progress=update,
                 newer=newer,
                 diversity=diversity,
@@ -266,6 +294,13 @@ def precompute_command(
             f"Wrote {result.pairs:,} related links for {result.articles:,} articles to {result.path} "
             f"({result.format}, k={result.k}) in {result.seconds:.1f} s"
         )
+        if result.recall is None:
+            typer.echo(f"Mode: exact ({cost})")
+        else:
+            typer.echo(
+                f"Mode: approximate ({cost}; exact: {_quantity(plan.exact_multiply_adds)}multiply-adds); "
+                f"recall@{k} against exact lists estimated at {result.recall:.3f}"
+            )
 
 
 @app.command()

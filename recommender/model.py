@@ -30,8 +30,19 @@ from . import __version__
 from ._atomic import atomic_write
 from .corpus import Article, parse_published
 from .errors import InvalidParameterError, ModelError, UnknownArticleError
-from .features import count_terms, tfidf
-from .neighbors import Block, Index, ProgressCallback, TimePrior, available_threads, search, search_blocks
+from .features import Counts, count_terms, tfidf
+from .neighbors import (
+    Approx,
+    Block,
+    Index,
+    Plan,
+    ProgressCallback,
+    TimePrior,
+    available_threads,
+    plan,
+    search,
+    search_blocks,
+)
 from .ranking import RankingOptions, TermWeight, choose, choose_rows, explain, pool_size, title_key
 from .text import Analyzer
 
@@ -212,6 +223,26 @@ class Recommender:
     def fit(self, articles: Iterable[Article], *, progress: ProgressCallback | None = None) -> Recommender:
         """Learn the vocabulary, IDF weights and article vectors from ``articles``."""
         self._check_params()
+        docs = self._check_articles(articles)
+        analyzer = self._analyzer()
+        counts = count_terms(analyzer, [(a.title, a.body) for a in docs], n_jobs=self.n_jobs, progress=progress)
+        return self._fit_counts(counts, docs, analyzer)
+
+    def fit_counts(self, counts: Counts, articles: Iterable[Article]) -> Recommender:
+        """Fit on terms counted elsewhere: ``counts.matrix[i]`` belongs to ``articles[i]``, whose title and
+        body are not analysed again (a corpus in term space, as the benchmarks generate). Drafts given to
+        :meth:`related_to_text` still go through this model's analyzer."""
+        self._check_params()
+        docs = self._check_articles(articles)
+        if counts.matrix.shape[0] != len(docs):
+            raise InvalidParameterError(f"counts have {counts.matrix.shape[0]} rows for {len(docs)} articles")
+        return self._fit_counts(counts, docs, self._analyzer())
+
+    def _analyzer(self) -> Analyzer:
+        return Analyzer(stem=self.stem, ngram_range=tuple(self.ngram_range), title_weight=self.title_weight)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _check_articles(articles: Iterable[Article]) -> list[Article]:
         docs = list(articles)
         if not docs:
             raise InvalidParameterError("cannot fit on an empty corpus: give at least one article")
@@ -220,8 +251,9 @@ class Recommender:
             if a.id in seen:
                 raise InvalidParameterError(f"duplicate article id {a.id!r}: ids must be unique")
             seen.add(a.id)
-        analyzer = Analyzer(stem=self.stem, ngram_range=tuple(self.ngram_range), title_weight=self.title_weight)  # type: ignore[arg-type]
-        counts = count_terms(analyzer, [(a.title, a.body) for a in docs], n_jobs=self.n_jobs, progress=progress)
+        return docs
+
+    def _fit_counts(self, counts: Counts, docs: list[Article], analyzer: Analyzer) -> Recommender:
         small = len(docs) < 10  # tiny corpora (tests, demos) keep every term
         try:
             matrix, terms_by_col, idf = tfidf(
@@ -477,26 +509,64 @@ class Recommender:
         mask = self._mask(section, exclude, after, before)
         return self._top(query, k, mask, None, _timestamp(published), options, explain)
 
+    def plan_all_related(self, mode: str = "auto") -> Plan:
+        """How :meth:`all_related` would run: exact, or approximate past a size (``mode`` "auto", "exact" or
+        "approx"), with its estimated cost in multiply-adds."""
+        self._check_fitted()
+        try:
+            return plan(self._index(), mode)
+        except ValueError as exc:
+            raise InvalidParameterError(str(exc)) from None
+
     def all_related(
         self,
         k: int = 10,
         *,
         progress: ProgressCallback | None = None,
         block_rows: int = 4096,
+        mode: str | Plan = "auto",
         newer: bool = True,
         diversity: float = 0.0,
         min_score: float = 0.0,
         min_results: int = 0,
     ) -> Iterator[Block]:
-        """Every article's top-``k`` list, in blocks of ``block_rows`` rows; the same lists as :meth:`related`
-        gives. ``progress(done, total)`` counts multiply-adds, estimated up front."""
+        """Every article's top-``k`` list, in blocks of ``block_rows`` rows; in exact mode the same lists as
+        :meth:`related` gives. ``mode``: see :meth:`plan_all_related`. ``progress(done, total)`` counts
+        multiply-adds, estimated up front."""
         self._check_fitted()
         _check_k(k)
         options = self._options(newer=newer, diversity=diversity, min_score=min_score, min_results=min_results)
-        return self._all_related(k, options, progress, block_rows)
+        chosen = mode if isinstance(mode, Plan) else self.plan_all_related(mode)
+        return self._all_related(k, options, chosen.approx, None, progress, block_rows)
+
+    def estimate_recall(
+        self, k: int = 10, *, mode: str | Plan = "auto", sample: int = 200, seed: int = 0, **options: Any
+    ) -> float:
+        """The share of exact top-``k`` lists that ``mode`` finds too, over ``sample`` random articles
+        (1.0 in exact mode). ``options`` as in :meth:`all_related`."""
+        self._check_fitted()
+        chosen = mode if isinstance(mode, Plan) else self.plan_all_related(mode)
+        if chosen.approx is None:
+            return 1.0
+        ranking = self._options(**options)
+        rows = np.sort(np.random.default_rng(seed).choice(len(self), size=min(sample, len(self)), replace=False))
+        exact = np.vstack([b.indices for b in self._all_related(k, ranking, None, rows, None, 4096)])
+        approx = np.vstack([b.indices for b in self._all_related(k, ranking, chosen.approx, rows, None, 4096)])
+        found = [
+            len(set(e[e >= 0].tolist()) & set(a[a >= 0].tolist())) / max(1, int((e >= 0).sum()))
+            for e, a in zip(exact, approx, strict=True)
+            if (e >= 0).any()
+        ]
+        return float(np.mean(found)) if found else 1.0
 
     def _all_related(
-        self, k: int, options: RankingOptions, progress: ProgressCallback | None, block_rows: int
+        self,
+        k: int,
+        options: RankingOptions,
+        approx: Approx | None,
+        rows: np.ndarray | None,
+        progress: ProgressCallback | None,
+        block_rows: int,
     ) -> Iterator[Block]:
         title_ids = self._title_ids() if options.dedup is not None else np.zeros(len(self.ids_), dtype=np.int64)
         index = self._index()
@@ -504,6 +574,8 @@ class Recommender:
             index,
             pool_size(k, options),
             prior=TimePrior(options.half_life_days, options.newer),
+            approx=approx,
+            rows=rows,
             block_rows=block_rows,
             threads=available_threads(self.n_jobs),
             progress=progress,

@@ -25,12 +25,16 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 __all__ = [
+    "EXACT_LIMIT",
+    "Approx",
     "Block",
     "Hits",
     "Index",
+    "Plan",
     "TimePrior",
     "all_pairs_top_k",
     "cost_per_row",
+    "plan",
     "query_scores",
     "search",
     "search_blocks",
@@ -91,6 +95,59 @@ class TimePrior:
         return self.half_life_days is not None or not self.newer
 
 
+@dataclass(frozen=True)
+class Approx:
+    """Approximate mode: terms in more than ``prune_df`` documents count only for documents published within
+    ``window_days`` of the query (news about one event clusters in time) while candidates are gathered; the
+    best ``rescore`` candidates are then scored exactly. Without time order, pruned terms are skipped."""
+
+    prune_df: int
+    rescore: int = 100
+    window_days: float = 15.0
+
+    def window_share(self, index: Index) -> float:
+        """The expected share of a pruned term's documents inside a query's window."""
+        dated = np.asarray(index.timestamps)[~np.isnan(index.timestamps)]
+        if self.window_days <= 0 or dated.size == 0:
+            return 0.0
+        span = float(dated.max() - dated.min()) / _DAY
+        return min(1.0, 2 * self.window_days / max(span, 1e-9)) * dated.size / index.n_docs
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How an all-pairs job runs: ``mode`` "exact" or "approx", and its estimated cost in multiply-adds."""
+
+    mode: str
+    approx: Approx | None
+    multiply_adds: int
+    exact_multiply_adds: int
+
+
+EXACT_LIMIT = 40_000_000_000  # multiply-adds: about a minute on two cores; beyond, approximate
+
+
+def plan(
+    index: Index, mode: str = "auto", *, budget_share: float = 0.05, rescore: int = 50, window_days: float = 15.0
+) -> Plan:
+    """Choose exact or approximate all-pairs for ``index`` (``mode`` "auto", "exact" or "approx").
+
+    Approximate mode prunes the most common terms until the rest cost ``budget_share`` of the exact
+    multiply-adds; those terms still count inside each query's ``window_days`` time window.
+    """
+    if mode not in ("auto", "exact", "approx"):
+        raise ValueError(f"mode must be auto, exact or approx, got {mode!r}")
+    exact_cost = int(cost_per_row(index).sum())
+    if mode == "exact" or (mode == "auto" and exact_cost <= EXACT_LIMIT):
+        return Plan("exact", None, exact_cost, exact_cost)
+    values, counts = np.unique(index.df, return_counts=True)
+    kept = np.cumsum(counts * values.astype(np.float64) ** 2)  # cost of the terms up to each df
+    within = values[kept <= budget_share * exact_cost]
+    cap = int(within[-1]) if within.size else 1
+    approx = Approx(cap, rescore, window_days)
+    return Plan("approx", approx, int(cost_per_row(index, approx).sum()), exact_cost)
+
+
 class Index:
     """The arrays the kernel reads: documents by row, the same by term, and publication times."""
 
@@ -109,6 +166,32 @@ class Index:
         self.origin = 0.0 if np.isnan(ts).all() else float(np.nanmin(ts))
         self.days = _readonly(((ts - self.origin) / _DAY).astype(np.float32), np.float32)
         self.df = np.diff(np.asarray(index_t.indptr)).astype(np.int64)
+        # Dated rows first, in publication order: a time window is then a slice of rows.
+        dated = ts[: int((~np.isnan(ts)).sum())]
+        self.time_sorted = bool(np.isnan(ts[dated.size :]).all() and (dated[1:] >= dated[:-1]).all())
+        self.n_dated = dated.size
+
+    def windows(self, query_ts: np.ndarray, days: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per query, the rows ``lo..hi`` published within ``days`` of it (all rows for an undated
+        query); empty windows when the corpus is not in time order or ``days`` is 0."""
+        n = query_ts.shape[0]
+        if days <= 0 or not self.time_sorted:
+            return _readonly(np.zeros(n), np.int64), _readonly(np.zeros(n), np.int64)
+        dated = self.timestamps[: self.n_dated]
+        lo = np.searchsorted(dated, query_ts - days * _DAY, side="left")
+        hi = np.searchsorted(dated, query_ts + days * _DAY, side="right")
+        undated = np.isnan(query_ts)
+        lo[undated], hi[undated] = 0, self.n_docs
+        return _readonly(lo, np.int64), _readonly(hi, np.int64)
+
+    def in_time_order(self) -> tuple[Index, np.ndarray | None]:
+        """This index with its documents renumbered by publication time (undated last), and ``order``
+        mapping the new numbers to the old; ``(self, None)`` if already so. Costs a copy of the matrices."""
+        if self.time_sorted:
+            return self, None
+        order = np.argsort(self.timestamps, kind="stable")  # NaN sorts last
+        matrix = self.matrix[order]
+        return Index(matrix, matrix.T.tocsr(), np.asarray(self.timestamps)[order]), order
 
     def query_days(self, query_ts: np.ndarray) -> np.ndarray:
         return _readonly(((np.asarray(query_ts, dtype=np.float64) - self.origin) / _DAY).astype(np.float32), np.float32)
@@ -206,6 +289,8 @@ def _search(
     mask,
     prune_df,
     rescore,
+    w_lo,
+    w_hi,
     lo,
     hi,
     out_rows,
@@ -214,7 +299,10 @@ def _search(
 ):
     """Fill rows ``lo..hi`` of the outputs with each query's best candidates, best first.
 
-    ``half_life <= 0``: no time prior. ``mask`` of length 0: no mask. ``prune_df <= 0``: exact.
+    ``half_life <= 0``: no time prior. ``mask`` of length 0: no mask. ``prune_df <= 0``: exact. Else
+    approximate: a term in more than ``prune_df`` documents is read only for the documents in rows
+    ``w_lo[r]..w_hi[r]`` (the query's time window, on a corpus in time order), then the best ``rescore``
+    candidates are scored again on every term.
     """
     n_docs = d_ts.shape[0]
     pool = out_rows.shape[1]
@@ -239,7 +327,14 @@ def _search(
             start = t_indptr[t]
             stop = t_indptr[t + 1]
             if pruned and stop - start > prune_df:
-                continue
+                if w_hi[r] <= w_lo[r]:
+                    continue
+                # Postings are in row order: the window is one slice of them.
+                posting = t_indices[start:stop]
+                start, stop = (
+                    start + np.searchsorted(posting, w_lo[r]),
+                    start + np.searchsorted(posting, w_hi[r]),
+                )
             v = q_data[p]
             for pp in range(start, stop):
                 d = t_indices[pp]
@@ -326,14 +421,13 @@ def search(
     query_ts: np.ndarray | None = None,
     prior: TimePrior = TimePrior(),
     mask: np.ndarray | None = None,
-    prune_df: int = 0,
-    rescore: int = 0,
+    approx: Approx | None = None,
     threads: int = 1,
 ) -> Hits:
     """The best ``pool`` candidates of every query row, one thread per slice of rows.
 
     ``exclude[i]`` is a row query ``i`` must never return (its own), or ``-1``. ``query_ts`` are the
-    queries' publication times (NaN: undated). ``prune_df > 0`` gives approximate mode (see the module).
+    queries' publication times (NaN: undated). ``approx`` gives approximate mode (see the module).
     """
     nq = queries.shape[0]
     if queries.shape[1] != index.n_terms:
@@ -347,12 +441,14 @@ def search(
     q_days = index.query_days(q_ts)
     m = _NO_MASK if mask is None else _readonly(mask, np.bool_)
     half_life = float(prior.half_life_days) if prior.half_life_days is not None else 0.0
-    rescore = max(int(rescore), pool)
+    prune_df = approx.prune_df if approx is not None else 0
+    rescore = max(approx.rescore if approx is not None else 0, pool)
+    w_lo, w_hi = index.windows(q_ts, approx.window_days if approx is not None else 0.0)
 
     def run(lo: int, hi: int) -> None:
         _search(
             *q, q_self, q_ts, q_days, *index.terms, *index.rows, index.timestamps, index.days,
-            half_life, prior.newer, m, int(prune_df), rescore, lo, hi, rows, scores, sims,
+            half_life, prior.newer, m, prune_df, rescore, w_lo, w_hi, lo, hi, rows, scores, sims,
         )  # fmt: skip
 
     threads = max(1, min(threads, nq))
@@ -372,13 +468,18 @@ def available_threads(n_jobs: int = -1) -> int:
     return cores if n_jobs < 1 else min(n_jobs, cores)
 
 
-def cost_per_row(index: Index, prune_df: int = 0) -> np.ndarray:
-    """Multiply-adds each row costs as a query: the sum of its terms' document frequencies."""
+def cost_per_row(index: Index, approx: Approx | None = None) -> np.ndarray:
+    """Multiply-adds each row costs as a query: the sum of its terms' document frequencies (in approximate
+    mode, a pruned term's share of its documents inside the time window)."""
     indptr, indices, _ = index.rows
-    df = index.df[indices]
-    if prune_df > 0:
-        df = np.where(df > prune_df, 0, df)
-    return np.add.reduceat(np.append(df, 0), indptr[:-1]) * (np.diff(indptr) > 0)
+    df = index.df[indices].astype(np.float64)
+    if approx is not None:
+        share = approx.window_share(index)
+        df = np.where(df > approx.prune_df, df * share, df)
+    per_row = np.add.reduceat(np.append(df, 0), indptr[:-1]) * (np.diff(indptr) > 0)
+    if approx is not None:
+        per_row += approx.rescore * 2 * index.rows[1].size / max(1, index.n_docs)  # merges of re-scoring
+    return per_row.astype(np.int64)
 
 
 def search_blocks(
@@ -386,33 +487,42 @@ def search_blocks(
     pool: int,
     *,
     prior: TimePrior = TimePrior(),
-    prune_df: int = 0,
-    rescore: int = 0,
+    approx: Approx | None = None,
+    rows: np.ndarray | None = None,
     block_rows: int = 4096,
     threads: int = 1,
     progress: ProgressCallback | None = None,
 ) -> Iterator[tuple[int, Hits]]:
-    """Every row of the index as a query against all the others, in blocks of rows, in row order.
+    """Every row of the index (or those in ``rows``) as a query against all the others, in blocks, in order;
+    each block comes with its position in that order.
 
-    ``progress(done, total)`` counts multiply-adds, estimated up front from document frequencies.
+    In approximate mode the candidates come from a copy of the index in time order (unless it is so
+    already); results are mapped back to this index's rows. ``progress(done, total)`` counts
+    multiply-adds, estimated up front from document frequencies.
     """
-    cost = np.cumsum(cost_per_row(index, prune_df))
+    queries = np.arange(index.n_docs) if rows is None else np.asarray(rows, dtype=np.int64)
+    cost = np.cumsum(cost_per_row(index, approx)[queries])
     total = int(cost[-1]) if cost.size else 0
-    matrix = sp.csr_matrix((index.rows[2], index.rows[1], index.rows[0]), shape=(index.n_docs, index.n_terms))
+    target, order = index.in_time_order() if approx is not None else (index, None)
+    rank = np.arange(index.n_docs) if order is None else np.argsort(order)
     with threadpool_limits(limits=1):  # our threads fill the cores: no BLAS threads on top
-        for start in range(0, index.n_docs, max(1, block_rows)):
-            stop = min(index.n_docs, start + max(1, block_rows))
+        for start in range(0, queries.size, max(1, block_rows)):
+            stop = min(queries.size, start + max(1, block_rows))
+            own = rank[queries[start:stop]]
             hits = search(
-                index,
-                matrix[start:stop],
+                target,
+                target.matrix[own],
                 pool,
-                exclude=np.arange(start, stop),
-                query_ts=np.asarray(index.timestamps[start:stop]),
+                exclude=own,
+                query_ts=np.asarray(target.timestamps)[own],
                 prior=prior,
-                prune_df=prune_df,
-                rescore=rescore,
+                approx=approx,
                 threads=threads,
             )
+            if order is not None:
+                hits = Hits(
+                    np.where(hits.rows >= 0, order[np.maximum(hits.rows, 0)], -1), hits.scores, hits.similarities
+                )
             yield start, hits
             if progress is not None:
                 progress(int(cost[stop - 1]), total)

@@ -21,7 +21,7 @@ from typing import Any
 from ._atomic import atomic_write
 from .errors import StoreError, UnknownArticleError
 from .model import Recommender, Related
-from .neighbors import Block, ProgressCallback
+from .neighbors import Block, Plan, ProgressCallback
 
 __all__ = ["FORMATS", "PrecomputeResult", "RelatedStore", "format_for", "precompute"]
 
@@ -56,6 +56,9 @@ class PrecomputeResult:
     pairs: int
     k: int
     seconds: float
+    mode: str = "exact"
+    multiply_adds: int = 0
+    recall: float | None = None  # approximate mode: estimated recall@k against exact lists
 
 
 def format_for(path: str | Path) -> str:
@@ -77,28 +80,38 @@ def precompute(
     path: str | Path,
     k: int = 10,
     *,
+    mode: str | Plan = "auto",
     progress: ProgressCallback | None = None,
     block_rows: int = 4096,
+    recall_sample: int = 200,
     **options: Any,
 ) -> PrecomputeResult:
     """Write every article's top-``k`` related list to ``path`` (format by suffix), replacing it atomically.
 
+    ``mode``: "exact", "approx", or "auto" (exact up to a size, see :meth:`Recommender.plan_all_related`).
+    In approximate mode the recall against exact lists is estimated on ``recall_sample`` articles first.
     ``options`` are :meth:`Recommender.all_related`'s (``newer``, ``diversity``, ``min_score``, ``min_results``).
     """
     path = Path(path)
     kind = format_for(path)
     started = time.perf_counter()
-    blocks = iter(model.all_related(k, progress=progress, block_rows=block_rows, **options))
+    plan = mode if isinstance(mode, Plan) else model.plan_all_related(mode)
+    recall = model.estimate_recall(k, mode=plan, sample=recall_sample, **options) if plan.approx else None
+    blocks = iter(model.all_related(k, progress=progress, block_rows=block_rows, mode=plan, **options))
     ids = model.ids_.to_list()
+    meta = {"k": str(k), "mode": plan.mode}
+    if recall is not None:
+        meta["recall_estimate"] = f"{recall:.4f}"
     writer = {"jsonl": _write_jsonl, "csv": _write_csv, "sqlite": _write_sqlite}[kind]
     try:
-        pairs = writer(model, path, ids, _pairs(model, blocks), k)
+        pairs = writer(model, path, ids, _pairs(model, blocks), meta)
     except OSError as exc:
         raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return PrecomputeResult(str(path), kind, len(ids), pairs, k, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return PrecomputeResult(str(path), kind, len(ids), pairs, k, seconds, plan.mode, plan.multiply_adds, recall)
 
 
-def _write_jsonl(model: Recommender, path: Path, ids: list[Any], rows: Iterator[Any], k: int) -> int:
+def _write_jsonl(model: Recommender, path: Path, ids: list[Any], rows: Iterator[Any], meta: dict[str, str]) -> int:
     titles, urls, published = model.titles_.to_list(), model.urls_.to_list(), model.published_.to_list()
     count = 0
 
@@ -117,7 +130,7 @@ def _write_jsonl(model: Recommender, path: Path, ids: list[Any], rows: Iterator[
     return count
 
 
-def _write_csv(model: Recommender, path: Path, ids: list[Any], rows: Iterator[Any], k: int) -> int:
+def _write_csv(model: Recommender, path: Path, ids: list[Any], rows: Iterator[Any], meta: dict[str, str]) -> int:
     count = 0
 
     def write(tmp: Path) -> None:
@@ -143,7 +156,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _write_sqlite(model: Recommender, path: Path, ids: list[Any], rows: Iterator[Any], k: int) -> int:
+def _write_sqlite(model: Recommender, path: Path, ids: list[Any], rows: Iterator[Any], meta: dict[str, str]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = _connect(path)
     count = 0
@@ -174,14 +187,15 @@ def _write_sqlite(model: Recommender, path: Path, ids: list[Any], rows: Iterator
                     yield ids[row], rank, ids[j], s
 
         conn.executemany("INSERT INTO related (article_id, rank, related_id, score) VALUES (?, ?, ?, ?)", pairs())
-        meta = {
-            "k": str(k),
+        stored = {
+            **meta,
             "articles": str(len(ids)),
-            "model_created_at": model.fitted_at_,
-            "corpus_checksum": model.corpus_["checksum"],
+            "model_created_at": str(model.fitted_at_),
+            "corpus_checksum": str(model.corpus_["checksum"]),
             "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta.items())
+        conn.execute("DELETE FROM meta")  # no figure of an earlier run (a recall estimate) may linger
+        conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", stored.items())
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

@@ -19,7 +19,7 @@ import pytest
 from conftest import copy_model
 from typer.testing import CliRunner, Result
 
-from recommender import Recommender, __version__, read_manifest
+from recommender import Recommender, RelatedStore, __version__, read_manifest
 from recommender.cli import app
 from recommender.corpus import parse_published
 
@@ -498,11 +498,12 @@ WROTE = re.compile(
 
 
 def precompute_ok(model: Path, out: Path, k: int) -> int:
-    """Run precompute; check its one line of output; return the number of links it says it wrote."""
+    """Run precompute; check its two lines of output; return the number of links it says it wrote."""
     result = invoke("precompute", "--out", out, "-k", k, "--model", model)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert len(lines) == 1, result.stdout
+    assert len(lines) == 2, result.stdout
+    assert re.fullmatch(r"Mode: exact \(\d+\.\d [kMG]? ?multiply-adds\)", lines[1]), lines[1]
     match = WROTE.fullmatch(lines[0])
     assert match, lines[0]
     assert match["path"] == str(out)
@@ -586,6 +587,29 @@ def test_precompute_unknown_suffix(model_path: Path, tmp_path: Path, name: str) 
 def test_precompute_bad_k(model_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.sqlite"
     assert_user_error(invoke("precompute", "--out", out, "-k", "0", "--model", model_path), "got 0")
+
+
+def test_precompute_approx_says_so_with_its_recall(model_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.sqlite"
+    result = invoke("precompute", "--out", out, "-k", "5", "--model", model_path, "--approx")
+    assert result.exit_code == 0, result.output
+    wrote, mode = result.stdout.splitlines()
+    assert WROTE.fullmatch(wrote), wrote
+    match = re.fullmatch(
+        r"Mode: approximate \(\d+\.\d [kMG]? ?multiply-adds; exact: \d+\.\d [kMG]? ?multiply-adds\); "
+        r"recall@5 against exact lists estimated at (?P<recall>[01]\.\d{3})",
+        mode,
+    )
+    assert match, mode
+    assert 0.8 <= float(match["recall"]) <= 1.0
+    assert RelatedStore(out).meta()["mode"] == "approx"
+
+
+def test_precompute_exact_and_approx_together(model_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.sqlite"
+    line = assert_user_error(invoke("precompute", "--out", out, "--model", model_path, "--exact", "--approx"))
+    assert line == "Error: choose one of --exact and --approx"
+    assert not out.exists()
 
 
 # --- info ------------------------------------------------------------------------------------------
