@@ -472,13 +472,19 @@ def cost_per_row(index: Index, approx: Approx | None = None) -> np.ndarray:
     """Multiply-adds each row costs as a query: the sum of its terms' document frequencies (in approximate
     mode, a pruned term's share of its documents inside the time window)."""
     indptr, indices, _ = index.rows
-    df = index.df[indices].astype(np.float64)
+    term_cost = index.df.astype(np.float32)
     if approx is not None:
-        share = approx.window_share(index)
-        df = np.where(df > approx.prune_df, df * share, df)
-    per_row = np.add.reduceat(np.append(df, 0), indptr[:-1]) * (np.diff(indptr) > 0)
+        common = term_cost > approx.prune_df
+        term_cost[common] *= approx.window_share(index)
+    per_row = np.zeros(index.n_docs, dtype=np.float64)
+    step = 65536  # rows at a time: no array the size of the whole matrix
+    for lo in range(0, index.n_docs, step):
+        hi = min(index.n_docs, lo + step)
+        costs = term_cost[indices[indptr[lo] : indptr[hi]]]
+        sums = np.concatenate([[0.0], np.cumsum(costs, dtype=np.float64)])
+        per_row[lo:hi] = sums[indptr[lo + 1 : hi + 1] - indptr[lo]] - sums[indptr[lo:hi] - indptr[lo]]
     if approx is not None:
-        per_row += approx.rescore * 2 * index.rows[1].size / max(1, index.n_docs)  # merges of re-scoring
+        per_row += approx.rescore * 2 * indices.size / max(1, index.n_docs)  # merges of re-scoring
     return per_row.astype(np.int64)
 
 
