@@ -133,7 +133,10 @@ def real(args: argparse.Namespace) -> None:
         print(f"{'sklearn NearestNeighbors brute cosine':44} {t_base:8.2f}s {rss_base:8.0f}MB")
         print(f"\nspeed-up of the exact kernel: {t_base / t_ours:.1f}x")
         print(f"lists identical to sklearn's: {len(rows) - differ:,} of {len(rows):,} rows", end="")
-        print(f" (the other {differ} differ only in the order of tied scores)" if differ == tied else f"; {differ - tied} differ")
+        if differ == tied:
+            print(f" (the other {differ} differ only in the order of tied scores)")
+        else:
+            print(f"; {differ - tied} differ beyond ties")
 
 
 # --- synthetic ------------------------------------------------------------------------------------

@@ -5,8 +5,10 @@ posting lists in the term-major matrix (so its cost follows document frequencies
 size), accumulates cosines in a dense scratch row, weights them by the time prior, and keeps the best
 ``pool`` in a heap. The N×N product, dense or sparse, is never formed.
 
-Approximate mode skips the query's terms that occur in more than ``prune_df`` documents while
-gathering candidates, then re-scores the best ``rescore`` candidates exactly on all their terms.
+Approximate mode, for corpora where exact all-pairs gets slow (:func:`plan` chooses), reads the posting
+lists of the few common terms that carry most of the cost only for documents published near the query
+(a time window is a slice of rows once the corpus is in time order), reads rarer terms in full, then
+re-scores the best candidates exactly on all their terms.
 
 The kernel releases the GIL: the batch job runs it on one thread per core over slices of rows, and
 lookups from many threads run side by side.
@@ -33,6 +35,7 @@ __all__ = [
     "Plan",
     "TimePrior",
     "all_pairs_top_k",
+    "available_threads",
     "cost_per_row",
     "plan",
     "query_scores",
@@ -103,7 +106,7 @@ class Approx:
 
     prune_df: int
     rescore: int = 100
-    window_days: float = 15.0
+    window_days: float = 10.0
 
     def window_share(self, index: Index) -> float:
         """The expected share of a pruned term's documents inside a query's window."""
@@ -128,7 +131,7 @@ EXACT_LIMIT = 40_000_000_000  # multiply-adds: about a minute on two cores; beyo
 
 
 def plan(
-    index: Index, mode: str = "auto", *, budget_share: float = 0.05, rescore: int = 50, window_days: float = 15.0
+    index: Index, mode: str = "auto", *, budget_share: float = 0.01, rescore: int = 50, window_days: float = 10.0
 ) -> Plan:
     """Choose exact or approximate all-pairs for ``index`` (``mode`` "auto", "exact" or "approx").
 
