@@ -423,6 +423,7 @@ class Recommender:
             query_ts=np.array([query_ts]),
             prior=TimePrior(options.half_life_days, options.newer),
             mask=mask,
+            threads=available_threads(self.n_jobs),
         )
         rows, scores, sims = hits.rows[0], hits.scores[0], hits.similarities[0]
         index = self._index()

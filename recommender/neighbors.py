@@ -294,6 +294,8 @@ def _search(
     rescore,
     w_lo,
     w_hi,
+    d_lo,
+    d_hi,
     lo,
     hi,
     out_rows,
@@ -302,10 +304,10 @@ def _search(
 ):
     """Fill rows ``lo..hi`` of the outputs with each query's best candidates, best first.
 
-    ``half_life <= 0``: no time prior. ``mask`` of length 0: no mask. ``prune_df <= 0``: exact. Else
-    approximate: a term in more than ``prune_df`` documents is read only for the documents in rows
-    ``w_lo[r]..w_hi[r]`` (the query's time window, on a corpus in time order), then the best ``rescore``
-    candidates are scored again on every term.
+    Only documents ``d_lo..d_hi`` are candidates. ``half_life <= 0``: no time prior. ``mask`` of
+    length 0: no mask. ``prune_df <= 0``: exact. Else approximate: a term in more than ``prune_df``
+    documents is read only for the documents in rows ``w_lo[r]..w_hi[r]`` (the query's time window,
+    on a corpus in time order), then the best ``rescore`` candidates are scored again on every term.
     """
     n_docs = d_ts.shape[0]
     pool = out_rows.shape[1]
@@ -323,6 +325,7 @@ def _search(
     cs = np.empty(max(n_keep, 1), np.float32)
     ci = np.empty(max(n_keep, 1), np.int64)
     cc = np.empty(max(n_keep, 1), np.float32)
+    split = d_lo > 0 or d_hi < n_docs
     for r in range(lo, hi):
         n_touched = 0
         for p in range(q_indptr[r], q_indptr[r + 1]):
@@ -338,6 +341,9 @@ def _search(
                     start + np.searchsorted(posting, w_lo[r]),
                     start + np.searchsorted(posting, w_hi[r]),
                 )
+            if split:  # only documents d_lo..d_hi: a share of one query's work for one thread
+                posting = t_indices[start:stop]
+                start, stop = start + np.searchsorted(posting, d_lo), start + np.searchsorted(posting, d_hi)
             v = q_data[p]
             for pp in range(start, stop):
                 d = t_indices[pp]
@@ -448,12 +454,22 @@ def search(
     rescore = max(approx.rescore if approx is not None else 0, pool)
     w_lo, w_hi = index.windows(q_ts, approx.window_days if approx is not None else 0.0)
 
-    def run(lo: int, hi: int) -> None:
+    def run(lo: int, hi: int, d_lo: int = 0, d_hi: int = index.n_docs, out: Hits | None = None) -> None:
+        out = out or Hits(rows, scores, sims)
         _search(
             *q, q_self, q_ts, q_days, *index.terms, *index.rows, index.timestamps, index.days,
-            half_life, prior.newer, m, prune_df, rescore, w_lo, w_hi, lo, hi, rows, scores, sims,
+            half_life, prior.newer, m, prune_df, rescore, w_lo, w_hi, d_lo, d_hi, lo, hi,
+            out.rows, out.scores, out.similarities,
         )  # fmt: skip
 
+    if nq == 1 and threads > 1 and index.n_docs >= _SPLIT_DOCS:
+        # One large lookup: each thread takes a share of the documents, then the best of both are kept.
+        bounds = np.linspace(0, index.n_docs, threads + 1).astype(np.int64)
+        parts = [Hits(np.empty_like(rows), np.empty_like(scores), np.empty_like(sims)) for _ in range(threads)]
+        list(
+            _lookup_pool(threads).map(lambda i: run(0, 1, int(bounds[i]), int(bounds[i + 1]), parts[i]), range(threads))
+        )
+        return _best_of(parts, pool)
     threads = max(1, min(threads, nq))
     if threads == 1:
         run(0, nq)
@@ -463,6 +479,33 @@ def search(
         with ThreadPoolExecutor(threads) as workers:
             list(workers.map(lambda lo: run(lo, min(nq, lo + step)), range(0, nq, step)))
     return Hits(rows, scores, sims)
+
+
+_SPLIT_DOCS = 20_000  # below this a lookup is too quick to share between threads
+_LOOKUP_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _lookup_pool(threads: int) -> ThreadPoolExecutor:
+    # Kept for the process's life: starting threads per lookup would cost more than the split saves.
+    pool = _LOOKUP_POOLS.get(threads)
+    if pool is None:
+        pool = _LOOKUP_POOLS.setdefault(threads, ThreadPoolExecutor(threads, thread_name_prefix="recommender"))
+    return pool
+
+
+def _best_of(parts: list[Hits], pool: int) -> Hits:
+    """The best ``pool`` of several single-query candidate lists (higher score first, then lower row)."""
+    rows = np.concatenate([p.rows[0] for p in parts])
+    scores = np.concatenate([p.scores[0] for p in parts])
+    sims = np.concatenate([p.similarities[0] for p in parts])
+    valid = rows >= 0
+    order = np.lexsort((rows, -scores))
+    order = order[valid[order]][:pool]
+    out = Hits(np.full((1, pool), -1, np.int64), np.zeros((1, pool), np.float32), np.zeros((1, pool), np.float32))
+    out.rows[0, : order.size], out.scores[0, : order.size], out.similarities[0, : order.size] = (
+        rows[order], scores[order], sims[order]
+    )  # fmt: skip
+    return out
 
 
 def available_threads(n_jobs: int = -1) -> int:

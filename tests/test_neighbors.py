@@ -179,3 +179,22 @@ def test_all_pairs_ties_between_identical_rows_go_to_lower_index() -> None:
     matrix = sp.csr_matrix(sp.vstack([others[:35], sp.vstack([base] * 30), others[35:]]), dtype=np.float32)
     blocks = list(all_pairs_top_k(matrix, matrix.T.tocsr(), 5, block_rows=1))
     assert_same_top_k(blocks_as_lists(blocks, matrix.shape[0], 5), brute_top_k(matrix, 5))
+
+
+def test_one_lookup_split_between_threads_equals_one_thread(
+    fitted: Recommender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import recommender.neighbors as neighbors
+
+    monkeypatch.setattr(neighbors, "_SPLIT_DOCS", 0)  # the sample is small: split it anyway
+    index = fitted._index()
+    for row in (0, 17, 200):
+        query = index.matrix[row]
+        for prior in (neighbors.TimePrior(), neighbors.TimePrior(3.0, newer=False)):
+            kwargs = {"exclude": np.array([row]), "query_ts": np.asarray(index.timestamps)[[row]], "prior": prior}
+            one = neighbors.search(index, query, 50, threads=1, **kwargs)  # type: ignore[arg-type]
+            for threads in (2, 3):
+                split = neighbors.search(index, query, 50, threads=threads, **kwargs)  # type: ignore[arg-type]
+                assert np.array_equal(split.rows, one.rows)
+                assert np.array_equal(split.scores, one.scores)
+                assert np.array_equal(split.similarities, one.similarities)
