@@ -80,7 +80,8 @@ class StringColumn:
     """Many strings as one UTF-8 byte array plus offsets: memory-mappable, unlike a list of str."""
 
     def __init__(self, data: np.ndarray, offsets: np.ndarray, present: np.ndarray) -> None:
-        self.data, self.offsets, self.present = data, offsets, present
+        # Plain views of memory-mapped arrays: np.memmap's own indexing costs microseconds per call.
+        self.data, self.offsets, self.present = np.asarray(data), np.asarray(offsets), np.asarray(present)
 
     @classmethod
     def from_values(cls, values: Sequence[str | None]) -> StringColumn:
