@@ -102,7 +102,7 @@ def compare(ours: np.ndarray, sims_base: np.ndarray, idx_base: np.ndarray, model
     matrix = Recommender.load(model_path).matrix_
     differ = tied = 0
     for r in range(ours.shape[0]):
-        base = [j for j, d in zip(idx_base[r], sims_base[r], strict=True) if j != r and d < 1.0][:10]
+        base = [j for j, s in zip(idx_base[r], sims_base[r], strict=True) if j != r and s > 1e-7][:10]
         mine = [j for j in ours[r] if j >= 0]
         if mine == base:
             continue

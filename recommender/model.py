@@ -10,6 +10,7 @@ joblib files are pickles: loading one can execute code. Load only models you bui
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import platform
 import threading
@@ -349,18 +350,18 @@ class Recommender:
         """The L2-normalised TF-IDF row of a text that is not in the model (a draft)."""
         self._check_fitted()
         vocab = self._vocab()
-        counts = Counter(t for t in self.analyzer_((title, body)) if t in vocab)
-        cols = np.fromiter((vocab[t] for t in counts), dtype=np.int32, count=len(counts))
-        tf = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
+        terms = self.analyzer_((title, body))
+        ids = np.fromiter(map(vocab.get, terms, itertools.repeat(-1)), dtype=np.int64, count=len(terms))
+        cols, counts = np.unique(ids[ids >= 0], return_counts=True)  # columns sorted, as the kernels need
+        tf = counts.astype(np.float32)
         if self.sublinear_tf:
             tf = (1.0 + np.log(tf)).astype(np.float32)
         values = tf * self.idf_[cols]
         norm = float(np.linalg.norm(values))
         if norm > 0:
             values /= norm
-        order = np.argsort(cols)
         return sp.csr_matrix(
-            (values[order], cols[order], np.array([0, len(cols)])), shape=(1, self.idf_.shape[0]), dtype=np.float32
+            (values, cols.astype(np.int32), np.array([0, len(cols)])), shape=(1, self.idf_.shape[0]), dtype=np.float32
         )
 
     def _mask(
