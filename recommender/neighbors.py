@@ -482,14 +482,17 @@ def search(
 
 
 _SPLIT_DOCS = 20_000  # below this a lookup is too quick to share between threads
-_LOOKUP_POOLS: dict[int, ThreadPoolExecutor] = {}
+_LOOKUP_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
 def _lookup_pool(threads: int) -> ThreadPoolExecutor:
-    # Kept for the process's life: starting threads per lookup would cost more than the split saves.
-    pool = _LOOKUP_POOLS.get(threads)
+    # Kept for the process's life: starting threads per lookup would cost more than the split saves. Keyed
+    # by process too: a worker forked from a process that had a pool (gunicorn --preload) has none of its
+    # threads, and must not wait on them.
+    key = (os.getpid(), threads)
+    pool = _LOOKUP_POOLS.get(key)
     if pool is None:
-        pool = _LOOKUP_POOLS.setdefault(threads, ThreadPoolExecutor(threads, thread_name_prefix="recommender"))
+        pool = _LOOKUP_POOLS.setdefault(key, ThreadPoolExecutor(threads, thread_name_prefix="recommender"))
     return pool
 
 

@@ -198,3 +198,31 @@ def test_one_lookup_split_between_threads_equals_one_thread(
                 assert np.array_equal(split.rows, one.rows)
                 assert np.array_equal(split.scores, one.scores)
                 assert np.array_equal(split.similarities, one.similarities)
+
+
+def test_a_forked_worker_still_splits_lookups(fitted: Recommender, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A CMS that loads the model, serves a lookup, then forks workers (gunicorn --preload): the child has
+    # none of the parent's pool threads and must not wait on them.
+    import multiprocessing
+
+    import recommender.neighbors as neighbors
+
+    monkeypatch.setattr(neighbors, "_SPLIT_DOCS", 0)
+    index = fitted._index()
+    expected = neighbors.search(index, index.matrix[3], 20, exclude=np.array([3]), threads=2).rows
+    _FORKED["model"] = fitted  # inherited by the forked child, not pickled
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(_lookup_in_child, (3,)).get(timeout=60)
+    assert np.array_equal(got, expected)
+
+
+_FORKED: dict[str, Recommender] = {}
+
+
+def _lookup_in_child(row: int) -> np.ndarray:
+    import recommender.neighbors as neighbors
+
+    neighbors._SPLIT_DOCS = 0  # make sure the split path runs in the child too
+    index = _FORKED["model"]._index()
+    return neighbors.search(index, index.matrix[row], 20, exclude=np.array([row]), threads=2).rows
