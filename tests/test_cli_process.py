@@ -235,6 +235,12 @@ def test_killed_train_leaves_the_previous_model_intact(
     loaded = Recommender.load(model)
     assert len(loaded) == 380
     assert {r.id for r in loaded.related(SNAKE_ID, 4)} == SNAKE_OTHERS
+    if moment == "saving":
+        # The killed job's temporary file is left behind; the next save beside it removes it.
+        assert list(model.parent.glob(".model.joblib.*.tmp"))
+        loaded.save(model)
+        assert not list(model.parent.glob(".model.joblib.*.tmp"))
+        assert sorted(p.name for p in model.parent.iterdir()) == ["model.joblib", "model.json"]
 
 
 def _counts(path: Path) -> tuple[set[int], int, str | None]:
