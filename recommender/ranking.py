@@ -1,9 +1,10 @@
-"""From similarity scores to the list a reader sees: time prior, no-newer, near-duplicates, diversity,
-a score threshold, and the "why related" terms.
+"""From candidates to the list a reader sees: the ranking options, near-duplicates, diversity, a score
+threshold, and the "why related" terms.
 
-News about one event clusters in time, so a candidate's cosine is weighted by
-``1 / (1 + days_apart / half_life_days)``: halved at ``half_life_days`` apart, never zero, so a
-strongly related older story can still win.
+The time prior the options set is applied inside the search kernel (:mod:`recommender.neighbors`): news
+about one event clusters in time, so a candidate's cosine is weighted by
+``1 / (1 + days_apart / half_life_days)``: halved at ``half_life_days`` apart, never zero, so a strongly
+related older story can still win.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import InvalidParameterError
-from .neighbors import _dot_with_row, top_k_indices
+from .neighbors import _dot_with_row
 
 __all__ = [
     "RankingOptions",
@@ -26,12 +27,8 @@ __all__ = [
     "choose_rows",
     "explain",
     "pool_size",
-    "select",
-    "time_weights",
     "title_key",
 ]
-
-_DAY = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,61 +72,9 @@ class RankingOptions:
             raise InvalidParameterError(f"min_results must be a whole number of 0 or more, got {self.min_results}")
 
 
-def time_weights(query_ts: np.ndarray, doc_ts: np.ndarray, options: RankingOptions) -> np.ndarray | None:
-    """Per-candidate weights (queries × documents) from publication times; ``None`` if nothing applies.
-
-    Undated articles (NaN) are neither weighted nor filtered.
-    """
-    use_prior = options.half_life_days is not None
-    if not use_prior and options.newer:
-        return None
-    # Days from the corpus's first date fit float32 to within seconds, at half the memory traffic; the
-    # origin depends on the documents only, so a lookup and the batch job compute identical weights.
-    origin = 0.0 if np.isnan(doc_ts).all() else float(np.nanmin(doc_ts))
-    apart = ((doc_ts - origin) / _DAY).astype(np.float32)[None, :] - ((query_ts - origin) / _DAY).astype(np.float32)[
-        :, None
-    ]
-    unknown = np.isnan(apart)
-    if unknown.any():
-        apart[unknown] = 0.0  # undated: neither weighted nor filtered
-    if use_prior:
-        weights = np.abs(apart)
-        weights /= np.float32(options.half_life_days)
-        weights += np.float32(1.0)
-        np.reciprocal(weights, out=weights)
-    else:
-        weights = np.ones(apart.shape, dtype=np.float32)
-    if not options.newer:
-        # Exact seconds: a story one minute newer must not slip through a rounding.
-        later = (doc_ts[None, :] - query_ts[:, None]) > 0  # NaN compares False: undated kept
-        weights[later] = 0.0
-    return weights
-
-
 def title_key(title: str | None) -> str:
     """A title reduced to its words, to spot the same headline republished."""
     return " ".join(re.findall(r"\w+", (title or "").lower()))
-
-
-def select(
-    scores: np.ndarray,
-    k: int,
-    *,
-    matrix: sp.csr_matrix,
-    key_of: Callable[[int], str],
-    options: RankingOptions,
-) -> list[int]:
-    """The rows of the final list from one query's dense ``scores`` (already weighted and masked), best first.
-
-    ``key_of(row)`` gives a row's :func:`title_key`, for the same-title test of ``dedup``.
-    """
-    pool = top_k_indices(scores, pool_size(k, options))
-    keys: dict[str, int] = {}
-    title_ids = np.zeros(matrix.shape[0], dtype=np.int64)
-    if options.dedup is not None:
-        for row in pool.tolist():
-            title_ids[row] = keys.setdefault(key_of(row), len(keys))
-    return choose(pool, scores[pool], k, matrix=matrix, title_ids=title_ids, options=options)
 
 
 def pool_size(k: int, options: RankingOptions) -> int:

@@ -4,7 +4,7 @@ and the "why related" terms; hand-checked on tiny matrices, then on the model tr
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +15,62 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recommender import Article, InvalidParameterError, Recommender, read_articles
-from recommender.neighbors import top_k_indices
-from recommender.ranking import RankingOptions, TermWeight, explain, select, time_weights, title_key
+from recommender.neighbors import TimePrior, search, top_k_indices
+from recommender.ranking import RankingOptions, TermWeight, choose, explain, pool_size, title_key
 
 SAMPLE = Path(__file__).parent / "data" / "sample.jsonl"
 SNAKE_ID = "kompas-8f42b397"
 DAY = 86400.0
 OFF = RankingOptions(half_life_days=None, dedup=None)  # every option off: plain top-k
+
+
+def time_weights(query_ts: np.ndarray, doc_ts: np.ndarray, options: RankingOptions) -> np.ndarray | None:
+    """The time prior in plain NumPy, the reference the kernel is checked against: per-candidate weights
+    (queries × documents) from publication times; ``None`` if nothing applies. Undated articles (NaN) are
+    neither weighted nor filtered; a weight of 0 filters a newer article out."""
+    use_prior = options.half_life_days is not None
+    if not use_prior and options.newer:
+        return None
+    # Days from the corpus's first date fit float32 to within seconds, at half the memory traffic; the
+    # origin depends on the documents only, so a lookup and the batch job compute identical weights.
+    origin = 0.0 if np.isnan(doc_ts).all() else float(np.nanmin(doc_ts))
+    apart = ((doc_ts - origin) / DAY).astype(np.float32)[None, :] - ((query_ts - origin) / DAY).astype(np.float32)[
+        :, None
+    ]
+    unknown = np.isnan(apart)
+    if unknown.any():
+        apart[unknown] = 0.0  # undated: neither weighted nor filtered
+    if use_prior:
+        weights = np.abs(apart)
+        weights /= np.float32(options.half_life_days)
+        weights += np.float32(1.0)
+        np.reciprocal(weights, out=weights)
+    else:
+        weights = np.ones(apart.shape, dtype=np.float32)
+    if not options.newer:
+        # Exact seconds: a story one minute newer must not slip through a rounding.
+        later = (doc_ts[None, :] - query_ts[:, None]) > 0  # NaN compares False: undated kept
+        weights[later] = 0.0
+    return weights
+
+
+def select(
+    scores: np.ndarray,
+    k: int,
+    *,
+    matrix: sp.csr_matrix,
+    key_of: Callable[[int], str],
+    options: RankingOptions,
+) -> list[int]:
+    """:func:`choose` on one query's dense ``scores`` (already weighted and masked): the rows of its list,
+    best first. ``key_of(row)`` gives a row's :func:`title_key`, for the same-title test of ``dedup``."""
+    pool = top_k_indices(scores, pool_size(k, options))
+    keys: dict[str, int] = {}
+    title_ids = np.zeros(matrix.shape[0], dtype=np.int64)
+    if options.dedup is not None:
+        for row in pool.tolist():
+            title_ids[row] = keys.setdefault(key_of(row), len(keys))
+    return choose(pool, scores[pool], k, matrix=matrix, title_ids=title_ids, options=options)
 
 
 def rows(*vectors: Sequence[float] | np.ndarray) -> sp.csr_matrix:
@@ -101,6 +150,35 @@ def test_time_weights_undated_query_filters_nothing() -> None:
 def test_time_weights_none_when_nothing_applies() -> None:
     assert time_weights(np.array([0.0]), np.array([0.0, DAY]), RankingOptions(half_life_days=None)) is None
     assert time_weights(np.array([0.0]), np.array([0.0, DAY]), RankingOptions(half_life_days=None, newer=True)) is None
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        RankingOptions(),
+        RankingOptions(half_life_days=1.0, newer=False),
+        RankingOptions(half_life_days=None, newer=False),
+    ],
+)
+def test_kernel_scores_are_cosine_times_the_reference_weights(fitted: Recommender, options: RankingOptions) -> None:
+    # Every candidate the kernel returns (pool = the whole corpus) scores exactly cosine × time_weights,
+    # and none that the reference weighs to zero (newer articles) comes back.
+    index = fitted._index()
+    n = index.n_docs
+    ts = np.asarray(index.timestamps)
+    for row in (0, 57, 211, 379):
+        hits = search(
+            index, index.matrix[row], n, exclude=np.array([row]), query_ts=ts[[row]],
+            prior=TimePrior(options.half_life_days, options.newer),
+        )  # fmt: skip
+        cosines = (index.matrix @ index.matrix[row].T).toarray().ravel().astype(np.float32)
+        weights = time_weights(ts[[row]], ts, options)
+        expected = cosines * (weights[0] if weights is not None else np.float32(1.0))
+        expected[row] = 0.0
+        got = {int(j): float(v) for j, v in zip(hits.rows[0], hits.scores[0], strict=True) if j >= 0}
+        assert set(got) == set(np.flatnonzero(expected > 0).tolist())
+        for j, v in got.items():
+            assert v == pytest.approx(float(expected[j]), rel=1e-5, abs=1e-7)
 
 
 # --- RankingOptions --------------------------------------------------------------------------------
