@@ -417,8 +417,9 @@ class Recommender:
         with_why: bool,
     ) -> list[Related]:
         _check_k(k)
+        index = self._index()
         hits = search(
-            self._index(),
+            index,
             query,
             pool_size(int(k), options),
             exclude=np.array([-1 if skip is None else skip]),
@@ -428,7 +429,6 @@ class Recommender:
             threads=available_threads(self.n_jobs),
         )
         rows, scores, sims = hits.rows[0], hits.scores[0], hits.similarities[0]
-        index = self._index()
         chosen = choose(rows, scores, int(k), matrix=index.matrix, title_ids=self._title_ids(), options=options)
         position = {int(r): i for i, r in enumerate(rows.tolist())}
         results = []

@@ -173,6 +173,7 @@ class Index:
         dated = ts[: int((~np.isnan(ts)).sum())]
         self.time_sorted = bool(np.isnan(ts[dated.size :]).all() and (dated[1:] >= dated[:-1]).all())
         self.n_dated = dated.size
+        self._time_ordered: tuple[Index, np.ndarray] | None = None
 
     def windows(self, query_ts: np.ndarray, days: float) -> tuple[np.ndarray, np.ndarray]:
         """Per query, the rows ``lo..hi`` published within ``days`` of it (all rows for an undated
@@ -192,9 +193,11 @@ class Index:
         mapping the new numbers to the old; ``(self, None)`` if already so. Costs a copy of the matrices."""
         if self.time_sorted:
             return self, None
-        order = np.argsort(self.timestamps, kind="stable")  # NaN sorts last
-        matrix = self.matrix[order]
-        return Index(matrix, matrix.T.tocsr(), np.asarray(self.timestamps)[order]), order
+        if self._time_ordered is None:  # kept: the recall estimate and the job itself both need it
+            order = np.argsort(self.timestamps, kind="stable")  # NaN sorts last
+            matrix = self.matrix[order]
+            self._time_ordered = (Index(matrix, matrix.T.tocsr(), np.asarray(self.timestamps)[order]), order)
+        return self._time_ordered
 
     def query_days(self, query_ts: np.ndarray) -> np.ndarray:
         return _readonly(((np.asarray(query_ts, dtype=np.float64) - self.origin) / _DAY).astype(np.float32), np.float32)

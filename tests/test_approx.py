@@ -120,6 +120,7 @@ def test_time_windows_find_what_rare_terms_alone_miss() -> None:
     assert not index.time_sorted
     ordered, order = index.in_time_order()
     assert order is not None and ordered.time_sorted
+    assert index.in_time_order()[0] is ordered, "the copy is made once per index"
     assert np.array_equal(np.asarray(ordered.timestamps), np.sort(ts))
 
     def all_rows(approx: Approx | None) -> np.ndarray:
