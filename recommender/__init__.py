@@ -19,13 +19,16 @@ from .ranking import TermWeight
 from .render import render_related
 from .store import PrecomputeResult, RelatedStore, precompute
 from .text import Analyzer, clean_text
+from .updates import Changes, Freshness, Updater, UpdateResult, freshness
 
 __all__ = [
     "Analyzer",
     "Article",
+    "Changes",
     "Corpus",
     "CorpusError",
     "EvaluationReport",
+    "Freshness",
     "InvalidParameterError",
     "ModelError",
     "PrecomputeResult",
@@ -38,9 +41,12 @@ __all__ = [
     "SystemScores",
     "TermWeight",
     "UnknownArticleError",
+    "UpdateResult",
+    "Updater",
     "__version__",
     "clean_text",
     "evaluate",
+    "freshness",
     "load_links",
     "precompute",
     "read_articles",

@@ -33,14 +33,15 @@ class ModelError(RecommenderError):
 class UnknownArticleError(RecommenderError, KeyError):
     """An article id that the model does not contain."""
 
-    def __init__(self, article_id: str) -> None:
+    def __init__(self, article_id: str, message: str | None = None) -> None:
         self.article_id = article_id
+        self.message = message
         super().__init__(article_id)
 
     def __str__(self) -> str:
-        return (
+        return self.message or (
             f"unknown article id {self.article_id!r}: it is not in the model "
-            "(use related_to_text for drafts, or retrain with it)"
+            "(use related_to_text for drafts, or add it with `recommender add`)"
         )
 
 

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from .text import Analyzer
 
-__all__ = ["Counts", "count_terms", "tfidf"]
+__all__ = ["Counts", "count_terms", "in_vocabulary", "tfidf", "weigh"]
 
 ProgressCallback = Callable[[int, int], None]
 _CHUNK = 1500  # articles per unit of parallel work
@@ -132,6 +132,12 @@ def tfidf(
     matrix = counts.matrix[:, columns].tocsr()
     matrix.sort_indices()
     idf = (np.log((1.0 + n_docs) / (1.0 + df[columns])) + 1.0).astype(np.float32)
+    return weigh(matrix, idf, sublinear_tf=sublinear_tf), [counts.terms[c] for c in order], idf
+
+
+def weigh(matrix: sp.csr_matrix, idf: np.ndarray, *, sublinear_tf: bool) -> sp.csr_matrix:
+    """Raw counts (columns sorted within rows) to L2-normalised TF-IDF rows, in float32."""
+    n_docs = matrix.shape[0]
     data = matrix.data.astype(np.float32)
     if sublinear_tf:
         data = np.log(data, dtype=np.float32) + np.float32(1.0)
@@ -142,5 +148,19 @@ def tfidf(
     scale = np.ones(n_docs)
     scale[nonzero] = 1.0 / norms[nonzero]
     data = (data * scale[row_of]).astype(np.float32)
-    weighted = sp.csr_matrix((data, matrix.indices.astype(np.int32), matrix.indptr), shape=matrix.shape)
-    return weighted, [counts.terms[c] for c in order], idf
+    return sp.csr_matrix((data, matrix.indices.astype(np.int32), matrix.indptr), shape=matrix.shape)
+
+
+def in_vocabulary(counts: Counts, vocabulary: dict[str, int]) -> tuple[sp.csr_matrix, int, int]:
+    """``counts`` re-columned to a fitted ``vocabulary`` (columns sorted), dropping unknown terms; with the
+    number of term occurrences kept and dropped (a measure of how far new articles drift from the fit)."""
+    columns = np.fromiter((vocabulary.get(t, -1) for t in counts.terms), dtype=np.int64, count=len(counts.terms))
+    matrix = counts.matrix.tocoo()
+    cols = columns[matrix.col]
+    known = cols >= 0
+    kept = sp.csr_matrix(
+        (matrix.data[known], (matrix.row[known], cols[known])), shape=(matrix.shape[0], len(vocabulary))
+    )
+    kept.sum_duplicates()  # also sorts the columns within rows
+    total = float(matrix.data.sum())
+    return kept, int(kept.data.sum()), int(total - kept.data.sum())

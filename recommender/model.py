@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import joblib
 import numpy as np
@@ -46,6 +46,9 @@ from .neighbors import (
 )
 from .ranking import RankingOptions, TermWeight, choose, choose_rows, explain, pool_size, title_key
 from .text import Analyzer
+
+if TYPE_CHECKING:
+    from .updates import Changes
 
 __all__ = ["FORMAT_VERSION", "Recommender", "Related", "StringColumn", "manifest_path"]
 
@@ -108,6 +111,22 @@ class StringColumn:
 
     def state(self) -> dict[str, np.ndarray]:
         return {"data": self.data, "offsets": self.offsets, "present": self.present}
+
+    def take(self, rows: np.ndarray) -> StringColumn:
+        """The strings at ``rows``, in that order, without decoding them."""
+        lengths = np.diff(self.offsets)[rows]
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        starts = np.repeat(self.offsets[:-1][rows] - offsets[:-1], lengths)
+        data = self.data[starts + np.arange(int(offsets[-1]), dtype=np.int64)]
+        return StringColumn(data, offsets, self.present[rows])
+
+    def extend(self, other: StringColumn) -> StringColumn:
+        """This column followed by ``other``."""
+        offsets = np.concatenate([self.offsets, other.offsets[1:] + self.offsets[-1]])
+        return StringColumn(
+            np.concatenate([self.data, other.data]), offsets, np.concatenate([self.present, other.present])
+        )
 
 
 def manifest_path(model_path: str | Path) -> Path:
@@ -277,7 +296,8 @@ class Recommender:
         self.published_ = StringColumn.from_values([a.published for a in docs])
         self.sections_ = StringColumn.from_values([a.section for a in docs])
         self.timestamps_ = np.array([_timestamp(a.published) for a in docs], dtype=np.float64)
-        self.corpus_ = {
+        self.time_origin_ = _origin(self.timestamps_)
+        self.corpus_: dict[str, Any] = {
             "articles": len(docs),
             "checksum": _corpus_checksum(docs),
             "sections": dict(Counter(a.section or "(none)" for a in docs).most_common()),
@@ -285,6 +305,8 @@ class Recommender:
             "empty_bodies": sum(1 for a in docs if not a.body.strip()),
         }
         self.fitted_at_ = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.updates_ = _no_updates()
+        self._set_base(None)
         self._reset_lookups()
         return self
 
@@ -295,6 +317,69 @@ class Recommender:
         self._title_id_array: np.ndarray | None = None
         self._sections: np.ndarray | None = None
         self._search_index: Index | None = None
+        self._title_keys: dict[str, int] | None = None
+
+    def _set_base(self, sha256: str | None) -> None:
+        """Make the current rows the base that an overlay of updates refers to (a fit, a load or a save)."""
+        self.base_rows_ = np.arange(len(self.ids_), dtype=np.int64)
+        self.base_size_ = len(self.ids_)
+        self._base_sha256 = sha256
+
+    def _copy(self) -> Recommender:
+        """A new model sharing this one's parameters and fitted arrays (to replace some of them)."""
+        new = type(self)(**self._init_params())
+        for name, value in vars(self).items():
+            if name.endswith("_") and not name.startswith("_"):
+                setattr(new, name, value)
+        new._base_sha256 = self._base_sha256
+        new._reset_lookups()
+        return new
+
+    def _init_params(self) -> dict[str, Any]:
+        return self.get_params() | {"ngram_range": tuple(self.ngram_range), "n_jobs": self.n_jobs}
+
+    def _carry_lookups(
+        self, old: Recommender, kept: np.ndarray | None, ids: Sequence[str], titles: Sequence[str | None]
+    ) -> None:
+        """Extend ``old``'s lookup tables to this model, ``old``'s rows ``kept`` plus new ``ids``: an update
+        then costs what it adds, not a rebuild of tables over the whole corpus."""
+        self._vocabulary = old._vocabulary  # the vocabulary is fixed after the fit
+        if old._row_of is not None and kept is None:
+            rows = dict(old._row_of)
+            rows.update((i, len(rows)) for i in ids)
+            self._row_of = rows
+        if old._title_id_array is not None and old._title_keys is not None:
+            keys = dict(old._title_keys)
+            extra = [keys.setdefault(title_key(t), len(keys)) for t in titles]
+            own = old._title_id_array if kept is None else old._title_id_array[kept]
+            self._title_keys = keys
+            self._title_id_array = np.concatenate([own, np.array(extra, dtype=np.int64)])
+
+    # --- incremental updates ---------------------------------------------------------------------
+
+    def add(self, articles: Iterable[Article]) -> Changes:
+        """Fold ``articles`` into this model with its vocabulary and IDF fixed (a new fit refits them). An
+        id already in the model is an edit: its old version is replaced. Lists change in memory only: to
+        update a saved model and its store together, use :class:`~recommender.Updater`."""
+        from .updates import fold
+
+        new, delta = fold(self, articles, ())
+        self._become(new)
+        return delta.changes
+
+    def remove(self, ids: Iterable[str]) -> Changes:
+        """Take the articles with these ``ids`` out of this model; :class:`UnknownArticleError` (and nothing
+        removed) if any is not in it."""
+        from .updates import fold
+
+        new, delta = fold(self, (), ids)
+        self._become(new)
+        return delta.changes
+
+    def _become(self, other: Recommender) -> None:
+        lock = self._lock
+        self.__dict__.update(vars(other))
+        self._lock = lock
 
     # --- lookups ---------------------------------------------------------------------------------
 
@@ -397,12 +482,17 @@ class Recommender:
         return self.terms_[col]
 
     def _index(self) -> Index:
-        return self._cached("_search_index", lambda: Index(self.matrix_, self.index_t_, self.timestamps_))
+        return self._cached(
+            "_search_index", lambda: Index(self.matrix_, self.index_t_, self.timestamps_, self.time_origin_)
+        )
 
     def _title_ids(self) -> np.ndarray:
         def build() -> np.ndarray:
-            keys = [title_key(t) for t in self.titles_.to_list()]
-            return np.unique(np.array(keys, dtype=object), return_inverse=True)[1].astype(np.int64)
+            # Numbered as first seen, and the numbering kept: an update numbers only its new headlines.
+            keys: dict[str, int] = {}
+            ids = [keys.setdefault(title_key(t), len(keys)) for t in self.titles_.to_list()]
+            self._title_keys = keys
+            return np.array(ids, dtype=np.int64)
 
         return self._cached("_title_id_array", build)
 
@@ -610,6 +700,7 @@ class Recommender:
             "terms": int(self.idf_.shape[0]),
             "nonzeros": int(self.matrix_.nnz),
             "created_at": self.fitted_at_,
+            "updates": dict(self.updates_),
         }
 
     def save(self, path: str | Path) -> dict[str, Any]:
@@ -628,8 +719,10 @@ class Recommender:
                 for name in ("terms", "ids", "titles", "urls", "published", "sections")
             },
             "timestamps": self.timestamps_,
+            "time_origin": self.time_origin_,
             "corpus": self.corpus_,
             "fitted_at": self.fitted_at_,
+            "updates": self.updates_,
         }
         manifest = self.manifest()
 
@@ -644,6 +737,11 @@ class Recommender:
             atomic_write(path, write_model)
 
         atomic_write(manifest_path(path), write_manifest)
+        # The file now holds every update: an overlay of earlier updates beside it is obsolete.
+        from .updates import overlay_path
+
+        overlay_path(path).unlink(missing_ok=True)
+        self._set_base(manifest["model_file"]["sha256"])
         return manifest
 
     @classmethod
@@ -682,10 +780,16 @@ class Recommender:
         for name, column in state["columns"].items():
             setattr(model, f"{name}_", StringColumn(**column))
         model.timestamps_ = state["timestamps"]
+        model.time_origin_ = state.get("time_origin", _origin(np.asarray(model.timestamps_)))
         model.corpus_ = state["corpus"]
         model.fitted_at_ = state["fitted_at"]
+        model.updates_ = dict(state.get("updates", _no_updates()))
+        model._set_base(expected.get("sha256"))
         model._reset_lookups()
-        return model
+        from .updates import apply_overlay, read_overlay
+
+        overlay = read_overlay(path, str(expected.get("sha256")))
+        return model if overlay is None else apply_overlay(model, overlay)
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -707,6 +811,15 @@ def read_manifest(model_path: str | Path) -> dict[str, Any]:
     if not isinstance(manifest, dict):
         raise ModelError(f"manifest {mpath} is not a JSON object: retrain with `recommender train`")
     return manifest
+
+
+def _origin(timestamps: np.ndarray) -> float:
+    """The time the prior's day numbers count from: the first publication date (0 if none is dated)."""
+    return 0.0 if np.isnan(timestamps).all() else float(np.nanmin(timestamps))
+
+
+def _no_updates() -> dict[str, int]:
+    return {"generation": 0, "added": 0, "edited": 0, "removed": 0, "terms_known": 0, "terms_unknown": 0}
 
 
 def _check_k(k: object) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "all_pairs_top_k",
     "available_threads",
     "cost_per_row",
+    "lists_entered",
     "plan",
     "query_scores",
     "search",
@@ -154,7 +155,13 @@ def plan(
 class Index:
     """The arrays the kernel reads: documents by row, the same by term, and publication times."""
 
-    def __init__(self, matrix: sp.csr_matrix, index_t: sp.csr_matrix, timestamps: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        matrix: sp.csr_matrix,
+        index_t: sp.csr_matrix,
+        timestamps: np.ndarray | None = None,
+        origin: float | None = None,
+    ) -> None:
         if not matrix.has_sorted_indices:  # rows are merged by column when re-scored or compared
             matrix = matrix.sorted_indices()
         self.matrix = matrix
@@ -165,8 +172,11 @@ class Index:
         ts = np.full(self.n_docs, np.nan) if timestamps is None else np.asarray(timestamps, dtype=np.float64)
         self.timestamps = _readonly(ts, np.float64)
         # Days from the corpus's first date fit float32 to within seconds; the origin depends on the
-        # documents only, so a lookup and the batch job compute identical weights.
-        self.origin = 0.0 if np.isnan(ts).all() else float(np.nanmin(ts))
+        # documents only, so a lookup and the batch job compute identical weights. A model passes the
+        # origin of its fit, so articles added later do not move it (nor the weights of stored lists).
+        if origin is None:
+            origin = 0.0 if np.isnan(ts).all() else float(np.nanmin(ts))
+        self.origin = origin
         self.days = _readonly(((ts - self.origin) / _DAY).astype(np.float32), np.float32)
         self.df = np.diff(np.asarray(index_t.indptr)).astype(np.int64)
         # Dated rows first, in publication order: a time window is then a slice of rows.
@@ -196,7 +206,8 @@ class Index:
         if self._time_ordered is None:  # kept: the recall estimate and the job itself both need it
             order = np.argsort(self.timestamps, kind="stable")  # NaN sorts last
             matrix = self.matrix[order]
-            self._time_ordered = (Index(matrix, matrix.T.tocsr(), np.asarray(self.timestamps)[order]), order)
+            ordered = Index(matrix, matrix.T.tocsr(), np.asarray(self.timestamps)[order], self.origin)
+            self._time_ordered = (ordered, order)
         return self._time_ordered
 
     def query_days(self, query_ts: np.ndarray) -> np.ndarray:
@@ -419,6 +430,44 @@ def _search(
             out_sims[r, slot] = hc[slot]
 
 
+@numba.njit(nogil=True, cache=True)
+def _enters(q_indptr, q_indices, q_data, q_days, t_indptr, t_indices, t_data, d_days, half_life, threshold, out):
+    """Set ``out[d]`` for every document whose list a query row could enter: its weighted score
+    reaches ``threshold[d]`` (``inf``: never). The same accumulation and prior as :func:`_search`."""
+    n_docs = d_days.shape[0]
+    acc = np.zeros(n_docs, np.float32)
+    touched = np.empty(n_docs + 1, np.int32)
+    use_prior = half_life > 0
+    h = np.float32(half_life) if use_prior else np.float32(1.0)
+    one = np.float32(1.0)
+    for r in range(q_indptr.shape[0] - 1):
+        n_touched = 0
+        for p in range(q_indptr[r], q_indptr[r + 1]):
+            t = q_indices[p]
+            v = q_data[p]
+            for pp in range(t_indptr[t], t_indptr[t + 1]):
+                d = t_indices[pp]
+                old = acc[d]
+                touched[n_touched] = d
+                n_touched += old == 0
+                acc[d] = old + v * t_data[pp]
+        qd = q_days[r]
+        for j in range(n_touched):
+            d = touched[j]
+            s = acc[d]
+            acc[d] = 0
+            if s <= 0:
+                continue
+            if use_prior:
+                apart = d_days[d] - qd
+                if apart != apart:
+                    apart = np.float32(0.0)
+                s = s * (one / (one + abs(apart) / h))
+            # Summed from the other side, a score can differ from the kernel's in its last bits.
+            if s >= threshold[d] * np.float32(0.99999):
+                out[d] = True
+
+
 # --- Python entry points ---------------------------------------------------------------------------
 
 _NO_MASK = _readonly(np.zeros(0, dtype=np.bool_), np.bool_)
@@ -510,6 +559,21 @@ def _best_of(parts: list[Hits], pool: int) -> Hits:
     out = Hits(np.full((1, pool), -1, np.int64), np.zeros((1, pool), np.float32), np.zeros((1, pool), np.float32))
     out.rows[0, : order.size], out.scores[0, : order.size], out.similarities[0, : order.size] = (
         rows[order], scores[order], sims[order]
+    )  # fmt: skip
+    return out
+
+
+def lists_entered(
+    index: Index, queries: sp.csr_matrix, query_ts: np.ndarray, threshold: np.ndarray, prior: TimePrior = TimePrior()
+) -> np.ndarray:
+    """Which documents' lists any of ``queries`` could enter: those it scores at least ``threshold[d]``
+    against (the score of the last item on ``d``'s list; 0 for a list with room left). Cosine and the
+    time prior are symmetric, so the query's own score row answers for every list at once."""
+    out = np.zeros(index.n_docs, dtype=np.bool_)
+    half_life = float(prior.half_life_days) if prior.half_life_days is not None else 0.0
+    _enters(
+        *_csr_parts(queries), index.query_days(query_ts), *index.terms, index.days, half_life,
+        _readonly(threshold, np.float32), out,
     )  # fmt: skip
     return out
 

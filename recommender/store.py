@@ -18,6 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ._atomic import atomic_write
 from .errors import StoreError, UnknownArticleError
 from .model import Recommender, Related
@@ -99,7 +101,17 @@ def precompute(
     recall = model.estimate_recall(k, mode=plan, sample=recall_sample, **options) if plan.approx else None
     blocks = iter(model.all_related(k, progress=progress, block_rows=block_rows, mode=plan, **options))
     ids = model.ids_.to_list()
-    meta = {"k": str(k), "mode": plan.mode}
+    # What an incremental update needs to recompute lists as this job did.
+    ranking = model._options(**options)
+    meta = {
+        "k": str(k),
+        "mode": plan.mode,
+        "newer": "1" if ranking.newer else "0",
+        "diversity": repr(ranking.diversity),
+        "min_score": repr(ranking.min_score),
+        "min_results": str(ranking.min_results),
+        "model_generation": str(model.updates_["generation"]),
+    }
     if recall is not None:
         meta["recall_estimate"] = f"{recall:.4f}"
     writer = {"jsonl": _write_jsonl, "csv": _write_csv, "sqlite": _write_sqlite}[kind]
@@ -156,6 +168,34 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _insert_articles(conn: sqlite3.Connection, model: Recommender, rows: np.ndarray) -> None:
+    """Insert (or replace) the stored fields of ``model``'s ``rows`` into the store's ``articles``."""
+    fields = [model.ids_, model.titles_, model.urls_, model.published_, model.sections_]
+    if rows.size == len(model):  # every row: decode each column in one go
+        values = zip(*(f.to_list() for f in fields), strict=True)
+    else:
+        values = ((*(f[int(r)] for f in fields),) for r in rows)  # type: ignore[assignment]
+    conn.executemany(
+        "INSERT OR REPLACE INTO articles (id, title, url, published, section) VALUES (?, ?, ?, ?, ?)", values
+    )
+
+
+def _write_sqlite_rows(
+    conn: sqlite3.Connection, model: Recommender, rows: np.ndarray, indices: np.ndarray, scores: np.ndarray
+) -> None:
+    """Insert the lists of ``rows`` (``indices``/``scores``, one row each, ``-1`` padded) into ``related``."""
+    ids = model.ids_
+
+    def pairs() -> Iterator[tuple[str | None, int, str | None, float]]:
+        for row, idx, sc in zip(rows.tolist(), indices.tolist(), scores.tolist(), strict=True):
+            own = ids[row]
+            for rank, (j, s) in enumerate(zip(idx, sc, strict=True), start=1):
+                if j >= 0:
+                    yield own, rank, ids[j], s
+
+    conn.executemany("INSERT INTO related (article_id, rank, related_id, score) VALUES (?, ?, ?, ?)", pairs())
+
+
 def _write_sqlite(model: Recommender, path: Path, ids: list[Any], rows: Iterator[Any], meta: dict[str, str]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = _connect(path)
@@ -167,17 +207,7 @@ def _write_sqlite(model: Recommender, path: Path, ids: list[Any], rows: Iterator
             conn.execute(statement)
         conn.execute("DELETE FROM related")
         conn.execute("DELETE FROM articles")
-        conn.executemany(
-            "INSERT INTO articles (id, title, url, published, section) VALUES (?, ?, ?, ?, ?)",
-            zip(
-                ids,
-                model.titles_.to_list(),
-                model.urls_.to_list(),
-                model.published_.to_list(),
-                model.sections_.to_list(),
-                strict=True,
-            ),
-        )
+        _insert_articles(conn, model, np.arange(len(ids)))
 
         def pairs() -> Iterator[tuple[str, int, str, float]]:
             nonlocal count

@@ -1,0 +1,368 @@
+"""Incremental updates: the store after add/remove equals a full precompute of the updated model."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from recommender import (
+    Article,
+    InvalidParameterError,
+    Recommender,
+    RelatedStore,
+    StoreError,
+    UnknownArticleError,
+    Updater,
+    freshness,
+    precompute,
+)
+from recommender.updates import REFIT_SHARE, overlay_path
+
+OPTIONS: list[dict[str, Any]] = [
+    {},
+    {"newer": False},
+    {"min_score": 0.05, "min_results": 2},
+    {"diversity": 0.3},
+]
+
+
+@pytest.fixture(scope="module")
+def timeline(sample_articles: list[Article]) -> list[Article]:
+    """The sample in publication order: a model is fitted on the first part, the rest arrives later."""
+    return sorted(sample_articles, key=lambda a: (a.published or "", a.id))
+
+
+@pytest.fixture(scope="module")
+def base_model(timeline: list[Article], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("base") / "model.joblib"
+    Recommender(n_jobs=1).fit(timeline[:300]).save(path)
+    return path
+
+
+def fresh(base_model: Path, directory: Path, k: int = 5, **options: Any) -> tuple[Path, Path]:
+    """A copy of the base model and a store precomputed from it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    model = directory / "model.joblib"
+    model.write_bytes(base_model.read_bytes())
+    model.with_suffix(".json").write_bytes(base_model.with_suffix(".json").read_bytes())
+    store = directory / "related.sqlite"
+    precompute(Recommender.load(model), store, k, **options)
+    return model, store
+
+
+def contents(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    conn = sqlite3.connect(path)
+    try:
+        return {
+            "related": sorted(
+                (a, r, b, round(s, 6)) for a, r, b, s in conn.execute("SELECT * FROM related").fetchall()
+            ),
+            "articles": sorted(conn.execute("SELECT * FROM articles").fetchall()),
+        }
+    finally:
+        conn.close()
+
+
+def assert_store_equals_full_precompute(model: Path, store: Path, k: int = 5, **options: Any) -> None:
+    full = store.with_name("full.sqlite")
+    precompute(Recommender.load(model), full, k, **options)
+    assert contents(store) == contents(full)
+    full.unlink()
+
+
+def edited(article: Article, body: str) -> Article:
+    return dataclasses.replace(article, title=article.title + " (diperbarui)", body=body)
+
+
+# --- the contract: equal to a full precompute ------------------------------------------------------
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=["default", "no-newer", "min-score", "diversity"])
+def test_adds_edits_and_removes_equal_a_full_precompute(
+    base_model: Path, timeline: list[Article], tmp_path: Path, options: dict[str, Any]
+) -> None:
+    model, store = fresh(base_model, tmp_path, **options)
+    updater = Updater(model, store)
+    first = updater.add(timeline[300:301])
+    assert first.changes.added == (timeline[300].id,) and first.lists_updated >= 1
+    assert_store_equals_full_precompute(model, store, **options)
+    updater.add(timeline[301:340])
+    assert_store_equals_full_precompute(model, store, **options)
+    updater.remove([timeline[10].id, timeline[301].id])
+    assert_store_equals_full_precompute(model, store, **options)
+    result = updater.add([edited(timeline[20], timeline[350].body), *timeline[340:345]])
+    assert result.changes.edited == (timeline[20].id,) and len(result.changes.added) == 5
+    assert_store_equals_full_precompute(model, store, **options)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_sequence_of_updates_equals_a_full_precompute(
+    base_model: Path, timeline: list[Article], tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    k = data.draw(st.sampled_from([1, 3, 5]), label="k")
+    model, store = fresh(base_model, tmp_path_factory.mktemp("seq"), k=k)
+    updater = Updater(model, store)
+    waiting = list(timeline[300:])
+    for _ in range(data.draw(st.integers(1, 4), label="batches")):
+        present = updater.model.ids_.to_list()
+        kind = data.draw(st.sampled_from(["add", "edit", "remove"]))
+        if kind == "add" and waiting:
+            count = data.draw(st.integers(1, 8))
+            updater.add(waiting[:count])
+            del waiting[:count]
+        elif kind == "edit":
+            victim = data.draw(st.sampled_from(present))
+            body = data.draw(st.sampled_from(timeline)).body
+            updater.add([Article(id=str(victim), title="Berita diperbarui", body=body, published="2019-09-20")])
+        else:
+            gone = data.draw(st.lists(st.sampled_from(present), min_size=1, max_size=3, unique=True))
+            updater.remove([str(i) for i in gone])
+    assert_store_equals_full_precompute(model, store, k=k)
+
+
+def test_updated_model_on_disk_equals_the_one_in_memory(
+    base_model: Path, timeline: list[Article], tmp_path: Path
+) -> None:
+    model, store = fresh(base_model, tmp_path)
+    updater = Updater(model, store)
+    updater.add(timeline[300:320])
+    updater.remove([timeline[3].id])
+    updater.add([edited(timeline[5], timeline[330].body)])
+    loaded = Recommender.load(model)
+    memory = updater.model
+    assert loaded.ids_.to_list() == memory.ids_.to_list()
+    assert (loaded.matrix_ != memory.matrix_).nnz == 0
+    assert (loaded.index_t_ != memory.index_t_).nnz == 0
+    assert loaded.updates_ == memory.updates_
+    for article_id in (timeline[310].id, timeline[5].id, timeline[100].id):
+        assert loaded.related(article_id, 5) == memory.related(article_id, 5)
+    # A full save holds every update: the overlay goes, and loading gives the same model.
+    loaded.save(tmp_path / "again.joblib")
+    again = Recommender.load(tmp_path / "again.joblib")
+    assert not overlay_path(tmp_path / "again.joblib").exists()
+    assert again.ids_.to_list() == memory.ids_.to_list() and again.updates_ == memory.updates_
+    assert again.related(timeline[310].id, 5) == memory.related(timeline[310].id, 5)
+
+
+def test_vocabulary_and_idf_stay_fixed(base_model: Path, timeline: list[Article]) -> None:
+    model = Recommender.load(base_model)
+    terms, idf = model.terms_.to_list(), np.array(model.idf_)
+    novel = Article(id="new-1", title="Zyxwvu qwertyuiop asdfghjkl", body="Zyxwvu qwertyuiop bertemu di Jakarta.")
+    changes = model.add([novel, timeline[300]])
+    assert changes.added == ("new-1", timeline[300].id)
+    assert model.terms_.to_list() == terms and np.array_equal(model.idf_, idf)
+    assert "new-1" in model and len(model) == 302
+    assert freshness(model).unknown_terms > 0  # the made-up words are not in the vocabulary
+    assert model.related(timeline[300].id, 3)  # the new article has its own list at once
+
+
+def test_edit_with_the_same_text_keeps_the_vector(base_model: Path, timeline: list[Article]) -> None:
+    model = Recommender.load(base_model)
+    before = model.matrix_[model.row_of(timeline[42].id)].toarray()
+    assert model.add([timeline[42]]).edited == (timeline[42].id,)
+    assert len(model) == 300
+    assert np.array_equal(model.matrix_[model.row_of(timeline[42].id)].toarray(), before)
+
+
+# --- errors leave everything as it was -------------------------------------------------------------
+
+
+def snapshot(*paths: Path) -> dict[str, bytes]:
+    found: dict[str, bytes] = {}
+    for directory in {p.parent for p in paths}:
+        for p in sorted(directory.iterdir()):
+            if p.suffix != ".sqlite" and not p.name.endswith(("-wal", "-shm")):
+                found[p.name] = p.read_bytes()
+    return found
+
+
+def test_removing_an_unknown_id_changes_nothing(base_model: Path, timeline: list[Article], tmp_path: Path) -> None:
+    model, store = fresh(base_model, tmp_path)
+    updater = Updater(model, store)
+    updater.add(timeline[300:302])
+    files, lists = snapshot(model), contents(store)
+    with pytest.raises(UnknownArticleError) as info:
+        updater.remove([timeline[0].id, "no-such-id", "nor-this"])
+    assert str(info.value) == "cannot remove 'no-such-id', 'nor-this': not in the model (nothing was removed)"
+    assert snapshot(model) == files and contents(store) == lists
+    assert timeline[0].id in Recommender.load(model)
+
+
+@pytest.mark.parametrize(
+    ("articles", "remove", "message"),
+    [
+        (["a", "a"], [], "article id 'a' appears twice in one update: give each article once"),
+        (["a"], ["a"], "article id 'a' is both added and removed in one update"),
+    ],
+)
+def test_contradictory_batches_are_refused(
+    base_model: Path, articles: list[str], remove: list[str], message: str
+) -> None:
+    from recommender.updates import fold
+
+    model = Recommender.load(base_model)
+    with pytest.raises(InvalidParameterError, match=message):
+        fold(model, [Article(id=i, title="Judul") for i in articles], remove)
+
+
+def test_only_sqlite_stores_update_in_place(base_model: Path, tmp_path: Path) -> None:
+    model, _ = fresh(base_model, tmp_path)
+    with pytest.raises(StoreError, match=r"only a SQLite store can be updated in place"):
+        Updater(model, tmp_path / "related.jsonl")
+    with pytest.raises(StoreError, match=r"no store at .*missing.sqlite: write one first"):
+        Updater(model, tmp_path / "missing.sqlite")
+
+
+def test_a_store_from_another_model_is_refused(base_model: Path, timeline: list[Article], tmp_path: Path) -> None:
+    _, store = fresh(base_model, tmp_path)
+    other = tmp_path / "other" / "model.joblib"
+    refit = Recommender(n_jobs=1).fit(timeline[:250])
+    refit.fitted_at_ = "2000-01-01T00:00:00+00:00"
+    refit.save(other)
+    lists = contents(store)
+    with pytest.raises(StoreError, match=r"was written from another model .* rerun `recommender precompute"):
+        Updater(other, store).add(timeline[300:301])
+    assert contents(store) == lists
+    assert len(Recommender.load(other)) == 250  # the model did not move on either
+
+
+def test_a_failure_before_the_commit_leaves_model_and_store_as_they_were(
+    base_model: Path, timeline: list[Article], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, store = fresh(base_model, tmp_path)
+    updater = Updater(model, store)
+    updater.add(timeline[300:303])
+    files, lists = snapshot(model), contents(store)
+
+    def failing_replace(src: Any, dst: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("recommender.updates.os.replace", failing_replace)
+    with pytest.raises(OSError, match="No space left"):
+        updater.add(timeline[303:306])
+    monkeypatch.undo()
+    assert snapshot(model) == files and contents(store) == lists
+    assert len(Recommender.load(model)) == 303
+    updater.add(timeline[303:306])  # and the updater carries on from the state on disk
+    assert_store_equals_full_precompute(model, store)
+
+
+CRASH = """
+import os, sys
+from recommender import Updater, read_articles
+import recommender.updates as updates
+
+real_replace = os.replace
+def crash_{when}(src, dst):
+    if "{when}" == "after":
+        real_replace(src, dst)
+    os._exit(9)  # no cleanup, no rollback: as a power cut or SIGKILL would leave things
+
+updates.os.replace = crash_{when}
+articles = read_articles(sys.argv[3]).articles
+Updater(sys.argv[1], sys.argv[2]).add(articles)
+"""
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_killed_update_leaves_model_and_store_consistent(
+    base_model: Path, timeline: list[Article], tmp_path: Path, when: str
+) -> None:
+    """Killed just before the model's new overlay is renamed into place, or just after (before the store
+    commits): either way the store is a complete, consistent set of lists, and the next update repairs."""
+    model, store = fresh(base_model, tmp_path / "m")
+    Updater(model, store).add(timeline[300:302])
+    before = contents(store)
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text(
+        "".join(json.dumps({"id": a.id, "title": a.title, "body": a.body}) + "\n" for a in timeline[302:304])
+    )
+    code = textwrap.dedent(CRASH.format(when=when))
+    done = subprocess.run([sys.executable, "-c", code, str(model), str(store), str(batch)], timeout=120)
+    assert done.returncode == 9
+    assert contents(store) == before  # the uncommitted transaction is gone
+    assert RelatedStore(store).meta()["model_generation"] == "1"
+    assert len(Recommender.load(model)) == (302 if when == "before" else 304)
+    # The next update notices a store behind its model and rebuilds it.
+    result = Updater(model, store).add(timeline[304:306])
+    assert result.store_rebuilt == (when == "after")
+    assert_store_equals_full_precompute(model, store)
+    assert not [p.name for p in model.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_readers_see_the_old_lists_or_the_new_never_a_mix(
+    base_model: Path, timeline: list[Article], tmp_path: Path
+) -> None:
+    model, store = fresh(base_model, tmp_path)
+    old = contents(store)
+    reader = sqlite3.connect(store, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT count(*) FROM related").fetchone() == (len(old["related"]),)
+        Updater(model, store).add(timeline[300:320])
+        # the open read transaction still sees the complete old lists, the next one the new
+        assert reader.execute("SELECT count(*) FROM articles").fetchone() == (300,)
+        reader.execute("COMMIT")
+        assert reader.execute("SELECT count(*) FROM articles").fetchone() == (320,)
+    finally:
+        reader.close()
+
+
+def test_two_updaters_take_turns(base_model: Path, timeline: list[Article], tmp_path: Path) -> None:
+    """Another process's updates are picked up: each updater reloads what changed on disk."""
+    model, store = fresh(base_model, tmp_path)
+    one, two = Updater(model, store), Updater(model, store)
+    one.add(timeline[300:305])
+    two.add(timeline[305:310])
+    one.remove([timeline[301].id])
+    assert len(one.model) == 309 and two.model.updates_["generation"] == 2
+    assert_store_equals_full_precompute(model, store)
+
+
+def test_model_without_store(base_model: Path, timeline: list[Article], tmp_path: Path) -> None:
+    model, _ = fresh(base_model, tmp_path)
+    result = Updater(model).add(timeline[300:302])
+    assert result.lists_updated == 0 and result.articles == 302
+    assert Recommender.load(model).related(timeline[301].id, 3)
+
+
+def test_training_again_drops_the_old_updates(base_model: Path, timeline: list[Article], tmp_path: Path) -> None:
+    model, _ = fresh(base_model, tmp_path)
+    Updater(model).add(timeline[300:302])
+    assert overlay_path(model).exists()
+    Recommender(n_jobs=1).fit(timeline[:100]).save(model)
+    assert not overlay_path(model).exists() and len(Recommender.load(model)) == 100
+
+
+def test_freshness_suggests_a_refit_past_a_share(base_model: Path, timeline: list[Article]) -> None:
+    model = Recommender.load(base_model)
+    model.add(timeline[300:310])
+    assert not freshness(model).refit_suggested and freshness(model).advice() is None
+    model.add(timeline[310 : 300 + int(REFIT_SHARE * 300)])
+    fresh_state = freshness(model)
+    assert fresh_state.added == int(REFIT_SHARE * 300) and fresh_state.refit_suggested
+    assert fresh_state.advice() == (
+        "30 articles changed since the fit (10% of 300): retrain (`recommender train`) to refresh the "
+        "vocabulary and IDF"
+    )
+
+
+def test_updates_respect_umask(base_model: Path, timeline: list[Article], tmp_path: Path) -> None:
+    model, _ = fresh(base_model, tmp_path)
+    Updater(model).add(timeline[300:301])
+    mask = os.umask(0)
+    os.umask(mask)
+    assert overlay_path(model).stat().st_mode & 0o777 == 0o666 & ~mask
