@@ -564,18 +564,34 @@ def _best_of(parts: list[Hits], pool: int) -> Hits:
 
 
 def lists_entered(
-    index: Index, queries: sp.csr_matrix, query_ts: np.ndarray, threshold: np.ndarray, prior: TimePrior = TimePrior()
+    index: Index,
+    queries: sp.csr_matrix,
+    query_ts: np.ndarray,
+    threshold: np.ndarray,
+    prior: TimePrior = TimePrior(),
+    threads: int = 1,
 ) -> np.ndarray:
     """Which documents' lists any of ``queries`` could enter: those it scores at least ``threshold[d]``
     against (the score of the last item on ``d``'s list; 0 for a list with room left). Cosine and the
     time prior are symmetric, so the query's own score row answers for every list at once."""
-    out = np.zeros(index.n_docs, dtype=np.bool_)
     half_life = float(prior.half_life_days) if prior.half_life_days is not None else 0.0
-    _enters(
-        *_csr_parts(queries), index.query_days(query_ts), *index.terms, index.days, half_life,
-        _readonly(threshold, np.float32), out,
-    )  # fmt: skip
-    return out
+    q_days = index.query_days(query_ts)
+    limit = _readonly(threshold, np.float32)
+    bounds = np.linspace(0, queries.shape[0], max(1, min(threads, queries.shape[0])) + 1).astype(np.int64)
+    outs = [np.zeros(index.n_docs, dtype=np.bool_) for _ in bounds[1:]]
+
+    def run(i: int) -> None:
+        lo, hi = int(bounds[i]), int(bounds[i + 1])
+        _enters(
+            *_csr_parts(queries[lo:hi]), q_days[lo:hi], *index.terms, index.days, half_life, limit, outs[i]
+        )  # fmt: skip
+
+    if len(outs) == 1:
+        run(0)
+    else:  # the kernel holds no GIL: one slice of queries per thread
+        with ThreadPoolExecutor(len(outs)) as workers:
+            list(workers.map(run, range(len(outs))))
+    return np.logical_or.reduce(outs) if outs else np.zeros(index.n_docs, dtype=np.bool_)
 
 
 def available_threads(n_jobs: int = -1) -> int:
@@ -584,21 +600,30 @@ def available_threads(n_jobs: int = -1) -> int:
     return cores if n_jobs < 1 else min(n_jobs, cores)
 
 
-def cost_per_row(index: Index, approx: Approx | None = None) -> np.ndarray:
-    """Multiply-adds each row costs as a query: the sum of its terms' document frequencies (in approximate
-    mode, a pruned term's share of its documents inside the time window)."""
+def cost_per_row(index: Index, approx: Approx | None = None, rows: np.ndarray | None = None) -> np.ndarray:
+    """Multiply-adds each row (or each of ``rows``) costs as a query: the sum of its terms' document
+    frequencies (in approximate mode, a pruned term's share of its documents inside the time window)."""
     indptr, indices, _ = index.rows
     term_cost = index.df.astype(np.float32)
     if approx is not None:
         common = term_cost > approx.prune_df
         term_cost[common] *= approx.window_share(index)
-    per_row = np.zeros(index.n_docs, dtype=np.float64)
-    step = 65536  # rows at a time: no array the size of the whole matrix
-    for lo in range(0, index.n_docs, step):
-        hi = min(index.n_docs, lo + step)
-        costs = term_cost[indices[indptr[lo] : indptr[hi]]]
-        sums = np.concatenate([[0.0], np.cumsum(costs, dtype=np.float64)])
-        per_row[lo:hi] = sums[indptr[lo + 1 : hi + 1] - indptr[lo]] - sums[indptr[lo:hi] - indptr[lo]]
+    if rows is not None:  # a few rows (an incremental update): gather only theirs
+        rows = np.asarray(rows, dtype=np.int64)
+        lengths = indptr[rows + 1] - indptr[rows]
+        offsets = np.zeros(rows.size + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        where = np.repeat(indptr[rows] - offsets[:-1], lengths) + np.arange(offsets[-1])
+        sums = np.concatenate([[0.0], np.cumsum(term_cost[indices[where]], dtype=np.float64)])
+        per_row = sums[offsets[1:]] - sums[offsets[:-1]]
+    else:
+        per_row = np.zeros(index.n_docs, dtype=np.float64)
+        step = 65536  # rows at a time: no array the size of the whole matrix
+        for lo in range(0, index.n_docs, step):
+            hi = min(index.n_docs, lo + step)
+            costs = term_cost[indices[indptr[lo] : indptr[hi]]]
+            sums = np.concatenate([[0.0], np.cumsum(costs, dtype=np.float64)])
+            per_row[lo:hi] = sums[indptr[lo + 1 : hi + 1] - indptr[lo]] - sums[indptr[lo:hi] - indptr[lo]]
     if approx is not None:
         per_row += approx.rescore * 2 * indices.size / max(1, index.n_docs)  # merges of re-scoring
     return per_row.astype(np.int64)
@@ -623,7 +648,7 @@ def search_blocks(
     multiply-adds, estimated up front from document frequencies.
     """
     queries = np.arange(index.n_docs) if rows is None else np.asarray(rows, dtype=np.int64)
-    cost = np.cumsum(cost_per_row(index, approx)[queries])
+    cost = np.cumsum(cost_per_row(index, approx, None if rows is None else queries))
     total = int(cost[-1]) if cost.size else 0
     target, order = index.in_time_order() if approx is not None else (index, None)
     rank = np.arange(index.n_docs) if order is None else np.argsort(order)

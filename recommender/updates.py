@@ -39,7 +39,7 @@ from .corpus import Article
 from .errors import InvalidParameterError, ModelError, StoreError, UnknownArticleError
 from .features import count_terms, in_vocabulary, weigh
 from .model import Recommender, StringColumn, _csr_from_state, _csr_state, _timestamp, manifest_path
-from .neighbors import TimePrior, lists_entered
+from .neighbors import TimePrior, available_threads, lists_entered
 from .ranking import RankingOptions
 from .store import _connect, _insert_articles, _write_sqlite_rows, format_for
 
@@ -165,6 +165,7 @@ def fold(model: Recommender, articles: Iterable[Article], remove: Iterable[str])
     new_of_old[kept] = np.arange(kept.size)
 
     if docs:
+        # Analysed here unless the batch is large (thousands): starting worker processes costs seconds.
         counts = count_terms(model.analyzer_, [(a.title, a.body) for a in docs], n_jobs=model.n_jobs)
         raw, known, unknown_terms = in_vocabulary(counts, model._vocab())
         added = weigh(raw, model.idf_, sublinear_tf=model.sublinear_tf)
@@ -305,11 +306,20 @@ def overlay_state(model: Recommender, base_sha256: str) -> dict[str, Any]:
         "updates": dict(model.updates_),
         "removed_base": np.setdiff1d(np.arange(model.base_size_), base[base >= 0]),
         "added": {
-            "matrix": _csr_state(model.matrix_[first_added:]),
+            "matrix": _csr_state(_rows_from(model.matrix_, first_added)),
             "columns": {name: getattr(model, f"{name}_").take(rows).state() for name in _ROW_FIELDS},
             "timestamps": np.asarray(model.timestamps_[first_added:]),
         },
     }
+
+
+def _rows_from(matrix: sp.csr_matrix, start: int) -> sp.csr_matrix:
+    """Rows ``start..`` of ``matrix``, by slicing its arrays (scipy's slicing scans every row)."""
+    indptr = np.asarray(matrix.indptr, dtype=np.int64)
+    lo = int(indptr[start])
+    out = sp.csr_matrix((matrix.shape[0] - start, matrix.shape[1]), dtype=np.float32)
+    out.indptr, out.indices, out.data = indptr[start:] - lo, matrix.indices[lo:], matrix.data[lo:]
+    return out
 
 
 def read_overlay(model_path: Path, base_sha256: str) -> dict[str, Any] | None:
@@ -416,12 +426,13 @@ def _thresholds(lists: _Lists) -> np.ndarray:
 def _changed_lists(old: Recommender, new: Recommender, delta: _Delta, lists: _Lists) -> tuple[np.ndarray, _Lists]:
     """The rows of ``new`` whose lists must be recomputed, and the lists with those rows recomputed."""
     prior = TimePrior(lists.options.half_life_days, True)  # --no-newer only removes candidates: a superset
+    threads = available_threads(new.n_jobs)
     threshold = _thresholds(lists)
     touched_old = np.zeros(len(old), dtype=bool)
     if delta.dropped.size:
         index = old._index()
         touched_old |= lists_entered(
-            index, index.matrix[delta.dropped], old.timestamps_[delta.dropped], threshold, prior
+            index, index.matrix[delta.dropped], old.timestamps_[delta.dropped], threshold, prior, threads
         )
         touched_old |= np.isin(lists.indices, delta.dropped).any(axis=1)
     touched_old[delta.dropped] = False
@@ -432,7 +443,7 @@ def _changed_lists(old: Recommender, new: Recommender, delta: _Delta, lists: _Li
         new_threshold[delta.new_of_old[kept]] = threshold[kept]
         index = new._index()
         entered = lists_entered(
-            index, index.matrix[delta.new_rows], new.timestamps_[delta.new_rows], new_threshold, prior
+            index, index.matrix[delta.new_rows], new.timestamps_[delta.new_rows], new_threshold, prior, threads
         )
         touched.append(np.flatnonzero(entered))
     rows = np.unique(np.concatenate(touched))
@@ -477,8 +488,17 @@ class Updater:
                 )
         self._signature: tuple[Any, ...] | None = None
         self._lists: _Lists | None = None
+        self._lists_key: tuple[str | None, ...] = ()
         with self._locked():
             self._sync()
+            if self.store_path is not None:  # read now, so the first update costs what later ones do
+                conn = _connect(self.store_path)
+                try:
+                    self._current_lists(conn, self._model)
+                except _Behind:
+                    pass  # the first update rebuilds the store
+                finally:
+                    conn.close()
 
     @property
     def model(self) -> Recommender:
@@ -583,9 +603,9 @@ class Updater:
                     f"this one {old.fitted_at_}): rerun `recommender precompute --out {self.store_path}`"
                 )
             behind = meta.get("model_generation", "0") != str(old.updates_["generation"])
-            if not behind and self._lists is None:
+            if not behind:
                 try:
-                    self._lists = _read_lists(conn, old, meta)
+                    self._current_lists(conn, old)
                 except _Behind:
                     behind = True
             if behind:
@@ -618,7 +638,17 @@ class Updater:
             conn.close()
             raise
         self._lists = lists
+        self._lists_key = (meta.get("written_at"), str(new.updates_["generation"]), meta.get("model_created_at"))
         return conn, behind, int(rows.size)
+
+    def _current_lists(self, conn: sqlite3.Connection, model: Recommender) -> None:
+        """Read the store's lists, unless those in memory are still the store's (same job, same update)."""
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        key = (meta.get("written_at"), meta.get("model_generation"), meta.get("model_created_at"))
+        if self._lists is None or key != self._lists_key:
+            self._lists = None
+            self._lists = _read_lists(conn, model, meta)
+            self._lists_key = key
 
     def _rebuild_lists(self, model: Recommender, meta: dict[str, str]) -> _Lists:
         """Every list of ``model`` again, with the options of the store's own precompute (exact)."""
