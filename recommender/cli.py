@@ -24,13 +24,14 @@ from rich.progress import (
 from rich.table import Table
 
 from . import __version__
-from .corpus import bundled_corpus_path, bundled_links_path, read_articles
+from .corpus import Corpus, bundled_corpus_path, bundled_links_path, read_articles
 from .errors import InvalidParameterError, RecommenderError
 from .evaluate import evaluate, load_links
 from .model import Recommender, Related, read_manifest
 from .neighbors import ProgressCallback
 from .render import render_related
 from .store import format_for, precompute
+from .updates import Updater, UpdateResult, freshness
 
 DEFAULT_MODEL = Path("models") / "model.joblib"
 
@@ -127,18 +128,40 @@ def _mb(path: Path) -> str:
     return f"{path.stat().st_size / 1e6:.1f} MB"
 
 
+FieldOption = Annotated[
+    list[str], typer.Option("--field", help="Map a field to your column: --field id=post_id (repeatable).")
+]
+SkipInvalidOption = Annotated[bool, typer.Option(help="Skip invalid records and list them, instead of stopping.")]
+StoreOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--store", "-s", envvar="RECOMMENDER_STORE", help="SQLite store to update in place (env RECOMMENDER_STORE)."
+    ),
+]
+
+
+def _read(path: Path, field: list[str], skip_invalid: bool, *, echo: bool = True) -> Corpus:
+    result = read_articles(path, fields=_field_map(field), skip_invalid=skip_invalid)
+    if echo:
+        typer.echo(f"Read {len(result):,} articles from {path}")
+    if result.skipped:
+        say = typer.echo if echo else lambda line: typer.echo(line, err=True)
+        say(f"Skipped {len(result.skipped):,} invalid records:")
+        for item in result.skipped[:20]:
+            say(f"  line {item.line}: {item.problem}")
+        if len(result.skipped) > 20:
+            say(f"  ... and {len(result.skipped) - 20:,} more")
+    return result
+
+
 @app.command()
 def train(
     corpus: Annotated[
         Path | None, typer.Argument(help="Corpus: .jsonl or .csv, optionally .gz (default: the bundled one).")
     ] = None,
     model: ModelOption = DEFAULT_MODEL,
-    field: Annotated[
-        list[str], typer.Option("--field", help="Map a field to your column: --field id=post_id (repeatable).")
-    ] = [],  # noqa: B006 (typer reads the default, never mutates it)
-    skip_invalid: Annotated[
-        bool, typer.Option(help="Skip invalid records and list them, instead of stopping.")
-    ] = False,
+    field: FieldOption = [],  # noqa: B006 (typer reads the default, never mutates it)
+    skip_invalid: SkipInvalidOption = False,
     stem: Annotated[bool, typer.Option(help="Stem Indonesian words (Sastrawi).")] = False,
     half_life_days: Annotated[
         float, typer.Option(help="Time prior: days apart at which a related article's score halves (0: off).")
@@ -151,14 +174,7 @@ def train(
     with _user_errors():
         path = corpus or bundled_corpus_path()
         started = time.perf_counter()
-        result = read_articles(path, fields=_field_map(field), skip_invalid=skip_invalid)
-        typer.echo(f"Read {len(result):,} articles from {path}")
-        if result.skipped:
-            typer.echo(f"Skipped {len(result.skipped):,} invalid records:")
-            for item in result.skipped[:20]:
-                typer.echo(f"  line {item.line}: {item.problem}")
-            if len(result.skipped) > 20:
-                typer.echo(f"  ... and {len(result.skipped) - 20:,} more")
+        result = _read(path, field, skip_invalid)
         with _progress("Analysing") as update:
             fitted = Recommender.train(
                 result.articles,
@@ -303,6 +319,78 @@ def precompute_command(
             )
 
 
+def _articles(n: int) -> str:
+    return f"{n:,} article{'' if n == 1 else 's'}"
+
+
+def _report_update(result: UpdateResult, model: Path, store: Path | None, as_json: bool) -> None:
+    advice = result.freshness.advice()
+    if as_json:
+        c = result.changes
+        record = {
+            "added": list(c.added),
+            "edited": list(c.edited),
+            "removed": list(c.removed),
+            "articles": result.articles,
+            "generation": result.generation,
+            "lists_updated": result.lists_updated,
+            "store_rebuilt": result.store_rebuilt,
+            "seconds": round(result.seconds, 3),
+            "refit_suggested": result.freshness.refit_suggested,
+        }
+        typer.echo(json.dumps(record, ensure_ascii=False))
+        return
+    c = result.changes
+    done = [f"added {_articles(len(c.added))}"] if c.added or not (c.edited or c.removed) else []
+    if c.edited:
+        done.append(f"updated {_articles(len(c.edited))}")
+    if c.removed:
+        done.append(f"removed {_articles(len(c.removed))}")
+    summary = ", ".join(done)
+    typer.echo(
+        f"{summary[0].upper()}{summary[1:]}: {model} now holds {_articles(result.articles)} "
+        f"(update {result.generation} since the fit)"
+    )
+    if store is not None:
+        if result.store_rebuilt:
+            typer.echo(f"Rebuilt every list in {store}: it was behind the model (an interrupted update)")
+        typer.echo(f"Rewrote {result.lists_updated:,} related lists in {store} in {result.seconds:.2f} s")
+    if advice:
+        typer.echo(f"Refit suggested: {advice}")
+
+
+@app.command("add")
+def add_command(
+    corpus: Annotated[Path, typer.Argument(help="New or edited articles: .jsonl or .csv, optionally .gz.")],
+    model: ModelOption = DEFAULT_MODEL,
+    store: StoreOption = None,
+    field: FieldOption = [],  # noqa: B006
+    skip_invalid: SkipInvalidOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Add new articles to a model, or update edited ones (same id), and their store's lists in place.
+
+    The vocabulary and IDF stay as trained: `info` says when a retrain is due."""
+    with _user_errors():
+        updater = Updater(model, store)  # a wrong model or store fails before the file is read
+        articles = _read(corpus, field, skip_invalid, echo=not as_json)
+        if not articles.articles:
+            raise InvalidParameterError(f"no articles to add in {corpus}")
+        _report_update(updater.add(articles.articles), model, store, as_json)
+
+
+@app.command("remove")
+def remove_command(
+    ids: Annotated[list[str], typer.Argument(metavar="ID...", help="Ids of the articles to take out.")],
+    model: ModelOption = DEFAULT_MODEL,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove articles from a model, and from their store: their lists, and every list that showed them."""
+    with _user_errors():
+        _report_update(Updater(model, store).remove(ids), model, store, as_json)
+
+
 @app.command()
 def info(model: ModelOption = DEFAULT_MODEL, as_json: JsonOption = False) -> None:
     """Show a model's manifest: versions, parameters, corpus figures."""
@@ -311,7 +399,10 @@ def info(model: ModelOption = DEFAULT_MODEL, as_json: JsonOption = False) -> Non
         manifest = read_manifest(model)
         recommender = Recommender.load(model)
         load_seconds = time.perf_counter() - started
+        fresh = freshness(recommender)
         if as_json:
+            if recommender.updates_["generation"]:  # updates since the file was saved: as they are now
+                manifest = manifest | {"updates": recommender.updates_, "refit_suggested": fresh.refit_suggested}
             typer.echo(json.dumps(manifest, ensure_ascii=False))
             return
         corpus = manifest["corpus"]
@@ -330,7 +421,14 @@ def info(model: ModelOption = DEFAULT_MODEL, as_json: JsonOption = False) -> Non
             "corpus sha256": corpus["checksum"],
             "sections": ", ".join(f"{k} {v:,}" for k, v in corpus["sections"].items()),
             "sources": ", ".join(f"{k} {v:,}" for k, v in corpus["sources"].items()),
+            "since the fit": (
+                f"{fresh.added:,} added, {fresh.edited:,} edited, {fresh.removed:,} removed "
+                f"({fresh.changed_share:.1%} of the fitted corpus"
+                + (f"; {fresh.unknown_terms:.0%} of the added words are new to the vocabulary)" if fresh.added else ")")
+            ),
         }
+        if fresh.refit_suggested:
+            rows["refit"] = f"suggested: {fresh.advice()}"
         for key, value in rows.items():
             table.add_row(key, value)
         out.print(table)

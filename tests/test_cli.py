@@ -860,3 +860,171 @@ def test_evaluate_malformed_links(tmp_path: Path) -> None:
 def test_evaluate_model_of_another_corpus(small_corpus: Path, model_path: Path) -> None:
     result = invoke("evaluate", small_corpus, "--links", LINKS, "--model", model_path, "--sample", "5")
     assert_user_error(result, "trained on other articles")
+
+
+# --- add / remove: incremental updates -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def split_sample(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The sample in publication order: a model and store of the first 300, and files of later articles."""
+    records = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
+    records.sort(key=lambda r: (r.get("published") or "", r["id"]))
+    directory = tmp_path_factory.mktemp("split")
+
+    def write(name: str, items: list[dict[str, Any]]) -> Path:
+        path = directory / name
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in items), encoding="utf-8")
+        return path
+
+    edited = dict(records[5], title=records[5]["title"] + " (diperbarui)")
+    base = write("base.jsonl", records[:300])
+    model = directory / "model" / "model.joblib"
+    assert invoke("train", base, "--model", model).exit_code == 0
+    return {
+        "records": records,
+        "model": model,
+        "new": write("new.jsonl", records[300:303]),
+        "edit": write("edit.jsonl", [edited, records[303]]),
+        "bad": write("bad.jsonl", [{"id": "x-1", "body": "no title"}, records[304]]),
+    }
+
+
+def updatable(split_sample: dict[str, Any], directory: Path) -> tuple[Path, Path]:
+    model = copy_model(split_sample["model"], directory)
+    store = directory / "related.sqlite"
+    assert invoke("precompute", "--model", model, "--out", store, "-k", "5").exit_code == 0
+    return model, store
+
+
+def stored_lists(store: Path) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(store)
+    try:
+        return sorted(conn.execute("SELECT article_id, rank, related_id, round(score, 6) FROM related"))
+    finally:
+        conn.close()
+
+
+def test_add_prints_what_changed_and_updates_the_store(split_sample: dict[str, Any], tmp_path: Path) -> None:
+    model, store = updatable(split_sample, tmp_path)
+    result = invoke("add", split_sample["new"], "--model", model, "--store", store)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[:2] == [
+        f"Read 3 articles from {split_sample['new']}",
+        f"Added 3 articles: {model} now holds 303 articles (update 1 since the fit)",
+    ]
+    assert re.fullmatch(rf"Rewrote \d+ related lists in {re.escape(str(store))} in \d+\.\d\d s", lines[2]), lines[2]
+    assert len(lines) == 3 and result.stderr == ""
+    new_id = split_sample["records"][300]["id"]
+    assert RelatedStore(store).related(new_id)  # the new article has its list
+    full = tmp_path / "full.sqlite"
+    assert invoke("precompute", "--model", model, "--out", full, "-k", "5").exit_code == 0
+    assert stored_lists(store) == stored_lists(full)
+
+
+def test_add_an_edit_as_json(split_sample: dict[str, Any], tmp_path: Path) -> None:
+    model, store = updatable(split_sample, tmp_path)
+    result = invoke("add", split_sample["edit"], "--model", model, "--store", store, "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert len(result.stdout.splitlines()) == 1
+    assert record["added"] == [split_sample["records"][303]["id"]]
+    assert record["edited"] == [split_sample["records"][5]["id"]]
+    assert record["removed"] == [] and record["articles"] == 301 and record["generation"] == 1
+    assert record["lists_updated"] >= 2 and record["store_rebuilt"] is False and record["refit_suggested"] is False
+    title = (
+        RelatedStore(store)
+        ._conn()
+        .execute("SELECT title FROM articles WHERE id = ?", (split_sample["records"][5]["id"],))
+    )
+    assert title.fetchone()[0].endswith("(diperbarui)")
+
+
+def test_add_without_a_store(split_sample: dict[str, Any], tmp_path: Path) -> None:
+    model = copy_model(split_sample["model"], tmp_path)
+    result = invoke("add", split_sample["new"], "--model", model)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1:] == [
+        f"Added 3 articles: {model} now holds 303 articles (update 1 since the fit)"
+    ]
+    new_id = split_sample["records"][301]["id"]
+    assert invoke("related", new_id, "--model", model, "--json").exit_code == 0
+
+
+def test_add_skips_invalid_records_when_asked(split_sample: dict[str, Any], tmp_path: Path) -> None:
+    model, store = updatable(split_sample, tmp_path)
+    refused = invoke("add", split_sample["bad"], "--model", model, "--store", store)
+    assert_user_error(refused, "line 1", "title")
+    assert len(Recommender.load(model)) == 300
+    result = invoke("add", split_sample["bad"], "--model", model, "--store", store, "--skip-invalid")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[:3] == [
+        f"Read 1 articles from {split_sample['bad']}",
+        "Skipped 1 invalid records:",
+        "  line 1: missing required field title",
+    ]
+
+
+def test_remove(split_sample: dict[str, Any], tmp_path: Path) -> None:
+    model, store = updatable(split_sample, tmp_path)
+    gone = [split_sample["records"][0]["id"], split_sample["records"][1]["id"]]
+    result = invoke("remove", *gone, "--model", model, "--store", store)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"Removed 2 articles: {model} now holds 298 articles (update 1 since the fit)"
+    assert re.fullmatch(r"Rewrote \d+ related lists in .* in \d+\.\d\d s", lines[1]), lines[1]
+    assert not any(related in gone or own in gone for own, _, related, _ in stored_lists(store))
+
+
+def test_remove_an_unknown_id_is_one_error_and_changes_nothing(split_sample: dict[str, Any], tmp_path: Path) -> None:
+    model, store = updatable(split_sample, tmp_path)
+    before = stored_lists(store)
+    known = split_sample["records"][0]["id"]
+    line = assert_user_error(invoke("remove", known, "no-such-id", "--model", model, "--store", store))
+    assert line == "Error: cannot remove 'no-such-id': not in the model (nothing was removed)"
+    assert stored_lists(store) == before and known in Recommender.load(model)
+
+
+@pytest.mark.parametrize(
+    ("store_name", "message"),
+    [
+        ("related.jsonl", "only a SQLite store can be updated in place"),
+        ("missing.sqlite", "no store at"),
+    ],
+)
+def test_add_refuses_stores_it_cannot_update(
+    split_sample: dict[str, Any], tmp_path: Path, store_name: str, message: str
+) -> None:
+    model = copy_model(split_sample["model"], tmp_path)
+    assert_user_error(invoke("add", split_sample["new"], "--model", model, "--store", tmp_path / store_name), message)
+    assert len(Recommender.load(model)) == 300
+
+
+def test_store_from_the_environment(split_sample: dict[str, Any], tmp_path: Path) -> None:
+    model, store = updatable(split_sample, tmp_path)
+    result = invoke("add", split_sample["new"], "--model", model, env={"RECOMMENDER_STORE": str(store)})
+    assert result.exit_code == 0, result.output
+    assert RelatedStore(store).meta()["model_generation"] == "1"
+
+
+def test_info_after_updates(split_sample: dict[str, Any], tmp_path: Path) -> None:
+    model = copy_model(split_sample["model"], tmp_path)
+    assert invoke("add", split_sample["new"], "--model", model).exit_code == 0
+    out = invoke("info", "--model", model).stdout
+    assert re.search(
+        r"^since the fit\s+\S\s+3 added, 0 edited, 0 removed \(1\.0% of the fitted corpus; \d+% of", out, re.M
+    )
+    assert "refit" not in out
+    manifest = json.loads(invoke("info", "--model", model, "--json").stdout)
+    assert manifest["updates"]["added"] == 3 and manifest["refit_suggested"] is False
+    records = split_sample["records"]
+    many = tmp_path / "many.jsonl"
+    many.write_text("".join(json.dumps(dict(r, id=r["id"] + "-copy")) + "\n" for r in records[:30]), encoding="utf-8")
+    result = invoke("add", many, "--model", model)
+    assert result.stdout.splitlines()[-1] == (
+        "Refit suggested: 33 articles changed since the fit (11% of 300): retrain (`recommender train`) to "
+        "refresh the vocabulary and IDF"
+    )
+    out = invoke("info", "--model", model).stdout
+    assert re.search(r"^refit\s+\S\s+suggested: 33 articles changed", out, re.M), out
