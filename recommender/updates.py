@@ -141,6 +141,8 @@ def fold(model: Recommender, articles: Iterable[Article], remove: Iterable[str])
     model._check_fitted()
     docs = list(articles)
     gone = list(dict.fromkeys(remove))
+    if not docs and not gone:
+        raise InvalidParameterError("nothing to update: give articles to add or ids to remove")
     rows = model._rows()
     ids = [a.id for a in docs]
     seen: set[str] = set()
@@ -157,12 +159,7 @@ def fold(model: Recommender, articles: Iterable[Article], remove: Iterable[str])
         raise UnknownArticleError(unknown[0], f"cannot remove {listed}: not in the model (nothing was removed)")
     edited = [i for i in ids if i in rows]
     dropped = np.array(sorted(rows[i] for i in (*gone, *edited)), dtype=np.int64)
-    n = len(model)
-    keep = np.ones(n, dtype=bool)
-    keep[dropped] = False
-    kept = np.flatnonzero(keep)
-    new_of_old = np.full(n, -1, dtype=np.int64)
-    new_of_old[kept] = np.arange(kept.size)
+    kept = np.setdiff1d(np.arange(len(model)), dropped)
 
     if docs:
         # Analysed here unless the batch is large (thousands): starting worker processes costs seconds.
@@ -197,7 +194,16 @@ def fold(model: Recommender, articles: Iterable[Article], remove: Iterable[str])
     new._carry_lookups(model, kept if dropped.size else None, ids, columns["titles"])
     changes = Changes(tuple(i for i in ids if i not in rows), tuple(edited), tuple(gone))
     new_rows = np.arange(kept.size, kept.size + len(docs), dtype=np.int64)
-    return new, _Delta(changes, dropped, new_of_old, new_rows)
+    return new, _Delta(changes, dropped, _renumbering(len(model), kept), new_rows)
+
+
+def _renumbering(n: int, kept: np.ndarray | None) -> np.ndarray:
+    """Each of ``n`` rows' number once only ``kept`` remain (all when ``None``), ``-1`` for the others."""
+    if kept is None:
+        return np.arange(n, dtype=np.int64)
+    new_of_old = np.full(n, -1, dtype=np.int64)
+    new_of_old[kept] = np.arange(kept.size)
+    return new_of_old
 
 
 def _assemble(
@@ -211,11 +217,7 @@ def _assemble(
     new = model._copy()
     n_kept = len(model) if kept is None else kept.size
     new.matrix_ = _stack_rows(model.matrix_, kept, added)
-    new_of_old = np.arange(len(model), dtype=np.int64)
-    if kept is not None:
-        new_of_old = np.full(len(model), -1, dtype=np.int64)
-        new_of_old[kept] = np.arange(kept.size)
-    new.index_t_ = _merge_postings(model.index_t_, new_of_old, added, n_kept)
+    new.index_t_ = _merge_postings(model.index_t_, _renumbering(len(model), kept), added, n_kept)
     for name in _ROW_FIELDS:
         column = getattr(model, f"{name}_")
         setattr(new, f"{name}_", (column if kept is None else column.take(kept)).extend(columns[name]))

@@ -366,3 +366,10 @@ def test_updates_respect_umask(base_model: Path, timeline: list[Article], tmp_pa
     mask = os.umask(0)
     os.umask(mask)
     assert overlay_path(model).stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_an_empty_update_is_refused(base_model: Path) -> None:
+    model = Recommender.load(base_model)
+    with pytest.raises(InvalidParameterError, match="nothing to update: give articles to add or ids to remove"):
+        model.add([])
+    assert model.updates_["generation"] == 0
