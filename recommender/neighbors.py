@@ -431,7 +431,9 @@ def _search(
 
 
 @numba.njit(nogil=True, cache=True)
-def _enters(q_indptr, q_indices, q_data, q_days, t_indptr, t_indices, t_data, d_days, half_life, threshold, out):
+def _enters(
+    q_indptr, q_indices, q_data, q_days, t_indptr, t_indices, t_data, d_days, half_life, threshold, out
+):
     """Set ``out[d]`` for every document whose list a query row could enter: its weighted score
     reaches ``threshold[d]`` (``inf``: never). The same accumulation and prior as :func:`_search`."""
     n_docs = d_days.shape[0]
@@ -441,16 +443,29 @@ def _enters(q_indptr, q_indices, q_data, q_days, t_indptr, t_indices, t_data, d_
     h = np.float32(half_life) if use_prior else np.float32(1.0)
     one = np.float32(1.0)
     for r in range(q_indptr.shape[0] - 1):
+        work = 0
+        for p in range(q_indptr[r], q_indptr[r + 1]):
+            work += t_indptr[q_indices[p] + 1] - t_indptr[q_indices[p]]
+        # A query reaching a good share of the corpus is cheaper without bookkeeping, then a scan of it.
+        dense = work * 4 >= n_docs
         n_touched = 0
         for p in range(q_indptr[r], q_indptr[r + 1]):
             t = q_indices[p]
             v = q_data[p]
-            for pp in range(t_indptr[t], t_indptr[t + 1]):
-                d = t_indices[pp]
-                old = acc[d]
+            if dense:
+                for pp in range(t_indptr[t], t_indptr[t + 1]):
+                    acc[t_indices[pp]] += v * t_data[pp]
+            else:
+                for pp in range(t_indptr[t], t_indptr[t + 1]):
+                    d = t_indices[pp]
+                    old = acc[d]
+                    touched[n_touched] = d
+                    n_touched += old == 0
+                    acc[d] = old + v * t_data[pp]
+        if dense:
+            for d in range(n_docs):
                 touched[n_touched] = d
-                n_touched += old == 0
-                acc[d] = old + v * t_data[pp]
+                n_touched += acc[d] != 0
         qd = q_days[r]
         for j in range(n_touched):
             d = touched[j]

@@ -8,7 +8,9 @@ import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
 from recommender import Recommender
-from recommender.neighbors import Block, all_pairs_top_k, query_scores, top_k_indices
+from recommender.neighbors import Block, Index, TimePrior, all_pairs_top_k, lists_entered, query_scores, top_k_indices
+
+DAY = 86400.0
 
 
 def brute_top_k(matrix: sp.csr_matrix, k: int) -> list[list[tuple[int, float]]]:
@@ -226,3 +228,24 @@ def _lookup_in_child(row: int) -> np.ndarray:
     neighbors._SPLIT_DOCS = 0  # make sure the split path runs in the child too
     index = _FORKED["model"]._index()
     return neighbors.search(index, index.matrix[row], 20, exclude=np.array([row]), threads=2).rows
+
+
+@pytest.mark.parametrize("density", [0.002, 0.05])  # queries reaching few documents, and most of them
+@pytest.mark.parametrize("threads", [1, 2])
+def test_lists_entered_matches_dense_scores(density: float, threads: int) -> None:
+    """Every document whose threshold a query's time-weighted cosine reaches, and no other."""
+    rng = np.random.default_rng(7)
+    matrix = normalize(sp.random(400, 300, density=density, format="csr", random_state=rng, dtype=np.float32))
+    matrix.sort_indices()
+    ts = rng.uniform(0, 30 * DAY, 400)
+    index = Index(matrix, matrix.T.tocsr(), ts)
+    queries = matrix[:25]
+    dense = (queries @ matrix.T).toarray().astype(np.float32)
+    days = ((ts - ts.min()) / DAY).astype(np.float32)
+    weighted = dense / (1 + np.abs(days[None, :] - days[:25, None]) / np.float32(3.0))
+    threshold = rng.uniform(0, 0.3, 400).astype(np.float32)
+    threshold[:25] = np.inf  # the queries' own lists
+    expected = ((weighted > 0) & (weighted >= threshold[None, :] * np.float32(0.99999))).any(axis=0)
+    found = lists_entered(index, queries, ts[:25], threshold, TimePrior(3.0), threads=threads)
+    assert expected.sum() > 0 and (~expected).sum() > 0
+    np.testing.assert_array_equal(found, expected)
