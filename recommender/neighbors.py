@@ -205,6 +205,10 @@ class Index:
 
 # --- the kernel ------------------------------------------------------------------------------------
 
+# A query whose postings add up to a quarter of the candidate documents or more is accumulated without
+# a list of the documents touched: scanning them all afterwards is cheaper (measured at 25k and 100k).
+_DENSE_SHARE = 4
+
 
 @numba.njit(nogil=True, cache=True, inline="always")
 def _better(s: float, d: int, s2: float, d2: int) -> bool:
@@ -329,32 +333,55 @@ def _search(
     ci = np.empty(max(n_keep, 1), np.int64)
     cc = np.empty(max(n_keep, 1), np.float32)
     split = d_lo > 0 or d_hi < n_docs
+    width = 1
     for r in range(lo, hi):
-        n_touched = 0
+        width = max(width, q_indptr[r + 1] - q_indptr[r])
+    starts = np.empty(width, np.int64)
+    stops = np.empty(width, np.int64)
+    for r in range(lo, hi):
+        # The slice of each term's postings to read, and what reading them all costs.
+        work = 0
         for p in range(q_indptr[r], q_indptr[r + 1]):
             t = q_indices[p]
             start = t_indptr[t]
             stop = t_indptr[t + 1]
             if pruned and stop - start > prune_df:
                 if w_hi[r] <= w_lo[r]:
-                    continue
-                # Postings are in row order: the window is one slice of them.
-                posting = t_indices[start:stop]
-                start, stop = (
-                    start + np.searchsorted(posting, w_lo[r]),
-                    start + np.searchsorted(posting, w_hi[r]),
-                )
+                    start = stop
+                else:
+                    # Postings are in row order: the window is one slice of them.
+                    posting = t_indices[start:stop]
+                    start, stop = (
+                        start + np.searchsorted(posting, w_lo[r]),
+                        start + np.searchsorted(posting, w_hi[r]),
+                    )
             if split:  # only documents d_lo..d_hi: a share of one query's work for one thread
                 posting = t_indices[start:stop]
                 start, stop = start + np.searchsorted(posting, d_lo), start + np.searchsorted(posting, d_hi)
-            v = q_data[p]
-            for pp in range(start, stop):
-                d = t_indices[pp]
-                old = acc[d]
-                # Branch-free bookkeeping of the rows touched: the slot is overwritten unless new.
+            starts[p - q_indptr[r]] = start
+            stops[p - q_indptr[r]] = stop
+            work += stop - start
+        n_touched = 0
+        if work * _DENSE_SHARE >= d_hi - d_lo:
+            # No bookkeeping while accumulating: its count made every step wait on the previous step's
+            # load from memory. The documents touched are found by one scan of the range afterwards.
+            for p in range(q_indptr[r], q_indptr[r + 1]):
+                v = q_data[p]
+                for pp in range(starts[p - q_indptr[r]], stops[p - q_indptr[r]]):
+                    acc[t_indices[pp]] += v * t_data[pp]
+            for d in range(d_lo, d_hi):
                 touched[n_touched] = d
-                n_touched += old == 0
-                acc[d] = old + v * t_data[pp]
+                n_touched += acc[d] != 0
+        else:
+            for p in range(q_indptr[r], q_indptr[r + 1]):
+                v = q_data[p]
+                for pp in range(starts[p - q_indptr[r]], stops[p - q_indptr[r]]):
+                    d = t_indices[pp]
+                    old = acc[d]
+                    # Branch-free bookkeeping of the rows touched: the slot is overwritten unless new.
+                    touched[n_touched] = d
+                    n_touched += old == 0
+                    acc[d] = old + v * t_data[pp]
         size = 0
         qd = q_days[r]
         qt = q_ts[r]
