@@ -17,6 +17,7 @@ lookups from many threads run side by side.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -208,6 +209,7 @@ class Index:
 # A query whose postings add up to a quarter of the candidate documents or more is accumulated without
 # a list of the documents touched: scanning them all afterwards is cheaper (measured at 25k and 100k).
 _DENSE_SHARE = 4
+_CHUNK = 256  # documents the candidate scan of a dense query looks at together
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -278,6 +280,46 @@ def _dot_with_row(a_idx, a_val, x_indptr, x_indices, x_data, row):
     return _row_dot(a_idx, a_val, x_indices[lo:hi], x_data[lo:hi])
 
 
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _max_of(a, lo, hi):
+    """The largest of ``a[lo:hi]`` (not empty; no NaN, so fastmath may vectorise it and stays exact)."""
+    m = a[lo]
+    for i in range(lo + 1, hi):
+        m = max(m, a[i])
+    return m
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _consider(touched, n, acc, size, cs, ci, cc, own, mask, newer, qt, d_ts, use_prior, qd, d_days, h):
+    """Offer documents ``touched[:n]`` with cosines ``acc`` (cleared on the way) to the heap of the best
+    ``len(cs)`` (score, row, cosine), after the filters and the time prior; returns the heap's size."""
+    n_keep = cs.shape[0]
+    one = np.float32(1.0)
+    use_mask = mask.shape[0] > 0
+    for j in range(n):
+        d = touched[j]
+        cos = acc[d]
+        acc[d] = 0
+        if d == own or cos <= 0:
+            continue
+        if size == n_keep and cos < cs[0]:  # the prior only lowers a score: it cannot get in
+            continue
+        if use_mask and not mask[d]:
+            continue
+        if not newer and d_ts[d] - qt > 0:  # NaN compares False: undated kept
+            continue
+        s = cos
+        if use_prior:
+            apart = d_days[d] - qd
+            if apart != apart:  # undated: neither weighted nor filtered
+                apart = np.float32(0.0)
+            s = cos * (one / (one + abs(apart) / h))
+        if s <= 0 or (size == n_keep and not _better(s, d, cs[0], ci[0])):
+            continue
+        size = _heap_push(cs, ci, cc, size, s, d, cos)
+    return size
+
+
 @numba.njit(nogil=True, cache=True)
 def _search(
     q_indptr,
@@ -308,6 +350,8 @@ def _search(
     out_rows,
     out_scores,
     out_sims,
+    acc,
+    touched,
 ):
     """Fill rows ``lo..hi`` of the outputs with each query's best candidates, best first.
 
@@ -315,15 +359,13 @@ def _search(
     length 0: no mask. ``prune_df <= 0``: exact. Else approximate: a term in more than ``prune_df``
     documents is read only for the documents in rows ``w_lo[r]..w_hi[r]`` (the query's time window,
     on a corpus in time order), then the best ``rescore`` candidates are scored again on every term.
+    ``acc`` (``n_docs`` zeros, left zeros) and ``touched`` (``n_docs + 1``) are scratch space.
     """
     n_docs = d_ts.shape[0]
     pool = out_rows.shape[1]
-    acc = np.zeros(n_docs, np.float32)
-    touched = np.empty(n_docs + 1, np.int32)
     hs = np.empty(pool, np.float32)
     hi_ = np.empty(pool, np.int64)
     hc = np.empty(pool, np.float32)
-    use_mask = mask.shape[0] > 0
     use_prior = half_life > 0
     h = np.float32(half_life) if use_prior else np.float32(1.0)
     one = np.float32(1.0)
@@ -357,21 +399,22 @@ def _search(
                     )
             if split:  # only documents d_lo..d_hi: a share of one query's work for one thread
                 posting = t_indices[start:stop]
-                start, stop = start + np.searchsorted(posting, d_lo), start + np.searchsorted(posting, d_hi)
+                if d_hi < n_docs:
+                    stop = start + np.searchsorted(posting, d_hi)
+                if d_lo > 0:
+                    start += np.searchsorted(posting, d_lo)
             starts[p - q_indptr[r]] = start
             stops[p - q_indptr[r]] = stop
             work += stop - start
         n_touched = 0
-        if work * _DENSE_SHARE >= d_hi - d_lo:
+        dense = work * _DENSE_SHARE >= d_hi - d_lo
+        if dense:
             # No bookkeeping while accumulating: its count made every step wait on the previous step's
-            # load from memory. The documents touched are found by one scan of the range afterwards.
+            # load from memory. The documents touched are found by a scan of the range afterwards.
             for p in range(q_indptr[r], q_indptr[r + 1]):
                 v = q_data[p]
                 for pp in range(starts[p - q_indptr[r]], stops[p - q_indptr[r]]):
                     acc[t_indices[pp]] += v * t_data[pp]
-            for d in range(d_lo, d_hi):
-                touched[n_touched] = d
-                n_touched += acc[d] != 0
         else:
             for p in range(q_indptr[r], q_indptr[r + 1]):
                 v = q_data[p]
@@ -386,27 +429,25 @@ def _search(
         qd = q_days[r]
         qt = q_ts[r]
         own = q_self[r]
-        for j in range(n_touched):
-            d = touched[j]
-            cos = acc[d]
-            acc[d] = 0
-            if d == own or cos <= 0:
-                continue
-            if size == n_keep and cos < cs[0]:  # the prior only lowers a score: it cannot get in
-                continue
-            if use_mask and not mask[d]:
-                continue
-            if not newer and d_ts[d] - qt > 0:  # NaN compares False: undated kept
-                continue
-            s = cos
-            if use_prior:
-                apart = d_days[d] - qd
-                if apart != apart:  # undated: neither weighted nor filtered
-                    apart = np.float32(0.0)
-                s = cos * (one / (one + abs(apart) / h))
-            if s <= 0 or (size == n_keep and not _better(s, d, cs[0], ci[0])):
-                continue
-            size = _heap_push(cs, ci, cc, size, s, d, cos)
+        if not dense:
+            size = _consider(
+                touched, n_touched, acc, size, cs, ci, cc, own, mask, newer, qt, d_ts, use_prior, qd, d_days, h
+            )
+        else:
+            for c_lo in range(d_lo, d_hi, _CHUNK):
+                c_hi = min(d_hi, c_lo + _CHUNK)
+                # Once the heap is full, most chunks hold nothing above its worst: they are cleared without
+                # a look at each document (the check in _consider would skip every one of them anyway).
+                if size == n_keep and _max_of(acc, c_lo, c_hi) < cs[0]:
+                    acc[c_lo:c_hi] = 0
+                    continue
+                n_touched = 0
+                for d in range(c_lo, c_hi):
+                    touched[n_touched] = d
+                    n_touched += acc[d] != 0
+                size = _consider(
+                    touched, n_touched, acc, size, cs, ci, cc, own, mask, newer, qt, d_ts, use_prior, qd, d_days, h
+                )
         if pruned:
             # Candidates came from the rarer terms only: score them again on every term.
             q_idx = q_indices[q_indptr[r] : q_indptr[r + 1]]
@@ -486,19 +527,27 @@ def search(
 
     def run(lo: int, hi: int, d_lo: int = 0, d_hi: int = index.n_docs, out: Hits | None = None) -> None:
         out = out or Hits(rows, scores, sims)
-        _search(
-            *q, q_self, q_ts, q_days, *index.terms, *index.rows, index.timestamps, index.days,
-            half_life, prior.newer, m, prune_df, rescore, w_lo, w_hi, d_lo, d_hi, lo, hi,
-            out.rows, out.scores, out.similarities,
-        )  # fmt: skip
+        acc, touched = _scratch(index.n_docs)
+        try:
+            _search(
+                *q, q_self, q_ts, q_days, *index.terms, *index.rows, index.timestamps, index.days,
+                half_life, prior.newer, m, prune_df, rescore, w_lo, w_hi, d_lo, d_hi, lo, hi,
+                out.rows, out.scores, out.similarities, acc, touched,
+            )  # fmt: skip
+        except BaseException:
+            _SCRATCH.arrays = None  # may not be all zeros any more
+            raise
 
-    if nq == 1 and threads > 1 and index.n_docs >= _SPLIT_DOCS:
-        # One large lookup: each thread takes a share of the documents, then the best of both are kept.
+    if nq == 1 and threads > 1 and int(index.df[q[1]].sum()) >= _SPLIT_WORK:
+        # One large lookup: each thread takes a share of the documents, then the best of all are kept. The
+        # calling thread takes the first share itself: one hand-over less, and it starts at once.
         bounds = np.linspace(0, index.n_docs, threads + 1).astype(np.int64)
         parts = [Hits(np.empty_like(rows), np.empty_like(scores), np.empty_like(sims)) for _ in range(threads)]
-        list(
-            _lookup_pool(threads).map(lambda i: run(0, 1, int(bounds[i]), int(bounds[i + 1]), parts[i]), range(threads))
+        others = _lookup_pool(threads - 1).map(
+            lambda i: run(0, 1, int(bounds[i]), int(bounds[i + 1]), parts[i]), range(1, threads)
         )
+        run(0, 1, int(bounds[0]), int(bounds[1]), parts[0])
+        list(others)
         return _best_of(parts, pool)
     threads = max(1, min(threads, nq))
     if threads == 1:
@@ -511,7 +560,23 @@ def search(
     return Hits(rows, scores, sims)
 
 
-_SPLIT_DOCS = 20_000  # below this a lookup is too quick to share between threads
+_SCRATCH = threading.local()
+
+
+def _scratch(n_docs: int) -> tuple[np.ndarray, np.ndarray]:
+    """This thread's accumulator (zeros; the kernel leaves it so) and list of rows touched, kept from one
+    call to the next: at 100k documents they are 800 kB that each lookup would otherwise allocate and zero."""
+    arrays: tuple[np.ndarray, np.ndarray] | None = getattr(_SCRATCH, "arrays", None)
+    if arrays is None or arrays[0].shape[0] != n_docs:
+        arrays = _SCRATCH.arrays = (np.zeros(n_docs, np.float32), np.empty(n_docs + 1, np.int32))
+    return arrays
+
+
+# A lookup is shared between threads only from this many postings read (some 4 ms on one thread). Sharing
+# costs about 0.5 ms of CPU time (a binary search per term, a second scan, hand-over, merging): at 100k
+# articles (0.6M postings a lookup) its p50 was no better on this shared 2-core machine, and worse when
+# the cores were busy.
+_SPLIT_WORK = 2_000_000
 _LOOKUP_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
