@@ -7,7 +7,7 @@ lead-ins, bylines); :class:`Analyzer` turns an article's title and body into wei
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from itertools import pairwise
 from typing import Any
@@ -49,6 +49,7 @@ _DATELINE = re.compile(rf"^(?:{_PLACE}(?:\s*,\s*{_PLACE})?\s*(?:\([^()]{{1,30}}\
 _HOLES = re.compile(r"[,;](?:\s*[,;])+")
 _EDGE = " \n,;-\u2013\u2014"
 _TOKEN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_LONE_HYPHEN = re.compile(r"-(?:(?<![a-z0-9]-)|(?![a-z0-9]))")  # not between two letters or digits
 # Sentence-level breaks: bigrams never span them.
 _BREAKS = '.,;:!?"()[]\n'
 _CURLY_QUOTES = "\u201c\u201d\u2018\u2019"
@@ -142,19 +143,17 @@ def clean_text(text: str, *, dateline: bool = True) -> str:
             return text
 
 
-def _segments(lowered: str) -> Iterator[list[str]]:
+def _segments(lowered: str) -> list[list[str]]:
     """The tokens (``_TOKEN``) of lowercased text, one list per segment between sentence-level breaks."""
     if not lowered.isascii():
         for quote in _CURLY_QUOTES:
             lowered = lowered.replace(quote, "\n")
     flat = lowered.encode("utf-8").translate(_BYTE_CLASSES).decode("ascii")
-    for segment in flat.split("\n"):
-        tokens = segment.split()
-        edges = (segment[:1], segment[-1:])
-        if "-" in segment and ("--" in segment or "-" in edges or " -" in segment or "- " in segment):
-            # "-a", "a--b": hyphens only join characters inside a token ("anak-anak" needs no fixing)
-            tokens = [t for token in tokens for t in _TOKEN.findall(token)]
-        yield tokens
+    if "-" in flat:
+        # Hyphens only join characters inside a token ("anak-anak"); the others separate ("-a", "a--b"),
+        # as _TOKEN has it. One pass over the text, not a check per segment.
+        flat = _LONE_HYPHEN.sub(" ", flat)
+    return [segment.split() for segment in flat.split("\n")]
 
 
 class _KeptWords(dict[str, bool]):
@@ -223,21 +222,23 @@ class Analyzer:
 
     def words(self, text: str, *, dateline: bool = True) -> list[list[str]]:
         """The kept words of ``text``, one list per sentence-like segment (``dateline=False`` for titles)."""
-        segments = []
-        stop = self.stopwords
-        keep = self._keep
-        for tokens in _segments(clean_text(text, dateline=dateline).lower()):
-            words = list(filter(keep.__getitem__, tokens))
-            if self.stem:
-                words = [s for s in map(self._stem, words) if s not in stop]
-            if words:
-                segments.append(words)
-        return segments
+        keep = self._keep.__getitem__
+        kept = [list(filter(keep, tokens)) for tokens in _segments(clean_text(text, dateline=dateline).lower())]
+        if self.stem:
+            stop = self.stopwords
+            kept = [[s for s in map(self._stem, words) if s not in stop] for words in kept]
+        return [words for words in kept if words]
 
     def terms(self, text: str, *, dateline: bool = True) -> list[str]:
         """Unigrams and n-grams of ``text`` (each segment's n-grams stay inside it)."""
         low, high = self.ngram_range
         out: list[str] = []
+        if (low, high) == (1, 2):  # the default, without the general loop's per-segment steps
+            for words in self.words(text, dateline=dateline):
+                out += words
+                if len(words) > 1:
+                    out += [a + " " + b for a, b in pairwise(words)]
+            return out
         for words in self.words(text, dateline=dateline):
             if low == 1:
                 out.extend(words)
