@@ -413,15 +413,16 @@ def _search(
             # load from memory. The documents touched are found by a scan of the range afterwards.
             for p in range(q_indptr[r], q_indptr[r + 1]):
                 v = q_data[p]
-                # Slices walked from 0 compile to a tighter loop than indexing from start (-25%).
-                docs = t_indices[starts[p - q_indptr[r]] : stops[p - q_indptr[r]]]
+                # Slices walked from 0 compile to a tighter loop than indexing from start (-25%), and
+                # unsigned rows need no check for negative indices (-5 to 10%).
+                docs = t_indices[starts[p - q_indptr[r]] : stops[p - q_indptr[r]]].view(np.uint32)
                 weights = t_data[starts[p - q_indptr[r]] : stops[p - q_indptr[r]]]
                 for j in range(docs.shape[0]):
                     acc[docs[j]] += v * weights[j]
         else:
             for p in range(q_indptr[r], q_indptr[r + 1]):
                 v = q_data[p]
-                docs = t_indices[starts[p - q_indptr[r]] : stops[p - q_indptr[r]]]
+                docs = t_indices[starts[p - q_indptr[r]] : stops[p - q_indptr[r]]].view(np.uint32)
                 weights = t_data[starts[p - q_indptr[r]] : stops[p - q_indptr[r]]]
                 for j in range(docs.shape[0]):
                     d = docs[j]
