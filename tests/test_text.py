@@ -631,3 +631,15 @@ def test_analyzer_terms_follow_their_definition(text: str, ngram_range: tuple[in
     analyzer = Analyzer(ngram_range=ngram_range)
     assert analyzer.terms(text) == reference_terms(text, ngram_range)
     assert analyzer.terms(text, dateline=False) == reference_terms(text, ngram_range, dateline=False)
+
+
+PIECES = ["a", "B", " ", "\n", "\t", "\u00a0", "\u3000", "\x85", "é", "“", "‚Äú", "\x01"]
+
+
+@settings(FAST, max_examples=400)
+@given(st.lists(st.sampled_from(PIECES), max_size=20).map("".join))
+def test_non_ascii_words_are_those_of_the_plain_pattern_in_squeezed_text(text: str) -> None:
+    from recommender.text import _NON_ASCII_WORD, _squeeze
+
+    squeezed = _squeeze(text)
+    assert _NON_ASCII_WORD.findall(squeezed) == re.findall(r"\S*[^\x00-\x7f]\S*", squeezed)
