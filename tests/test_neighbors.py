@@ -188,7 +188,7 @@ def test_one_lookup_split_between_threads_equals_one_thread(
 ) -> None:
     import recommender.neighbors as neighbors
 
-    monkeypatch.setattr(neighbors, "_SPLIT_DOCS", 0)  # the sample is small: split it anyway
+    monkeypatch.setattr(neighbors, "_SPLIT_WORK", 0)  # the sample is small: split it anyway
     index = fitted._index()
     for row in (0, 17, 200):
         query = index.matrix[row]
@@ -209,7 +209,7 @@ def test_a_forked_worker_still_splits_lookups(fitted: Recommender, monkeypatch: 
 
     import recommender.neighbors as neighbors
 
-    monkeypatch.setattr(neighbors, "_SPLIT_DOCS", 0)
+    monkeypatch.setattr(neighbors, "_SPLIT_WORK", 0)
     index = fitted._index()
     expected = neighbors.search(index, index.matrix[3], 20, exclude=np.array([3]), threads=2).rows
     _FORKED["model"] = fitted  # inherited by the forked child, not pickled
@@ -225,7 +225,7 @@ _FORKED: dict[str, Recommender] = {}
 def _lookup_in_child(row: int) -> np.ndarray:
     import recommender.neighbors as neighbors
 
-    neighbors._SPLIT_DOCS = 0  # make sure the split path runs in the child too
+    neighbors._SPLIT_WORK = 0  # make sure the split path runs in the child too
     index = _FORKED["model"]._index()
     return neighbors.search(index, index.matrix[row], 20, exclude=np.array([row]), threads=2).rows
 
@@ -249,3 +249,40 @@ def test_lists_entered_matches_dense_scores(density: float, threads: int) -> Non
     found = lists_entered(index, queries, ts[:25], threshold, TimePrior(3.0), threads=threads)
     assert expected.sum() > 0 and (~expected).sum() > 0
     np.testing.assert_array_equal(found, expected)
+
+
+def test_lookups_leave_the_scratch_accumulator_zeroed(fitted: Recommender) -> None:
+    # The accumulator is kept from one lookup to the next: every path must clear what it added (dense
+    # queries, sparse ones, filtered ones, approximate mode), or the next lookup's scores are wrong.
+    import recommender.neighbors as neighbors
+
+    index = fitted._index()
+    rare = int(np.argmin(index.df))  # in a few documents: accumulated with the list of rows touched
+    sparse_query = sp.csr_matrix(([1.0], ([0], [rare])), shape=(1, index.n_terms), dtype=np.float32)
+    mask = np.arange(index.n_docs) % 2 == 0
+    searches = [
+        dict(queries=index.matrix[5]),
+        dict(queries=sparse_query),
+        dict(queries=index.matrix[7], mask=mask, prior=neighbors.TimePrior(3.0, newer=False)),
+        dict(queries=index.matrix[:20], approx=neighbors.Approx(prune_df=3)),
+    ]
+    for kwargs in searches:
+        neighbors.search(index, pool=10, **kwargs)  # type: ignore[arg-type]
+        acc, _ = neighbors._scratch(index.n_docs)
+        assert not acc.any()
+
+
+def test_a_failed_lookup_does_not_keep_its_scratch(fitted: Recommender, monkeypatch: pytest.MonkeyPatch) -> None:
+    import recommender.neighbors as neighbors
+
+    def fail(*args: object) -> None:
+        args[-2][3] = 1.0  # type: ignore[index]  # the accumulator, left dirty
+        raise RuntimeError("interrupted")
+
+    index = fitted._index()
+    with monkeypatch.context() as patched:
+        patched.setattr(neighbors, "_search", fail)
+        with pytest.raises(RuntimeError):
+            neighbors.search(index, index.matrix[0], 5)
+    acc, _ = neighbors._scratch(index.n_docs)
+    assert not acc.any()

@@ -602,3 +602,44 @@ def test_stemmed_unigrams_are_clean(text: str) -> None:
     for term in terms:
         assert term and term == term.lower() and term not in STOP
     assert len(analyzer._stems) <= len(set(text.lower().split()))
+
+
+def reference_terms(text: str, ngram_range: tuple[int, int], *, dateline: bool = True) -> list[str]:
+    """The definition the Analyzer's faster code must keep: each segment between sentence breaks is scanned
+    for tokens on its own, stopwords, one-letter words and numbers leave, n-grams stay inside the segment."""
+    low, high = ngram_range
+    out: list[str] = []
+    for segment in re.split(r"[.,;:!?\"()\[\]\n\u201c\u201d\u2018\u2019]", clean_text(text, dateline=dateline).lower()):
+        words = [w for w in re.findall(r"[a-z0-9]+(?:-[a-z0-9]+)*", segment) if len(w) > 1 and not w.isdigit()]
+        words = [w for w in words if w not in STOP]
+        for n in range(low, high + 1):
+            out.extend(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
+    return out
+
+
+HYPHENS = ["anak-anak", "pro-kontra", "-", "--", "a-", "-rt", "x--y", "-rt-", "di", "b", "12", ". ", ",", "\n"]
+hyphenated_text = st.lists(st.sampled_from(HYPHENS), max_size=25).map(
+    lambda parts: "".join(p + " " * (i % 3 == 0) for i, p in enumerate(parts))
+)
+
+
+@FAST
+@given(st.one_of(any_text, hyphenated_text), st.sampled_from([(1, 1), (1, 2), (1, 3), (2, 2), (2, 3)]))
+@example("a--bc -de fg- --", (1, 2))
+@example("-anak-anak-\nb-c--", (1, 2))
+def test_analyzer_terms_follow_their_definition(text: str, ngram_range: tuple[int, int]) -> None:
+    analyzer = Analyzer(ngram_range=ngram_range)
+    assert analyzer.terms(text) == reference_terms(text, ngram_range)
+    assert analyzer.terms(text, dateline=False) == reference_terms(text, ngram_range, dateline=False)
+
+
+PIECES = ["a", "B", " ", "\n", "\t", "\u00a0", "\u3000", "\x85", "é", "“", "‚Äú", "\x01"]
+
+
+@settings(FAST, max_examples=400)
+@given(st.lists(st.sampled_from(PIECES), max_size=20).map("".join))
+def test_non_ascii_words_are_those_of_the_plain_pattern_in_squeezed_text(text: str) -> None:
+    from recommender.text import _NON_ASCII_WORD, _squeeze
+
+    squeezed = _squeeze(text)
+    assert _NON_ASCII_WORD.findall(squeezed) == re.findall(r"\S*[^\x00-\x7f]\S*", squeezed)
