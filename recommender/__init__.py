@@ -6,6 +6,7 @@ __version__ = "0.1.0"
 
 from .corpus import Article, Corpus, SkippedRecord, read_articles
 from .errors import (
+    ClusterError,
     CorpusError,
     InvalidParameterError,
     ModelError,
@@ -23,6 +24,7 @@ from .text import Analyzer, clean_text
 __all__ = [
     "Analyzer",
     "Article",
+    "ClusterError",
     "Corpus",
     "CorpusError",
     "EvaluationReport",

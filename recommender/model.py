@@ -687,6 +687,17 @@ class Recommender:
         model._reset_lookups()
         return model
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Picklable, so a Dask job can ship the model to its workers: without the lock (it cannot be
+        # pickled) and without the lookup tables (rebuilt on first use, so not worth the bytes).
+        transient = ("_lock", "_vocabulary", "_row_of", "_title_id_array", "_sections", "_search_index")
+        return {name: value for name, value in self.__dict__.items() if name not in transient}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self._reset_lookups()
+
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         fitted = f", {len(self.ids_)} articles" if hasattr(self, "matrix_") else ""

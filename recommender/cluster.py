@@ -1,0 +1,214 @@
+"""The batch job on a Dask cluster: every article's list computed by Dask workers, written here.
+
+The model is shipped to every worker once; each task computes one block of rows through the same
+code as the local job (:meth:`Recommender._all_related`), so the lists are identical. Blocks come back
+as they finish and are handed to the store in row order, each exactly once, even when a killed worker's
+blocks are run again elsewhere.
+
+Dask is an optional dependency (``pip install recommender[dask]``), imported only when a job asks for
+a cluster.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import __version__
+from .errors import ClusterError, InvalidParameterError
+from .model import Recommender
+from .neighbors import Approx, Block, Plan, ProgressCallback, cost_per_row
+from .ranking import RankingOptions
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+__all__ = ["BLOCKS_PER_THREAD", "check_cluster_options", "cluster_blocks", "connect"]
+
+BLOCKS_PER_THREAD = 4  # at least this many blocks per worker thread, so a slow worker cannot hold up the end
+
+_INSTALL = "install recommender[dask] (pip install 'recommender[dask]')"
+
+
+def check_cluster_options(scheduler: object, workers: int | None) -> None:
+    """Fail early, before any slow step, on a cluster request that cannot work: both kinds at once, no
+    workers, or Dask not installed."""
+    if scheduler is not None and workers is not None:
+        raise InvalidParameterError("choose one of --scheduler (an existing cluster) and --workers (a local one)")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise InvalidParameterError(f"workers must be a whole number of 1 or more, got {workers!r}")
+    _distributed()
+
+
+def _distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise ClusterError(f"running precompute on a Dask cluster needs Dask: {_INSTALL}") from None
+    return distributed
+
+
+@contextmanager
+def connect(scheduler: str | Client | None = None, workers: int | None = None) -> Iterator[Client]:
+    """A client of the cluster at ``scheduler`` (an address, or a :class:`distributed.Client` to reuse), or
+    of a local cluster of ``workers`` processes (1 thread each, on 127.0.0.1), closed on exit."""
+    check_cluster_options(scheduler, workers)
+    distributed = _distributed()
+    if isinstance(scheduler, distributed.Client):
+        yield scheduler  # the caller's: left open
+        return
+    if scheduler is None:
+        # One thread per process: the kernel runs one thread per task, so N workers use N cores.
+        with (
+            distributed.LocalCluster(
+                n_workers=workers or 1,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+            ) as cluster,
+            distributed.Client(cluster) as client,
+        ):
+            yield client
+        return
+    try:
+        client = distributed.Client(str(scheduler))
+    except (OSError, ValueError, TypeError) as exc:  # timeout, refused, or not an address at all
+        raise ClusterError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    with client:
+        yield client
+
+
+def _worker_version() -> str:
+    return __version__
+
+
+def _check_workers(client: Client) -> int:
+    """Wait for at least one worker; check every worker runs this version. Returns the worker threads."""
+    timeout = _connect_timeout()
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except TimeoutError:
+        address = client.scheduler.address if client.scheduler else "the scheduler"
+        raise ClusterError(
+            f"no Dask workers joined {address} within {timeout:g} s: start some with `dask worker {address}`"
+        ) from None
+    versions = client.run(_worker_version, on_error="return")
+    for worker, version in versions.items():
+        if isinstance(version, BaseException):
+            raise ClusterError(f"Dask worker {worker} cannot run recommender ({version!r}): install it on every worker")
+        if version != __version__:
+            raise ClusterError(
+                f"Dask worker {worker} has recommender {version}, this process {__version__}: "
+                "install the same version everywhere, so every list is computed alike"
+            )
+    return max(1, sum(client.nthreads().values()))
+
+
+def _connect_timeout() -> float:
+    import dask.config
+    from dask.utils import parse_timedelta
+
+    return float(parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="s"))
+
+
+def _compute_block(
+    model: Recommender, k: int, options: RankingOptions, approx: Approx | None, start: int, stop: int
+) -> Block:
+    """On a worker: rows ``start..stop`` through the same code the local job runs."""
+    rows = np.arange(start, stop, dtype=np.int64)
+    (block,) = model._all_related(k, options, approx, rows, None, stop - start)
+    return Block(start, block.indices, block.scores)
+
+
+def cluster_blocks(
+    model: Recommender,
+    k: int,
+    plan: Plan,
+    *,
+    scheduler: str | Client | None = None,
+    workers: int | None = None,
+    block_rows: int = 4096,
+    progress: ProgressCallback | None = None,
+    **options: Any,
+) -> Iterator[Block]:
+    """Every article's top-``k`` list computed on a Dask cluster (see :func:`connect`), in blocks in row order,
+    as :meth:`Recommender.all_related` yields them locally. Connects when first iterated, disconnects (and
+    shuts a local cluster down) when exhausted or closed. ``progress(done, total)`` counts the multiply-adds
+    of the blocks finished so far, in the local job's units."""
+    ranking = model._options(**options)
+    with connect(scheduler, workers) as client:
+        yield from _run(client, model, k, plan, ranking, block_rows, progress)
+
+
+def _run(
+    client: Client,
+    model: Recommender,
+    k: int,
+    plan: Plan,
+    options: RankingOptions,
+    block_rows: int,
+    progress: ProgressCallback | None,
+) -> Iterator[Block]:
+    distributed = _distributed()
+    threads = _check_workers(client)
+    n = len(model)
+    # Enough blocks to keep every worker thread busy to the end; never larger than asked.
+    size = max(1, min(block_rows, math.ceil(n / (threads * BLOCKS_PER_THREAD))))
+    starts = list(range(0, n, size))
+    cost = np.cumsum(cost_per_row(model._index(), plan.approx), dtype=np.float64) if progress is not None else None
+    total = int(cost[-1]) if cost is not None and n else 0
+
+    shipped = copy.copy(model)  # shares the arrays; pickled without its lock and lookup tables
+    shipped.n_jobs = 1  # one kernel thread per task: a worker runs as many tasks as it has threads
+    model_future = client.scatter(shipped, broadcast=True, hash=False)
+    job = uuid.uuid4().hex[:8]
+    futures = [
+        client.submit(
+            _compute_block,
+            model_future,
+            k,
+            options,
+            plan.approx,
+            start,
+            min(n, start + size),
+            key=f"recommender-block-{job}-{start}",
+            priority=len(starts) - i,  # earlier rows first: the writer takes blocks in row order
+        )
+        for i, start in enumerate(starts)
+    ]
+    pending: dict[int, Block] = {}
+    written: set[int] = set()
+    next_index = 0
+    done = 0
+    try:
+        for future in distributed.as_completed(futures):
+            block: Block = future.result()
+            future.release()  # the worker may drop the block now
+            # A block run twice (its worker died after finishing) is written once.
+            if block.start in written or block.start in pending:
+                continue
+            pending[block.start] = block
+            if cost is not None:
+                stop = min(n, block.start + size)
+                done += int(cost[stop - 1] - (cost[block.start - 1] if block.start else 0))
+                progress(done, total)  # type: ignore[misc]
+            while next_index < len(starts) and starts[next_index] in pending:
+                ready = pending.pop(starts[next_index])
+                written.add(ready.start)
+                next_index += 1
+                yield ready
+    except distributed.KilledWorker as exc:  # the same block took down several workers: out of memory?
+        raise ClusterError(f"Dask workers kept dying on one block ({exc}); give them more memory") from None
+    except distributed.client.FutureCancelledError as exc:
+        raise ClusterError(f"the Dask cluster lost the job: {exc}") from None
+    finally:
+        client.cancel([*futures, model_future])
+    if next_index != len(starts):  # pragma: no cover - as_completed yields every future once
+        raise ClusterError(f"the Dask cluster returned {next_index} of {len(starts)} blocks")
