@@ -71,7 +71,8 @@ def connect(scheduler: str | Client | None = None, workers: int | None = None) -
                 threads_per_worker=1,
                 processes=True,
                 host="127.0.0.1",
-                dashboard_address=None,
+                # Its HTTP server on any free port of this host: the default 8787 may be another cluster's.
+                dashboard_address="127.0.0.1:0",
             ) as cluster,
             distributed.Client(cluster) as client,
         ):
