@@ -12,6 +12,7 @@ a cluster.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import uuid
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BLOCKS_PER_THREAD", "check_cluster_options", "cluster_blocks", "connect"]
 
-BLOCKS_PER_THREAD = 4  # at least this many blocks per worker thread, so a slow worker cannot hold up the end
+BLOCKS_PER_THREAD = 8  # at least this many blocks per worker thread, so a slow one cannot hold up the end
 
 _INSTALL = "install recommender[dask] (pip install 'recommender[dask]')"
 
@@ -119,6 +120,24 @@ def _connect_timeout() -> float:
     return float(parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="s"))
 
 
+def split_rows(cumulative_cost: np.ndarray, block_rows: int, blocks: int) -> list[tuple[int, int]]:
+    """Rows ``0..n`` as ``(start, stop)`` blocks of about equal cost (``cumulative_cost[i]``: of rows ``0..i``),
+    at least ``blocks`` of them and none longer than ``block_rows``: every worker busy to the end."""
+    n = cumulative_cost.shape[0]
+    if n == 0:
+        return []
+    count = min(n, max(blocks, math.ceil(n / block_rows)))
+    total = float(cumulative_cost[-1])
+    cuts = np.searchsorted(cumulative_cost, total * np.arange(1, count) / count, side="right") if total > 0 else []
+    edges = sorted({0, n, *(int(c) for c in cuts if 0 < c < n)})
+    bounds: list[tuple[int, int]] = []
+    for lo, hi in itertools.pairwise(edges):
+        pieces = math.ceil((hi - lo) / block_rows)  # cheap rows: cut long runs to bound a block's memory
+        step = math.ceil((hi - lo) / pieces)
+        bounds.extend((start, min(hi, start + step)) for start in range(lo, hi, step))
+    return bounds
+
+
 def _compute_block(
     model: Recommender, k: int, options: RankingOptions, approx: Approx | None, start: int, stop: int
 ) -> Block:
@@ -161,10 +180,11 @@ def _run(
     threads = _check_workers(client)
     n = len(model)
     # Enough blocks to keep every worker thread busy to the end; never larger than asked.
-    size = max(1, min(block_rows, math.ceil(n / (threads * BLOCKS_PER_THREAD))))
-    starts = list(range(0, n, size))
-    cost = np.cumsum(cost_per_row(model._index(), plan.approx), dtype=np.float64) if progress is not None else None
-    total = int(cost[-1]) if cost is not None and n else 0
+    cost = np.cumsum(cost_per_row(model._index(), plan.approx), dtype=np.float64)
+    total = int(cost[-1]) if n else 0
+    bounds = split_rows(cost, max(1, block_rows), threads * BLOCKS_PER_THREAD)
+    starts = [start for start, _ in bounds]
+    stops = dict(bounds)
 
     shipped = copy.copy(model)  # shares the arrays; pickled without its lock and lookup tables
     shipped.n_jobs = 1  # one kernel thread per task: a worker runs as many tasks as it has threads
@@ -178,11 +198,11 @@ def _run(
             options,
             plan.approx,
             start,
-            min(n, start + size),
+            stop,
             key=f"recommender-block-{job}-{start}",
-            priority=len(starts) - i,  # earlier rows first: the writer takes blocks in row order
+            priority=len(bounds) - i,  # earlier rows first: the writer takes blocks in row order
         )
-        for i, start in enumerate(starts)
+        for i, (start, stop) in enumerate(bounds)
     ]
     pending: dict[int, Block] = {}
     written: set[int] = set()
@@ -196,10 +216,9 @@ def _run(
             if block.start in written or block.start in pending:
                 continue
             pending[block.start] = block
-            if cost is not None:
-                stop = min(n, block.start + size)
-                done += int(cost[stop - 1] - (cost[block.start - 1] if block.start else 0))
-                progress(done, total)  # type: ignore[misc]
+            if progress is not None:
+                done += int(cost[stops[block.start] - 1] - (cost[block.start - 1] if block.start else 0))
+                progress(done, total)
             while next_index < len(starts) and starts[next_index] in pending:
                 ready = pending.pop(starts[next_index])
                 written.add(ready.start)
