@@ -50,6 +50,12 @@ def related_rows(path: Path) -> list[tuple[Any, ...]]:
         conn.close()
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process, all its threads (user + system)."""
+    times = os.times()
+    return times.user + times.system
+
+
 def _warm_up() -> None:
     from recommender import Article, Recommender
     from recommender.cluster import _compute_block
@@ -74,12 +80,18 @@ def run(model_path: str, tmp: str, workers: int, repeats: int) -> dict[str, Any]
     client.run(_warm_up)  # what a fresh worker's first job pays once: imports, the compiled kernel's load
     warm_up = time.perf_counter() - started
     local_out, cluster_out = Path(tmp) / "local.sqlite", Path(tmp) / "cluster.sqlite"
-    local_times, cluster_times, modes = [], [], set()
+    local_times, cluster_times, local_cpu, cluster_cpu, modes = [], [], [], [], set()
     for _ in range(repeats):
+        before = _cpu_seconds()
         result = precompute(model, local_out, 10)
+        local_cpu.append(_cpu_seconds() - before)
         local_times.append(result.seconds)
         modes.add(result.mode)
+        before, workers_before = _cpu_seconds(), client.run(_cpu_seconds)
         result = precompute(model, cluster_out, 10, scheduler=client)
+        workers_after = client.run(_cpu_seconds)
+        spent = sum(workers_after[w] - workers_before[w] for w in workers_after)
+        cluster_cpu.append(_cpu_seconds() - before + spent)
         cluster_times.append(result.seconds)
         modes.add(result.mode)
     worker_peaks = client.run(_peak_mb)
@@ -91,6 +103,8 @@ def run(model_path: str, tmp: str, workers: int, repeats: int) -> dict[str, Any]
     return {
         "local": local_times,
         "cluster": cluster_times,
+        "local_cpu": local_cpu,
+        "cluster_cpu": cluster_cpu,
         "startup": startup,
         "warm_up": warm_up,
         "shutdown": shutdown,
@@ -123,16 +137,21 @@ def main() -> None:
     print(f"precompute into SQLite, k=10, mode {'/'.join(r['modes'])}, {r['pairs']:,} links; "
           f"median of {args.repeats}, interleaved\n")  # fmt: skip
     local, cluster = statistics.median(r["local"]), statistics.median(r["cluster"])
-    print(f"{'job':52} {'median':>8}  runs")
-    print(f"{'single process, 2 kernel threads':52} {local:7.1f}s  " + ", ".join(f"{t:.1f}" for t in r["local"]))
-    label = f"LocalCluster, {args.workers} worker processes x 1 thread"
-    print(f"{label:52} {cluster:7.1f}s  " + ", ".join(f"{t:.1f}" for t in r["cluster"]))
+    print(f"{'job':48} {'median':>8}  {'runs':18} {'CPU (median)':>12}")
+    for label, times, cpu in (
+        ("single process, 2 kernel threads", r["local"], r["local_cpu"]),
+        (f"LocalCluster, {args.workers} worker processes x 1 thread", r["cluster"], r["cluster_cpu"]),
+    ):
+        runs = ", ".join(f"{t:.1f}" for t in times)
+        print(f"{label:48} {statistics.median(times):7.1f}s  {runs:18} {statistics.median(cpu):11.1f}s")
     pairs = ", ".join(f"{100 * (c / s - 1):+.0f}%" for s, c in zip(r["local"], r["cluster"], strict=True))
     print(f"\noverhead of the cluster job: {100 * (cluster / local - 1):+.1f}% (per interleaved pair: {pairs})")
     once = r["startup"] + r["warm_up"] + r["shutdown"]
     print(f"once per cluster, not per job: start {r['startup']:.1f}s, first-job warm-up of the workers "
           f"{r['warm_up']:.1f}s, shutdown {r['shutdown']:.1f}s; a `--workers {args.workers}` run pays all three: "
           f"{100 * ((cluster + once) / local - 1):+.1f}%")  # fmt: skip
+    cpu_ratio = statistics.median(r["cluster_cpu"]) / statistics.median(r["local_cpu"])
+    print(f"CPU time, client and workers together: {100 * (cpu_ratio - 1):+.1f}% (steadier than wall time here)")
     print(f"lists identical to the single-process job: {'yes' if r['identical'] else 'NO'}")
     peaks = ", ".join(f"{p:.0f}MB" for p in r["worker_peaks"])
     print(f"peak RSS: each worker {peaks}; the client (both jobs, model memory-mapped) {r['client_peak']:.0f}MB")
