@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from . import __version__
 from .errors import ClusterError, InvalidParameterError
@@ -138,6 +139,22 @@ def split_rows(cumulative_cost: np.ndarray, block_rows: int, blocks: int) -> lis
     return bounds
 
 
+def _plain(value: Any) -> Any:
+    """``value`` with memory-mapped arrays as plain views of the same memory. A memmap is pickled in band (a
+    copy into the message, another out of it on the worker); a plain array travels as its own buffer."""
+    if isinstance(value, np.ndarray):
+        return np.asarray(value)
+    if isinstance(value, sp.csr_matrix):
+        plain = sp.csr_matrix(value.shape, dtype=value.dtype)
+        plain.data, plain.indices, plain.indptr = (
+            np.asarray(value.data),
+            np.asarray(value.indices),
+            np.asarray(value.indptr),
+        )
+        return plain
+    return value
+
+
 def _compute_block(
     model: Recommender, k: int, options: RankingOptions, approx: Approx | None, start: int, stop: int
 ) -> Block:
@@ -187,6 +204,8 @@ def _run(
     stops = dict(bounds)
 
     shipped = copy.copy(model)  # shares the arrays; pickled without its lock and lookup tables
+    for name, value in list(vars(shipped).items()):
+        setattr(shipped, name, _plain(value))
     shipped.n_jobs = 1  # one kernel thread per task: a worker runs as many tasks as it has threads
     model_future = client.scatter(shipped, broadcast=True, hash=False)
     job = uuid.uuid4().hex[:8]
