@@ -6,6 +6,7 @@ __version__ = "0.1.0"
 
 from .corpus import Article, Corpus, SkippedRecord, read_articles
 from .errors import (
+    ClusterError,
     CorpusError,
     InvalidParameterError,
     ModelError,
@@ -25,6 +26,7 @@ __all__ = [
     "Analyzer",
     "Article",
     "Changes",
+    "ClusterError",
     "Corpus",
     "CorpusError",
     "EvaluationReport",

@@ -24,6 +24,7 @@ from rich.progress import (
 from rich.table import Table
 
 from . import __version__
+from .cluster import check_cluster_options
 from .corpus import Corpus, bundled_corpus_path, bundled_links_path, read_articles
 from .errors import InvalidParameterError, RecommenderError
 from .evaluate import evaluate, load_links
@@ -282,14 +283,22 @@ def precompute_command(
     approx: Annotated[
         bool, typer.Option("--approx", help="Approximate lists (time windows and rare terms), even when small.")
     ] = False,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Run on the Dask cluster of this scheduler (tcp://HOST:8786).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Run on a local Dask cluster of this many worker processes.")
+    ] = None,
 ) -> None:
     """Precompute every article's related list into a file or SQLite database, replacing it atomically.
 
     Exact up to a size, approximate beyond (with its recall estimated on a sample); --exact or --approx
-    decide instead."""
+    decide instead. --scheduler or --workers computes the same lists on a Dask cluster (recommender[dask])."""
     with _user_errors():
         if exact and approx:
             raise InvalidParameterError("choose one of --exact and --approx")
+        if scheduler is not None or workers is not None:
+            check_cluster_options(scheduler, workers)
         format_for(out_path)  # a bad suffix fails before the model is even loaded
         recommender = Recommender.load(model)
         plan = recommender.plan_all_related("exact" if exact else "approx" if approx else "auto")
@@ -305,6 +314,8 @@ def precompute_command(
                 diversity=diversity,
                 min_score=min_score,
                 min_results=min_results,
+                scheduler=scheduler,
+                workers=workers,
             )
         typer.echo(
             f"Wrote {result.pairs:,} related links for {result.articles:,} articles to {result.path} "
@@ -317,6 +328,10 @@ def precompute_command(
                 f"Mode: approximate ({cost}; exact: {_quantity(plan.exact_multiply_adds)}multiply-adds); "
                 f"recall@{k} against exact lists estimated at {result.recall:.3f}"
             )
+        if scheduler is not None:
+            typer.echo(f"Computed on the Dask cluster at {scheduler}")
+        elif workers is not None:
+            typer.echo(f"Computed on a local Dask cluster of {workers} workers")
 
 
 def _articles(n: int) -> str:

@@ -51,3 +51,7 @@ class StoreError(RecommenderError):
 
 class InvalidParameterError(RecommenderError, ValueError):
     """A parameter value that cannot work (``k=0``, a window that ends before it starts, ...)."""
+
+
+class ClusterError(RecommenderError):
+    """A Dask cluster cannot run the batch job: Dask not installed, scheduler unreachable, no or lost workers."""

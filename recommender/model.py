@@ -113,6 +113,12 @@ class StringColumn:
     def state(self) -> dict[str, np.ndarray]:
         return {"data": self.data, "offsets": self.offsets, "present": self.present}
 
+    def __getstate__(self) -> dict[str, np.ndarray]:  # a memoryview cannot be pickled: the arrays can
+        return self.state()
+
+    def __setstate__(self, state: dict[str, np.ndarray]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
     def take(self, rows: np.ndarray) -> StringColumn:
         """The strings at ``rows``, in that order, without decoding them."""
         lengths = np.diff(self.offsets)[rows]
@@ -796,6 +802,17 @@ class Recommender:
 
         overlay = read_overlay(path, str(expected.get("sha256")))
         return model if overlay is None else apply_overlay(model, overlay)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Picklable, so a Dask job can ship the model to its workers: without the lock (it cannot be
+        # pickled) and without the lookup tables (rebuilt on first use, so not worth the bytes).
+        transient = ("_lock", "_vocabulary", "_row_of", "_title_id_array", "_title_keys", "_sections", "_search_index")
+        return {name: value for name, value in self.__dict__.items() if name not in transient}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self._reset_lookups()
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

@@ -765,7 +765,12 @@ def search_blocks(
     multiply-adds, estimated up front from document frequencies.
     """
     queries = np.arange(index.n_docs) if rows is None else np.asarray(rows, dtype=np.int64)
-    cost = np.cumsum(cost_per_row(index, approx, None if rows is None else queries))
+    # Only for progress: a Dask block (a slice of rows, no progress) must not pay for it.
+    cost = (
+        np.cumsum(cost_per_row(index, approx, None if rows is None else queries))
+        if progress is not None
+        else np.zeros(0)
+    )
     total = int(cost[-1]) if cost.size else 0
     target, order = index.in_time_order() if approx is not None else (index, None)
     rank = np.arange(index.n_docs) if order is None else np.argsort(order)

@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ._atomic import atomic_write
+from .cluster import check_cluster_options, cluster_blocks
 from .errors import StoreError, UnknownArticleError
 from .model import Recommender, Related
 from .neighbors import Block, Plan, ProgressCallback
@@ -86,6 +87,8 @@ def precompute(
     progress: ProgressCallback | None = None,
     block_rows: int = 4096,
     recall_sample: int = 200,
+    scheduler: Any = None,
+    workers: int | None = None,
     **options: Any,
 ) -> PrecomputeResult:
     """Write every article's top-``k`` related list to ``path`` (format by suffix), replacing it atomically.
@@ -93,13 +96,22 @@ def precompute(
     ``mode``: "exact", "approx", or "auto" (exact up to a size, see :meth:`Recommender.plan_all_related`).
     In approximate mode the recall against exact lists is estimated on ``recall_sample`` articles first.
     ``options`` are :meth:`Recommender.all_related`'s (``newer``, ``diversity``, ``min_score``, ``min_results``).
+    ``scheduler`` (a Dask scheduler's address, or a ``distributed.Client``) or ``workers`` (a local Dask
+    cluster of that many processes) computes the lists on a cluster instead, identical (``recommender[dask]``).
     """
     path = Path(path)
     kind = format_for(path)
+    on_cluster = scheduler is not None or workers is not None
+    if on_cluster:
+        check_cluster_options(scheduler, workers)  # before the slow steps
     started = time.perf_counter()
     plan = mode if isinstance(mode, Plan) else model.plan_all_related(mode)
     recall = model.estimate_recall(k, mode=plan, sample=recall_sample, **options) if plan.approx else None
     blocks = iter(model.all_related(k, progress=progress, block_rows=block_rows, mode=plan, **options))
+    if on_cluster:  # the same blocks (all_related above checked k and options) from Dask workers, once writing starts
+        blocks = cluster_blocks(
+            model, k, plan, scheduler=scheduler, workers=workers, block_rows=block_rows, progress=progress, **options
+        )
     ids = model.ids_.to_list()
     # What an incremental update needs to recompute lists as this job did.
     ranking = model._options(**options)
@@ -119,6 +131,9 @@ def precompute(
         pairs = writer(model, path, ids, _pairs(model, blocks), meta)
     except OSError as exc:
         raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if isinstance(blocks, Generator):
+            blocks.close()  # now, not at garbage collection: a failed job shuts its Dask cluster down at once
     seconds = time.perf_counter() - started
     return PrecomputeResult(str(path), kind, len(ids), pairs, k, seconds, plan.mode, plan.multiply_adds, recall)
 
