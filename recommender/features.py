@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from .text import Analyzer
 
-__all__ = ["Counts", "count_terms", "in_vocabulary", "tfidf", "weigh"]
+__all__ = ["Counts", "count_terms", "tfidf", "weigh"]
 
 ProgressCallback = Callable[[int, int], None]
 _CHUNK = 1500  # articles per unit of parallel work
@@ -149,18 +149,3 @@ def weigh(matrix: sp.csr_matrix, idf: np.ndarray, *, sublinear_tf: bool) -> sp.c
     scale[nonzero] = 1.0 / norms[nonzero]
     data = (data * scale[row_of]).astype(np.float32)
     return sp.csr_matrix((data, matrix.indices.astype(np.int32), matrix.indptr), shape=matrix.shape)
-
-
-def in_vocabulary(counts: Counts, vocabulary: dict[str, int]) -> tuple[sp.csr_matrix, int, int]:
-    """``counts`` re-columned to a fitted ``vocabulary`` (columns sorted), dropping unknown terms; with the
-    number of term occurrences kept and dropped (a measure of how far new articles drift from the fit)."""
-    columns = np.fromiter((vocabulary.get(t, -1) for t in counts.terms), dtype=np.int64, count=len(counts.terms))
-    matrix = counts.matrix.tocoo()
-    cols = columns[matrix.col]
-    known = cols >= 0
-    kept = sp.csr_matrix(
-        (matrix.data[known], (matrix.row[known], cols[known])), shape=(matrix.shape[0], len(vocabulary))
-    )
-    kept.sum_duplicates()  # also sorts the columns within rows
-    total = float(matrix.data.sum())
-    return kept, int(kept.data.sum()), int(total - kept.data.sum())

@@ -441,14 +441,7 @@ class Recommender:
     def vectorize(self, title: str = "", body: str = "") -> sp.csr_matrix:
         """The L2-normalised TF-IDF row of a text that is not in the model (a draft)."""
         self._check_fitted()
-        vocab = self._vocab()
-        # Each distinct term is looked up once: a lookup in the large vocabulary misses the CPU caches.
-        counts = Counter(self.analyzer_((title, body)))
-        ids = np.fromiter(map(vocab.get, counts, itertools.repeat(-1)), dtype=np.int64, count=len(counts))
-        tf = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
-        known = np.flatnonzero(ids >= 0)
-        order = known[np.argsort(ids[known])]  # columns sorted, as the kernels need
-        cols, tf = ids[order], tf[order]
+        cols, tf, _ = self._term_counts(title, body)
         if self.sublinear_tf:
             tf = (1.0 + np.log(tf)).astype(np.float32)
         values = tf * self.idf_[cols]
@@ -460,6 +453,18 @@ class Recommender:
         return sp.csr_matrix(
             (values.astype(np.float32, copy=False), cols.astype(np.int32), indptr), shape=(1, len(self.idf_))
         )
+
+    def _term_counts(self, title: str, body: str) -> tuple[np.ndarray, np.ndarray, int]:
+        """A text's known terms as sorted columns and their counts, and how many term occurrences the
+        vocabulary lacks."""
+        vocab = self._vocab()
+        # Each distinct term is looked up once: a lookup in the large vocabulary misses the CPU caches.
+        counts = Counter(self.analyzer_((title, body)))
+        ids = np.fromiter(map(vocab.get, counts, itertools.repeat(-1)), dtype=np.int64, count=len(counts))
+        tf = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
+        known = np.flatnonzero(ids >= 0)
+        order = known[np.argsort(ids[known])]  # columns sorted, as the kernels need
+        return ids[order], tf[order], int(tf.sum() - tf[known].sum())
 
     def _mask(
         self,

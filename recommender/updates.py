@@ -37,7 +37,7 @@ import scipy.sparse as sp
 from ._atomic import _sweep_leftovers
 from .corpus import Article
 from .errors import InvalidParameterError, ModelError, StoreError, UnknownArticleError
-from .features import count_terms, in_vocabulary, weigh
+from .features import weigh
 from .model import Recommender, StringColumn, _csr_from_state, _csr_state, _timestamp, manifest_path
 from .neighbors import TimePrior, available_threads, lists_entered
 from .ranking import RankingOptions
@@ -161,13 +161,20 @@ def fold(model: Recommender, articles: Iterable[Article], remove: Iterable[str])
     dropped = np.array(sorted(rows[i] for i in (*gone, *edited)), dtype=np.int64)
     kept = np.setdiff1d(np.arange(len(model)), dropped)
 
-    if docs:
-        # Analysed here unless the batch is large (thousands): starting worker processes costs seconds.
-        counts = count_terms(model.analyzer_, [(a.title, a.body) for a in docs], n_jobs=model.n_jobs)
-        raw, known, unknown_terms = in_vocabulary(counts, model._vocab())
-        added = weigh(raw, model.idf_, sublinear_tf=model.sublinear_tf)
-    else:
-        added, known, unknown_terms = sp.csr_matrix((0, model.idf_.shape[0]), dtype=np.float32), 0, 0
+    # Analysed here, one by one: worker processes would cost seconds to start, more than a batch takes.
+    parts = [model._term_counts(a.title, a.body) for a in docs]
+    indptr = np.zeros(len(docs) + 1, dtype=np.int64)
+    np.cumsum([len(cols) for cols, _, _ in parts], out=indptr[1:])
+    raw = sp.csr_matrix(
+        (
+            np.concatenate([tf for _, tf, _ in parts]) if parts else np.zeros(0, np.float32),
+            np.concatenate([cols for cols, _, _ in parts]).astype(np.int32) if parts else np.zeros(0, np.int32),
+            indptr,
+        ),
+        shape=(len(docs), model.idf_.shape[0]),
+    )
+    added = weigh(raw, model.idf_, sublinear_tf=model.sublinear_tf)
+    known, unknown_terms = int(raw.data.sum()), sum(unknown for _, _, unknown in parts)
     columns: dict[str, list[str | None]] = {
         "ids": [a.id for a in docs],
         "titles": [a.title for a in docs],
