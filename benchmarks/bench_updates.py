@@ -9,11 +9,17 @@ its SQLite store precomputed. Then, each through the API (``Updater``, model and
 - on a fresh copy, the newest ``--batch`` articles are added in one call.
 The baseline is a full ``precompute`` of the updated model into a new SQLite file (median of
 ``--repeats``). After each phase the updated store is compared with that full precompute, list by list.
+
+    python benchmarks/bench_updates.py --synthetic 100000   # the batch only, on N synthetic articles
+
+With ``--synthetic N``, the model is built from N generated articles' term counts (as in the other
+benchmarks) and the batch is ``--batch`` more generated articles, given as text (their terms as words).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import shutil
@@ -23,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from recommender import Recommender, Updater, precompute, read_articles
 
@@ -45,14 +52,65 @@ def setup(directory: Path, base: list, k: int) -> tuple[Path, Path]:
     return model, store
 
 
+def synthetic_batch(n: int, batch: int, k: int) -> None:
+    """The batch figure on ``n`` synthetic articles: fit on their counts, add ``batch`` newer ones as text."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import scipy.sparse as sp
+    from synthetic import generate
+
+    from recommender.features import Counts
+
+    syn = generate(n + batch, 0)
+    order = sorted(range(n + batch), key=lambda i: (syn.articles[i].published or "", syn.articles[i].id))
+    old, new = order[:n], order[n:]
+    matrix, terms = syn.counts.matrix, syn.counts.terms
+
+    def as_text(i: int) -> Any:
+        a = syn.articles[i]
+        lo, hi = matrix.indptr[i], matrix.indptr[i + 1]
+        words = [
+            terms[t] for t, c in zip(matrix.indices[lo:hi], matrix.data[lo:hi], strict=True) for _ in range(int(c))
+        ]
+        return dataclasses.replace(a, body=". ".join(words))
+
+    counts = Counts(sp.csr_matrix(matrix[old]), terms)
+    print(f"corpus: synthetic, {n:,} articles fitted from term counts, {batch:,} newer ones added as text, k={k}")
+    with tempfile.TemporaryDirectory() as tmp:
+        model, store = Path(tmp) / "model.joblib", Path(tmp) / "related.sqlite"
+        Recommender().fit_counts(counts, [syn.articles[i] for i in old]).save(model)
+        precompute(Recommender.load(model), store, k)
+        updater = Updater(model, store)
+        articles = [as_text(i) for i in new]
+        started = time.perf_counter()
+        result = updater.add(articles)
+        batch_seconds = time.perf_counter() - started
+        full = Path(tmp) / "full.sqlite"
+        started = time.perf_counter()
+        precompute(Recommender.load(model), full, k)
+        full_seconds = time.perf_counter() - started
+        same = lists(store) == lists(full)
+    print(
+        f"add {batch:,} articles in one call: {batch_seconds:.2f} s; "
+        f"full precompute of the corpus: {full_seconds:.2f} s"
+    )
+    print(f"speed-up of the batch over a full precompute: {full_seconds / batch_seconds:.1f}x")
+    print(f"lists rewritten: {result.lists_updated:,}; store identical to a full precompute: {same}")
+    if not same:
+        sys.exit(1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--singles", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("-k", type=int, default=10)
+    parser.add_argument("--synthetic", type=int, default=0, metavar="N")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    if args.synthetic:
+        synthetic_batch(args.synthetic, args.batch, args.k)
+        return
     corpus = read_articles(ROOT / "data" / "clickid.jsonl.gz").articles
     timeline = sorted(corpus, key=lambda a: (a.published or "", a.id))
     base, newest = timeline[: -args.batch], timeline[-args.batch :]
