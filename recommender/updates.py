@@ -339,8 +339,11 @@ def read_overlay(model_path: Path, base_sha256: str) -> dict[str, Any] | None:
         return None
     try:
         state = joblib.load(path)
-    except Exception as exc:  # a pickle can fail in many ways; all mean the file is unusable
-        raise ModelError(f"cannot read the model's updates {path}: {exc}; delete it to go back to the fit") from None
+    except Exception:  # a pickle can fail in many ways (its messages say little); all mean the file is unusable
+        raise ModelError(
+            f"cannot read the model's updates {path} (corrupt or truncated): delete it to go back to the fitted "
+            "model, or retrain"
+        ) from None
     if not isinstance(state, dict) or state.get("format_version") != OVERLAY_FORMAT:
         raise ModelError(f"{path} is not a recommender updates file: delete it to go back to the fit")
     return state if state.get("base_sha256") == base_sha256 else None

@@ -373,3 +373,15 @@ def test_an_empty_update_is_refused(base_model: Path) -> None:
     with pytest.raises(InvalidParameterError, match="nothing to update: give articles to add or ids to remove"):
         model.add([])
     assert model.updates_["generation"] == 0
+
+
+def test_a_corrupt_overlay_is_a_clear_error(base_model: Path, timeline: list[Article], tmp_path: Path) -> None:
+    from recommender import ModelError
+
+    model, _ = fresh(base_model, tmp_path)
+    Updater(model).add(timeline[300:301])
+    overlay_path(model).write_bytes(b"not a pickle")
+    with pytest.raises(
+        ModelError, match=r"cannot read the model's updates .*model.updates.joblib \(corrupt or truncated\): delete it"
+    ):
+        Recommender.load(model)
