@@ -41,6 +41,7 @@ from .neighbors import (
     TimePrior,
     available_threads,
     plan,
+    row_ranges,
     search,
     search_blocks,
 )
@@ -121,12 +122,8 @@ class StringColumn:
 
     def take(self, rows: np.ndarray) -> StringColumn:
         """The strings at ``rows``, in that order, without decoding them."""
-        lengths = np.diff(self.offsets)[rows]
-        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        starts = np.repeat(self.offsets[:-1][rows] - offsets[:-1], lengths)
-        data = self.data[starts + np.arange(int(offsets[-1]), dtype=np.int64)]
-        return StringColumn(data, offsets, self.present[rows])
+        offsets, where = row_ranges(self.offsets, rows)
+        return StringColumn(self.data[where], offsets, self.present[rows])
 
     def extend(self, other: StringColumn) -> StringColumn:
         """This column followed by ``other``."""

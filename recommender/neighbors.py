@@ -41,6 +41,7 @@ __all__ = [
     "lists_entered",
     "plan",
     "query_scores",
+    "row_ranges",
     "search",
     "search_blocks",
     "top_k_indices",
@@ -717,6 +718,17 @@ def available_threads(n_jobs: int = -1) -> int:
     return cores if n_jobs < 1 else min(n_jobs, cores)
 
 
+def row_ranges(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For CSR-style ``indptr``, the offsets of ``rows`` packed one after another, and the positions of
+    their entries in the original arrays (``data[where]`` is those rows' data, in order)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    indptr = np.asarray(indptr, dtype=np.int64)
+    lengths = indptr[rows + 1] - indptr[rows]
+    offsets = np.zeros(rows.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets, np.repeat(indptr[rows] - offsets[:-1], lengths) + np.arange(offsets[-1])
+
+
 def cost_per_row(index: Index, approx: Approx | None = None, rows: np.ndarray | None = None) -> np.ndarray:
     """Multiply-adds each row (or each of ``rows``) costs as a query: the sum of its terms' document
     frequencies (in approximate mode, a pruned term's share of its documents inside the time window)."""
@@ -726,11 +738,7 @@ def cost_per_row(index: Index, approx: Approx | None = None, rows: np.ndarray | 
         common = term_cost > approx.prune_df
         term_cost[common] *= approx.window_share(index)
     if rows is not None:  # a few rows (an incremental update): gather only theirs
-        rows = np.asarray(rows, dtype=np.int64)
-        lengths = indptr[rows + 1] - indptr[rows]
-        offsets = np.zeros(rows.size + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        where = np.repeat(indptr[rows] - offsets[:-1], lengths) + np.arange(offsets[-1])
+        offsets, where = row_ranges(indptr, rows)
         sums = np.concatenate([[0.0], np.cumsum(term_cost[indices[where]], dtype=np.float64)])
         per_row = sums[offsets[1:]] - sums[offsets[:-1]]
     else:

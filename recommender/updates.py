@@ -39,7 +39,7 @@ from .corpus import Article
 from .errors import InvalidParameterError, ModelError, StoreError, UnknownArticleError
 from .features import weigh
 from .model import Recommender, StringColumn, _csr_from_state, _csr_state, _timestamp, manifest_path
-from .neighbors import TimePrior, available_threads, lists_entered
+from .neighbors import TimePrior, available_threads, lists_entered, row_ranges
 from .ranking import RankingOptions
 from .store import _connect, _insert_articles, _write_sqlite_rows, format_for
 
@@ -239,11 +239,8 @@ def _stack_rows(matrix: sp.csr_matrix, kept: np.ndarray | None, added: sp.csr_ma
     indptr = np.asarray(matrix.indptr, dtype=np.int64)
     indices, data = np.asarray(matrix.indices), np.asarray(matrix.data)
     if kept is not None:
-        lengths = np.diff(indptr)[kept]
-        new_indptr = np.zeros(kept.size + 1, dtype=np.int64)
-        np.cumsum(lengths, out=new_indptr[1:])
-        where = np.repeat(indptr[:-1][kept] - new_indptr[:-1], lengths) + np.arange(int(new_indptr[-1]))
-        indptr, indices, data = new_indptr, indices[where], data[where]
+        indptr, where = row_ranges(indptr, kept)
+        indices, data = indices[where], data[where]
     out = sp.csr_matrix(matrix.shape, dtype=np.float32)
     out.indptr = np.concatenate([indptr, np.asarray(added.indptr[1:], dtype=np.int64) + indptr[-1]])
     out.indices = np.concatenate([indices, np.asarray(added.indices, dtype=np.int32)])
