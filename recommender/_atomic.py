@@ -18,23 +18,29 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 
     Readers see the old file or the new one, never half of one; on any failure the old file stays.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _sweep_leftovers(path)
-    # The writer's PID in the name tells a later writer whether the file is a killed job's leftover.
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        # mkstemp makes a private 0600 file; give the result the mode a plainly created file would get,
-        # so a CMS or web server running as another user can read models and stores.
-        os.fchmod(fd, 0o666 & ~_UMASK)
-    finally:
-        os.close(fd)
+    tmp = temporary_beside(path)
     try:
         write(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def temporary_beside(path: Path) -> Path:
+    """A new empty temporary file beside ``path``, to be renamed over it once written; leftovers of
+    killed writers beside ``path`` are removed first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_leftovers(path)
+    # The writer's PID in the name tells a later writer whether the file is a killed job's leftover.
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    try:
+        # mkstemp makes a private 0600 file; give the result the mode a plainly created file would get,
+        # so a CMS or web server running as another user can read models and stores.
+        os.fchmod(fd, 0o666 & ~_UMASK)
+    finally:
+        os.close(fd)
+    return Path(tmp_name)
 
 
 def _sweep_leftovers(path: Path) -> None:

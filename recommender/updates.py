@@ -34,7 +34,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from ._atomic import _sweep_leftovers
+from ._atomic import temporary_beside
 from .corpus import Article
 from .errors import InvalidParameterError, ModelError, StoreError, UnknownArticleError
 from .features import weigh
@@ -565,14 +565,13 @@ class Updater:
                 raise ModelError(f"the model in memory is not the one at {self.model_path}")
             state = overlay_state(new, base_sha)
             target = overlay_path(self.model_path)
-            _sweep_leftovers(target)
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-            joblib.dump(state, tmp)
-            _fsync(tmp)
+            tmp = temporary_beside(target)
             conn = None
             rebuilt = False
             changed = 0
             try:
+                joblib.dump(state, tmp)
+                _fsync(tmp)
                 if self.store_path is not None:
                     conn, rebuilt, changed = self._write_store(old, new, delta)
                 os.replace(tmp, target)  # the model moves on; the store follows at COMMIT
