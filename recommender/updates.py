@@ -503,7 +503,7 @@ class Updater:
             if self.store_path is not None:  # read now, so the first update costs what later ones do
                 conn = _connect(self.store_path)
                 try:
-                    self._current_lists(conn, self._model)
+                    self._current_lists(conn, self._model, _meta(conn))
                 except _Behind:
                     pass  # the first update rebuilds the store
                 finally:
@@ -604,7 +604,7 @@ class Updater:
         conn = _connect(self.store_path)
         try:
             conn.execute("BEGIN IMMEDIATE")
-            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            meta = _meta(conn)
             if meta.get("model_created_at") != str(old.fitted_at_):
                 raise StoreError(
                     f"{self.store_path} was written from another model (fitted {meta.get('model_created_at')}, "
@@ -613,7 +613,7 @@ class Updater:
             behind = meta.get("model_generation", "0") != str(old.updates_["generation"])
             if not behind:
                 try:
-                    self._current_lists(conn, old)
+                    self._current_lists(conn, old, meta)
                 except _Behind:
                     behind = True
             if behind:
@@ -646,13 +646,12 @@ class Updater:
             conn.close()
             raise
         self._lists = lists
-        self._lists_key = (meta.get("written_at"), str(new.updates_["generation"]), meta.get("model_created_at"))
+        self._lists_key = _lists_key(meta | {"model_generation": str(new.updates_["generation"])})
         return conn, behind, int(rows.size)
 
-    def _current_lists(self, conn: sqlite3.Connection, model: Recommender) -> None:
+    def _current_lists(self, conn: sqlite3.Connection, model: Recommender, meta: dict[str, str]) -> None:
         """Read the store's lists, unless those in memory are still the store's (same job, same update)."""
-        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        key = (meta.get("written_at"), meta.get("model_generation"), meta.get("model_created_at"))
+        key = _lists_key(meta)
         if self._lists is None or key != self._lists_key:
             self._lists = None
             self._lists = _read_lists(conn, model, meta)
@@ -668,6 +667,15 @@ class Updater:
             stop = block.start + block.indices.shape[0]
             lists.indices[block.start : stop], lists.scores[block.start : stop] = block.indices, block.scores
         return lists
+
+
+def _meta(conn: sqlite3.Connection) -> dict[str, str]:
+    return dict(conn.execute("SELECT key, value FROM meta").fetchall())
+
+
+def _lists_key(meta: dict[str, str]) -> tuple[str | None, ...]:
+    """What identifies a store's lists: the job that wrote them and the update they are at."""
+    return (meta.get("written_at"), meta.get("model_generation"), meta.get("model_created_at"))
 
 
 def _fsync(path: Path) -> None:
