@@ -332,6 +332,18 @@ def test_two_updaters_take_turns(base_model: Path, timeline: list[Article], tmp_
     assert_store_equals_full_precompute(model, store)
 
 
+def test_opening_an_updater_prepares_it_and_changes_nothing(base_model: Path, tmp_path: Path) -> None:
+    """Opening builds the lookup tables (by a dry-run removal) so the first update costs what later ones do;
+    the dry run leaves the model, its files and the store as they were."""
+    model, store = fresh(base_model, tmp_path)
+    files, lists = snapshot(model, store), contents(store)
+    updater = Updater(model, store)
+    assert updater.model._vocabulary is not None and updater.model._title_id_array is not None
+    assert len(updater.model) == 300 and updater.model.updates_["generation"] == 0
+    assert snapshot(model, store) == files and contents(store) == lists
+    assert updater.model.ids_.to_list() == Recommender.load(model).ids_.to_list()
+
+
 def test_model_without_store(base_model: Path, timeline: list[Article], tmp_path: Path) -> None:
     model, _ = fresh(base_model, tmp_path)
     result = Updater(model).add(timeline[300:302])
