@@ -245,6 +245,25 @@ def test_cli_unreachable_scheduler_is_an_error(model_path: Path, tmp_path: Path)
         conn.close()
 
 
+def test_a_scheduler_without_workers_is_an_error(model_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.sqlite"
+    with (
+        distributed.LocalCluster(n_workers=0, processes=True, host="127.0.0.1", dashboard_address=None) as empty,
+        dask.config.set({"distributed.comm.timeouts.connect": "1s"}),
+    ):
+        result = invoke("precompute", "--out", out, "--model", model_path, "--scheduler", empty.scheduler_address)
+    assert_user_error(
+        result,
+        f"no Dask workers joined {empty.scheduler_address} within 1 s: "
+        f"start some with `dask worker {empty.scheduler_address}`",
+    )
+    conn = sqlite3.connect(out)  # nothing was written
+    try:
+        assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'related'").fetchall() == []
+    finally:
+        conn.close()
+
+
 def test_without_dask_a_cluster_job_says_what_to_install(
     fitted: Recommender, model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
