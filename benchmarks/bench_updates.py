@@ -161,7 +161,7 @@ def main() -> None:
     print(f"single adds: {args.singles}, lists rewritten per add: median {statistics.median(touched):.0f}")
     print(f"batch: {result.lists_updated:,} lists rewritten; {batch_seconds / full_seconds:.2f} of a full precompute")
     print(f"speed-up of the batch over a full precompute: {full_seconds / batch_seconds:.1f}x")
-    print(f"opening the updater (model load + the store's lists): {opened:.2f} s, once per process")
+    print(f"opening the updater (model load, the store's lists, lookup tables): {opened:.2f} s, once per process")
     print(f"stores identical to a full precompute: singles {same_singles}, batch {same_batch}")
     if not (same_singles and same_batch):
         sys.exit(1)

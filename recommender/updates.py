@@ -242,7 +242,7 @@ def _stack_rows(matrix: sp.csr_matrix, kept: np.ndarray | None, added: sp.csr_ma
         indptr, where = row_ranges(indptr, kept)
         indices, data = indices[where], data[where]
     out = sp.csr_matrix(matrix.shape, dtype=np.float32)
-    out.indptr = np.concatenate([indptr, np.asarray(added.indptr[1:], dtype=np.int64) + indptr[-1]])
+    out.indptr = _compact(np.concatenate([indptr, np.asarray(added.indptr[1:], dtype=np.int64) + indptr[-1]]))
     out.indices = np.concatenate([indices, np.asarray(added.indices, dtype=np.int32)])
     out.data = np.concatenate([data, np.asarray(added.data, dtype=np.float32)])
     out._shape = (out.indptr.size - 1, matrix.shape[1])
@@ -276,8 +276,14 @@ def _merge_postings(
         data,
     )
     out = sp.csr_matrix((index_t.shape[0], row_offset + added.shape[0]), dtype=np.float32)
-    out.indptr, out.indices, out.data = indptr, indices, data
+    out.indptr, out.indices, out.data = _compact(indptr), indices, data
     return out
+
+
+def _compact(indptr: np.ndarray) -> np.ndarray:
+    """``indptr`` as int32 when it fits, as a fitted or loaded matrix has it: scipy converts every index
+    of a matrix whose indptr and indices differ in type on each row selection (0.1 s at 25k articles)."""
+    return indptr.astype(np.int32) if indptr[-1] <= np.iinfo(np.int32).max else indptr
 
 
 @numba.njit(nogil=True, cache=True)

@@ -146,6 +146,8 @@ def test_updated_model_on_disk_equals_the_one_in_memory(
     assert loaded.ids_.to_list() == memory.ids_.to_list()
     assert (loaded.matrix_ != memory.matrix_).nnz == 0
     assert (loaded.index_t_ != memory.index_t_).nnz == 0
+    for matrix in (memory.matrix_, memory.index_t_, loaded.matrix_):  # as a fitted model's: no conversions
+        assert matrix.indptr.dtype == matrix.indices.dtype == np.int32
     assert loaded.updates_ == memory.updates_
     for article_id in (timeline[310].id, timeline[5].id, timeline[100].id):
         assert loaded.related(article_id, 5) == memory.related(article_id, 5)
