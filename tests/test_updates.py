@@ -159,6 +159,24 @@ def test_updated_model_on_disk_equals_the_one_in_memory(
     assert again.related(timeline[310].id, 5) == memory.related(timeline[310].id, 5)
 
 
+@pytest.mark.parametrize("removing", [False, True], ids=["append", "merge"])
+def test_the_term_major_index_stays_the_transpose_of_the_rows(
+    base_model: Path, timeline: list[Article], removing: bool
+) -> None:
+    """Both ways of updating the postings (copying them whole when nothing goes, renumbering otherwise)
+    give exactly the index a fit would build from the rows."""
+    model = Recommender.load(base_model)
+    if removing:
+        model.remove([timeline[0].id, timeline[150].id])
+    model.add([*timeline[300:340], edited(timeline[7], timeline[345].body)] if removing else timeline[300:340])
+    expected = model.matrix_.T.tocsr()
+    expected.sort_indices()
+    got = model.index_t_
+    assert got.shape == expected.shape
+    assert np.array_equal(got.indptr, expected.indptr) and np.array_equal(got.indices, expected.indices)
+    assert np.array_equal(got.data, expected.data)
+
+
 def test_vocabulary_and_idf_stay_fixed(base_model: Path, timeline: list[Article]) -> None:
     model = Recommender.load(base_model)
     terms, idf = model.terms_.to_list(), np.array(model.idf_)
