@@ -10,10 +10,11 @@ its SQLite store precomputed. Then, each through the API (``Updater``, model and
 The baseline is a full ``precompute`` of the updated model into a new SQLite file (median of
 ``--repeats``). After each phase the updated store is compared with that full precompute, list by list.
 
-    python benchmarks/bench_updates.py --synthetic 100000   # the batch only, on N synthetic articles
+    python benchmarks/bench_updates.py --synthetic 100000   # the same on N synthetic articles
 
 With ``--synthetic N``, the model is built from N generated articles' term counts (as in the other
-benchmarks) and the batch is ``--batch`` more generated articles, given as text (their terms as words).
+benchmarks); the single adds and the batch are more generated articles, given as text (their terms as
+words). The baseline is one full precompute.
 """
 
 from __future__ import annotations
@@ -52,17 +53,19 @@ def setup(directory: Path, base: list, k: int) -> tuple[Path, Path]:
     return model, store
 
 
-def synthetic_batch(n: int, batch: int, k: int) -> None:
-    """The batch figure on ``n`` synthetic articles: fit on their counts, add ``batch`` newer ones as text."""
+def synthetic_batch(n: int, batch: int, singles: int, k: int) -> None:
+    """On ``n`` synthetic articles (fitted from their counts): ``singles`` newer ones added one at a time,
+    and, on a fresh copy, ``batch`` more added in one call, as text."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import scipy.sparse as sp
     from synthetic import generate
 
     from recommender.features import Counts
 
-    syn = generate(n + batch, 0)
-    order = sorted(range(n + batch), key=lambda i: (syn.articles[i].published or "", syn.articles[i].id))
-    old, new = order[:n], order[n:]
+    total = n + batch + singles
+    syn = generate(total, 0)
+    order = sorted(range(total), key=lambda i: (syn.articles[i].published or "", syn.articles[i].id))
+    old, new, one_by_one = order[:n], order[n : n + batch], order[n + batch :]
     matrix, terms = syn.counts.matrix, syn.counts.terms
 
     def as_text(i: int) -> Any:
@@ -74,28 +77,48 @@ def synthetic_batch(n: int, batch: int, k: int) -> None:
         return dataclasses.replace(a, body=". ".join(words))
 
     counts = Counts(sp.csr_matrix(matrix[old]), terms)
-    print(f"corpus: synthetic, {n:,} articles fitted from term counts, {batch:,} newer ones added as text, k={k}")
+    print(
+        f"corpus: synthetic, {n:,} articles fitted from term counts; {singles} newer ones added one at a time, "
+        f"and {batch:,} in one call, as text; k={k}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        model, store = Path(tmp) / "model.joblib", Path(tmp) / "related.sqlite"
+        work = Path(tmp)
+        (work / "batch").mkdir()
+        model, store = work / "batch" / "model.joblib", work / "batch" / "related.sqlite"
         Recommender().fit_counts(counts, [syn.articles[i] for i in old]).save(model)
         precompute(Recommender.load(model), store, k)
+        shutil.copytree(work / "batch", work / "singles")
+        full = work / "full.sqlite"
+
+        updater = Updater(work / "singles" / "model.joblib", work / "singles" / "related.sqlite")
+        times = []
+        for i in one_by_one:
+            started = time.perf_counter()
+            updater.add([as_text(i)])
+            times.append(time.perf_counter() - started)
+        precompute(Recommender.load(work / "singles" / "model.joblib"), full, k)
+        same_singles = lists(work / "singles" / "related.sqlite") == lists(full)
+
         updater = Updater(model, store)
         articles = [as_text(i) for i in new]
         started = time.perf_counter()
         result = updater.add(articles)
         batch_seconds = time.perf_counter() - started
-        full = Path(tmp) / "full.sqlite"
         started = time.perf_counter()
         precompute(Recommender.load(model), full, k)
         full_seconds = time.perf_counter() - started
         same = lists(store) == lists(full)
+    ms = sorted(t * 1000 for t in times)
+    if ms:
+        print(f"add 1 article, end to end: p50 {statistics.median(ms):.0f} ms, max {ms[-1]:.0f} ms ({len(ms)} adds)")
     print(
         f"add {batch:,} articles in one call: {batch_seconds:.2f} s; "
         f"full precompute of the corpus: {full_seconds:.2f} s"
     )
     print(f"speed-up of the batch over a full precompute: {full_seconds / batch_seconds:.1f}x")
-    print(f"lists rewritten: {result.lists_updated:,}; store identical to a full precompute: {same}")
-    if not same:
+    print(f"lists rewritten by the batch: {result.lists_updated:,}")
+    print(f"stores identical to a full precompute: singles {same_singles}, batch {same}")
+    if not (same and same_singles):
         sys.exit(1)
 
 
@@ -109,7 +132,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     if args.synthetic:
-        synthetic_batch(args.synthetic, args.batch, args.k)
+        synthetic_batch(args.synthetic, args.batch, args.singles, args.k)
         return
     corpus = read_articles(ROOT / "data" / "clickid.jsonl.gz").articles
     timeline = sorted(corpus, key=lambda a: (a.published or "", a.id))
