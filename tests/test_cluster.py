@@ -248,7 +248,9 @@ def test_cli_unreachable_scheduler_is_an_error(model_path: Path, tmp_path: Path)
 def test_a_scheduler_without_workers_is_an_error(model_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.sqlite"
     with (
-        distributed.LocalCluster(n_workers=0, processes=True, host="127.0.0.1", dashboard_address=None) as empty,
+        distributed.LocalCluster(
+            n_workers=0, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
+        ) as empty,
         dask.config.set({"distributed.comm.timeouts.connect": "1s"}),
     ):
         result = invoke("precompute", "--out", out, "--model", model_path, "--scheduler", empty.scheduler_address)
