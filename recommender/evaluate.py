@@ -26,7 +26,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
 from .corpus import Article
 from .errors import CorpusError, InvalidParameterError
@@ -183,6 +182,8 @@ class _ProductRanker:
 
 
 def _sklearn_defaults(texts: Sequence[str]) -> _ProductRanker:
+    from sklearn.feature_extraction.text import TfidfVectorizer  # here: importing scikit-learn takes a second
+
     matrix = TfidfVectorizer(dtype=np.float32).fit_transform(texts)
     return _ProductRanker("sklearn defaults", matrix, matrix.T)
 
@@ -192,6 +193,8 @@ def _more_like_this(
 ) -> _ProductRanker:
     """Lucene More-Like-This with its defaults: of the query's terms seen at least ``min_tf`` times and in at
     least ``min_df`` documents, the ``terms`` highest by tf × classic idf, as a query ranked by BM25."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
     counts = CountVectorizer(dtype=np.float32).fit_transform(texts).tocsr()
     n = counts.shape[0]
     df = np.bincount(counts.indices, minlength=counts.shape[1]).astype(np.float32)

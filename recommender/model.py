@@ -10,6 +10,7 @@ joblib files are pickles: loading one can execute code. Load only models you bui
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import itertools
 import json
 import platform
@@ -25,7 +26,6 @@ import joblib
 import numpy as np
 import scipy
 import scipy.sparse as sp
-import sklearn
 
 from . import __version__
 from ._atomic import atomic_write
@@ -704,7 +704,7 @@ class Recommender:
             "package_version": __version__,
             "versions": {
                 "python": platform.python_version(),
-                "scikit-learn": sklearn.__version__,
+                "scikit-learn": importlib.metadata.version("scikit-learn"),  # not imported: a second
                 "numpy": np.__version__,
                 "scipy": scipy.__version__,
                 "joblib": joblib.__version__,
