@@ -192,7 +192,7 @@ def main() -> None:
     cores = os.cpu_count() or 1
     print(
         f"batch CPU time, all threads: {batch_cpu:.2f} s (on {cores} cores, at least {batch_cpu / cores:.2f} s of "
-        f"wall time); of which analysing the texts, again, warm: {analysis_seconds:.2f} s"
+        f"wall time); the same texts analysed again, caches warm: {analysis_seconds:.2f} s"
     )
     print(f"opening the updater (model load, the store's lists, lookup tables): {opened:.2f} s, once per process")
     print(f"stores identical to a full precompute: singles {same_singles}, batch {same_batch}")
