@@ -353,8 +353,8 @@ def test_two_updaters_take_turns(base_model: Path, timeline: list[Article], tmp_
 
 
 def test_opening_an_updater_prepares_it_and_changes_nothing(base_model: Path, tmp_path: Path) -> None:
-    """Opening builds the lookup tables (by a dry-run removal) so the first update costs what later ones do;
-    the dry run leaves the model, its files and the store as they were."""
+    """Opening builds the lookup tables (a dry run adds an empty article and removes one) so the first update
+    costs what later ones do; the dry run leaves the model, its files and the store as they were."""
     model, store = fresh(base_model, tmp_path)
     files, lists = snapshot(model, store), contents(store)
     updater = Updater(model, store)
