@@ -44,6 +44,7 @@ from .neighbors import (
     row_ranges,
     search,
     search_blocks,
+    time_origin,
 )
 from .ranking import RankingOptions, TermWeight, choose, choose_rows, explain, pool_size, title_key
 from .text import Analyzer
@@ -300,7 +301,7 @@ class Recommender:
         self.published_ = StringColumn.from_values([a.published for a in docs])
         self.sections_ = StringColumn.from_values([a.section for a in docs])
         self.timestamps_ = np.array([_timestamp(a.published) for a in docs], dtype=np.float64)
-        self.time_origin_ = _origin(self.timestamps_)
+        self.time_origin_ = time_origin(self.timestamps_)
         self.corpus_: dict[str, Any] = {
             "articles": len(docs),
             "checksum": _corpus_checksum(docs),
@@ -794,7 +795,7 @@ class Recommender:
         for name, column in state["columns"].items():
             setattr(model, f"{name}_", StringColumn(**column))
         model.timestamps_ = state["timestamps"]
-        model.time_origin_ = state.get("time_origin", _origin(np.asarray(model.timestamps_)))
+        model.time_origin_ = state.get("time_origin", time_origin(np.asarray(model.timestamps_)))
         model.corpus_ = state["corpus"]
         model.fitted_at_ = state["fitted_at"]
         model.updates_ = dict(state.get("updates", _no_updates()))
@@ -836,11 +837,6 @@ def read_manifest(model_path: str | Path) -> dict[str, Any]:
     if not isinstance(manifest, dict):
         raise ModelError(f"manifest {mpath} is not a JSON object: retrain with `recommender train`")
     return manifest
-
-
-def _origin(timestamps: np.ndarray) -> float:
-    """The time the prior's day numbers count from: the first publication date (0 if none is dated)."""
-    return 0.0 if np.isnan(timestamps).all() else float(np.nanmin(timestamps))
 
 
 def _no_updates() -> dict[str, int]:

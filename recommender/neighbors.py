@@ -154,6 +154,11 @@ def plan(
     return Plan("approx", approx, int(cost_per_row(index, approx).sum()), exact_cost)
 
 
+def time_origin(timestamps: np.ndarray) -> float:
+    """The time the prior's day numbers count from: the first publication date (0 if none is dated)."""
+    return 0.0 if np.isnan(timestamps).all() else float(np.nanmin(timestamps))
+
+
 class Index:
     """The arrays the kernel reads: documents by row, the same by term, and publication times."""
 
@@ -177,7 +182,7 @@ class Index:
         # documents only, so a lookup and the batch job compute identical weights. A model passes the
         # origin of its fit, so articles added later do not move it (nor the weights of stored lists).
         if origin is None:
-            origin = 0.0 if np.isnan(ts).all() else float(np.nanmin(ts))
+            origin = time_origin(ts)
         self.origin = origin
         self.days = _readonly(((ts - self.origin) / _DAY).astype(np.float32), np.float32)
         self.df = np.diff(np.asarray(index_t.indptr)).astype(np.int64)
@@ -526,7 +531,7 @@ def _enters(q_indptr, q_indices, q_data, q_days, t_indptr, t_indices, t_data, d_
         for p in range(q_indptr[r], q_indptr[r + 1]):
             work += t_indptr[q_indices[p] + 1] - t_indptr[q_indices[p]]
         # A query reaching a good share of the corpus is cheaper without bookkeeping, then a scan of it.
-        dense = work * 4 >= n_docs
+        dense = work * _DENSE_SHARE >= n_docs
         n_touched = 0
         for p in range(q_indptr[r], q_indptr[r + 1]):
             t = q_indices[p]
