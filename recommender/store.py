@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,7 +23,7 @@ import numpy as np
 from ._atomic import atomic_write
 from .cluster import check_cluster_options, cluster_blocks
 from .errors import StoreError, UnknownArticleError
-from .model import Recommender, Related
+from .model import Recommender, Related, StringColumn
 from .neighbors import Block, Plan, ProgressCallback
 
 __all__ = ["FORMATS", "PrecomputeResult", "RelatedStore", "format_for", "precompute"]
@@ -74,8 +74,16 @@ def format_for(path: str | Path) -> str:
 
 def _pairs(model: Recommender, blocks: Iterator[Block]) -> Iterator[tuple[int, list[tuple[int, float]]]]:
     for block in blocks:
-        for offset, (idx, scores) in enumerate(zip(block.indices.tolist(), block.scores.tolist(), strict=True)):
-            yield block.start + offset, [(j, s) for j, s in zip(idx, scores, strict=True) if j >= 0]
+        yield from _row_lists(range(block.start, block.start + block.indices.shape[0]), block.indices, block.scores)
+
+
+def _row_lists(
+    rows: Iterable[int], indices: np.ndarray, scores: np.ndarray
+) -> Iterator[tuple[int, list[tuple[int, float]]]]:
+    """Each of ``rows`` with its list from ``indices``/``scores`` (one row each, ``-1`` padded), as
+    ``(related row, score)`` pairs."""
+    for row, idx, values in zip(rows, indices.tolist(), scores.tolist(), strict=True):
+        yield row, [(j, s) for j, s in zip(idx, values, strict=True) if j >= 0]
 
 
 def precompute(
@@ -195,26 +203,28 @@ def _insert_articles(conn: sqlite3.Connection, model: Recommender, rows: np.ndar
     )
 
 
-def _write_sqlite_rows(
-    conn: sqlite3.Connection, model: Recommender, rows: np.ndarray, indices: np.ndarray, scores: np.ndarray
-) -> None:
-    """Insert the lists of ``rows`` (``indices``/``scores``, one row each, ``-1`` padded) into ``related``."""
-    ids = model.ids_
+def _insert_related(
+    conn: sqlite3.Connection, ids: list[Any] | StringColumn, lists: Iterator[tuple[int, list[tuple[int, float]]]]
+) -> int:
+    """Insert ``lists`` (rows with their ``(related row, score)`` pairs) into ``related``, rows named by
+    ``ids``; returns the pairs inserted."""
+    count = 0
 
     def pairs() -> Iterator[tuple[str | None, int, str | None, float]]:
-        for row, idx, sc in zip(rows.tolist(), indices.tolist(), scores.tolist(), strict=True):
+        nonlocal count
+        for row, neighbours in lists:
             own = ids[row]
-            for rank, (j, s) in enumerate(zip(idx, sc, strict=True), start=1):
-                if j >= 0:
-                    yield own, rank, ids[j], s
+            for rank, (j, s) in enumerate(neighbours, start=1):
+                count += 1
+                yield own, rank, ids[j], s
 
     conn.executemany("INSERT INTO related (article_id, rank, related_id, score) VALUES (?, ?, ?, ?)", pairs())
+    return count
 
 
 def _write_sqlite(model: Recommender, path: Path, ids: list[Any], rows: Iterator[Any], meta: dict[str, str]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = _connect(path)
-    count = 0
     try:
         # One transaction: readers keep seeing the old lists until COMMIT; a crash rolls back to them.
         conn.execute("BEGIN IMMEDIATE")
@@ -223,15 +233,7 @@ def _write_sqlite(model: Recommender, path: Path, ids: list[Any], rows: Iterator
         conn.execute("DELETE FROM related")
         conn.execute("DELETE FROM articles")
         _insert_articles(conn, model, np.arange(len(ids)))
-
-        def pairs() -> Iterator[tuple[str, int, str, float]]:
-            nonlocal count
-            for row, neighbours in rows:
-                for rank, (j, s) in enumerate(neighbours, start=1):
-                    count += 1
-                    yield ids[row], rank, ids[j], s
-
-        conn.executemany("INSERT INTO related (article_id, rank, related_id, score) VALUES (?, ?, ?, ?)", pairs())
+        count = _insert_related(conn, ids, rows)
         stored = {
             **meta,
             "articles": str(len(ids)),

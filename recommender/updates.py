@@ -41,7 +41,7 @@ from .features import weigh
 from .model import Recommender, StringColumn, _csr_from_state, _csr_state, _timestamp, manifest_path
 from .neighbors import TimePrior, available_threads, lists_entered, row_ranges
 from .ranking import RankingOptions
-from .store import _connect, _insert_articles, _write_sqlite_rows, format_for
+from .store import _connect, _insert_articles, _insert_related, _row_lists, format_for
 
 __all__ = ["REFIT_SHARE", "Changes", "Freshness", "UpdateResult", "Updater", "freshness", "overlay_path"]
 
@@ -671,7 +671,7 @@ class Updater:
                 ids = new.ids_
                 conn.executemany("DELETE FROM related WHERE article_id = ?", ((ids[int(r)],) for r in rows))
                 _insert_articles(conn, new, delta.new_rows)
-            _write_sqlite_rows(conn, new, rows, lists.indices[rows], lists.scores[rows])
+            _insert_related(conn, new.ids_, _row_lists(rows.tolist(), lists.indices[rows], lists.scores[rows]))
             conn.executemany(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                 {
