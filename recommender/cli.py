@@ -339,9 +339,8 @@ def _articles(n: int) -> str:
 
 
 def _report_update(result: UpdateResult, model: Path, store: Path | None, as_json: bool) -> None:
-    advice = result.freshness.advice()
+    advice, c = result.freshness.advice(), result.changes
     if as_json:
-        c = result.changes
         record = {
             "added": list(c.added),
             "edited": list(c.edited),
@@ -355,7 +354,6 @@ def _report_update(result: UpdateResult, model: Path, store: Path | None, as_jso
         }
         typer.echo(json.dumps(record, ensure_ascii=False))
         return
-    c = result.changes
     done = [f"added {_articles(len(c.added))}"] if c.added or not (c.edited or c.removed) else []
     if c.edited:
         done.append(f"updated {_articles(len(c.edited))}")
