@@ -30,6 +30,7 @@ from .errors import InvalidParameterError, RecommenderError
 from .evaluate import evaluate, load_links
 from .model import Recommender, Related, read_manifest
 from .neighbors import ProgressCallback
+from .ranking import MIN_RESULTS, MIN_SCORE
 from .render import render_related
 from .store import format_for, precompute
 from .updates import Updater, UpdateResult, freshness
@@ -164,9 +165,13 @@ def train(
     field: FieldOption = [],  # noqa: B006 (typer reads the default, never mutates it)
     skip_invalid: SkipInvalidOption = False,
     stem: Annotated[bool, typer.Option(help="Stem Indonesian words (Sastrawi).")] = False,
-    half_life_days: Annotated[
-        float, typer.Option(help="Time prior: days apart at which a related article's score halves (0: off).")
-    ] = 3.0,
+    half_life_days: Annotated[float, typer.Option(help="Time prior: the scale in days of its decay (0: off).")] = 7.0,
+    time_weight: Annotated[
+        float,
+        typer.Option(
+            help="Share of a score that decays with time, 0 to 1 (1: halved at --half-life-days, recency first)."
+        ),
+    ] = 0.2,
     dedup: Annotated[
         float, typer.Option(help="Cosine at which two results count as the same story; keep the best (0: off).")
     ] = 0.8,
@@ -182,6 +187,7 @@ def train(
                 progress=update,
                 stem=stem,
                 half_life_days=half_life_days or None,
+                time_weight=time_weight,
                 dedup=dedup or None,
             )
         manifest = fitted.save(model)
@@ -226,8 +232,8 @@ def related(
     published: Annotated[str | None, typer.Option(help="A draft's publication time (ISO), for the time prior.")] = None,
     newer: NewerOption = True,
     diversity: DiversityOption = 0.0,
-    min_score: MinScoreOption = 0.0,
-    min_results: MinResultsOption = 0,
+    min_score: MinScoreOption = MIN_SCORE,
+    min_results: MinResultsOption = MIN_RESULTS,
     explain: Annotated[bool, typer.Option("--explain", help="Show the shared terms behind each result.")] = False,
     as_json: JsonOption = False,
     as_html: Annotated[bool, typer.Option("--html", help="Print the 'Berita Lainnya' HTML box.")] = False,
@@ -277,8 +283,8 @@ def precompute_command(
     model: ModelOption = DEFAULT_MODEL,
     newer: NewerOption = True,
     diversity: DiversityOption = 0.0,
-    min_score: MinScoreOption = 0.0,
-    min_results: MinResultsOption = 0,
+    min_score: MinScoreOption = MIN_SCORE,
+    min_results: MinResultsOption = MIN_RESULTS,
     exact: Annotated[bool, typer.Option("--exact", help="Exact lists, however long it takes.")] = False,
     approx: Annotated[
         bool, typer.Option("--approx", help="Approximate lists (time windows and rare terms), even when small.")

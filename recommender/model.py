@@ -38,7 +38,6 @@ from .neighbors import (
     Index,
     Plan,
     ProgressCallback,
-    TimePrior,
     available_threads,
     plan,
     row_ranges,
@@ -46,7 +45,17 @@ from .neighbors import (
     search_blocks,
     time_origin,
 )
-from .ranking import RankingOptions, TermWeight, choose, choose_rows, explain, pool_size, title_key
+from .ranking import (
+    MIN_RESULTS,
+    MIN_SCORE,
+    RankingOptions,
+    TermWeight,
+    choose,
+    choose_rows,
+    explain,
+    pool_size,
+    title_key,
+)
 from .text import Analyzer
 
 if TYPE_CHECKING:
@@ -178,8 +187,12 @@ class Recommender:
     title_weight: how many times the title's terms count.
     min_df, max_df: drop terms in fewer than ``min_df`` articles or more than ``max_df`` of them.
     sublinear_tf: use ``1 + log(tf)`` so one repeated word does not dominate.
-    half_life_days: time prior: a candidate published this many days from the query scores half
-        (``None``: off). News about one event clusters in time.
+    half_life_days: time prior: the scale in days of its decay (``None``: off). News about one event
+        clusters in time.
+    time_weight: the share of a score that decays with time: the cosine is multiplied by
+        ``1 - time_weight + time_weight / (1 + days_apart / half_life_days)``. The default 0.2 lets time
+        order stories of similar relatedness; 1 halves the score at ``half_life_days`` (recency first,
+        at a cost in relatedness: docs/quality.md).
     dedup: cosine at or above which two results are the same story republished; only the best is
         kept (``None``: off).
     n_jobs: processes for text analysis (``-1``: all cores).
@@ -194,7 +207,8 @@ class Recommender:
         min_df: int | float = 2,
         max_df: float = 0.5,
         sublinear_tf: bool = True,
-        half_life_days: float | None = 3.0,
+        half_life_days: float | None = 7.0,
+        time_weight: float = 0.2,
         dedup: float | None = 0.8,
         n_jobs: int = -1,
     ) -> None:
@@ -205,6 +219,7 @@ class Recommender:
         self.max_df = max_df
         self.sublinear_tf = sublinear_tf
         self.half_life_days = half_life_days
+        self.time_weight = time_weight
         self.dedup = dedup
         self.n_jobs = n_jobs
         self._lock = threading.Lock()
@@ -221,6 +236,7 @@ class Recommender:
             "max_df": self.max_df,
             "sublinear_tf": self.sublinear_tf,
             "half_life_days": self.half_life_days,
+            "time_weight": self.time_weight,
             "dedup": self.dedup,
         }
 
@@ -491,7 +507,9 @@ class Recommender:
         return mask
 
     def _options(self, **overrides: Any) -> RankingOptions:
-        return RankingOptions(half_life_days=self.half_life_days, dedup=self.dedup, **overrides)
+        return RankingOptions(
+            half_life_days=self.half_life_days, time_weight=self.time_weight, dedup=self.dedup, **overrides
+        )
 
     def _term(self, col: int) -> str | None:
         return self.terms_[col]
@@ -529,7 +547,7 @@ class Recommender:
             pool_size(int(k), options),
             exclude=np.array([-1 if skip is None else skip]),
             query_ts=np.array([query_ts]),
-            prior=TimePrior(options.half_life_days, options.newer),
+            prior=options.prior(),
             mask=mask,
             threads=available_threads(self.n_jobs),
         )
@@ -561,8 +579,8 @@ class Recommender:
         within_days: float | None = None,
         newer: bool = True,
         diversity: float = 0.0,
-        min_score: float = 0.0,
-        min_results: int = 0,
+        min_score: float = MIN_SCORE,
+        min_results: int = MIN_RESULTS,
         explain: bool = False,
     ) -> list[Related]:
         """The top-``k`` articles related to ``article_id`` (never itself), best first.
@@ -601,8 +619,8 @@ class Recommender:
         before: str | datetime | None = None,
         newer: bool = True,
         diversity: float = 0.0,
-        min_score: float = 0.0,
-        min_results: int = 0,
+        min_score: float = MIN_SCORE,
+        min_results: int = MIN_RESULTS,
         explain: bool = False,
     ) -> list[Related]:
         """The top-``k`` articles related to a draft's ``title`` and ``body`` (not in the model).
@@ -635,8 +653,8 @@ class Recommender:
         mode: str | Plan = "auto",
         newer: bool = True,
         diversity: float = 0.0,
-        min_score: float = 0.0,
-        min_results: int = 0,
+        min_score: float = MIN_SCORE,
+        min_results: int = MIN_RESULTS,
     ) -> Iterator[Block]:
         """Every article's top-``k`` list, in blocks of ``block_rows`` rows; in exact mode the same lists as
         :meth:`related` gives. ``mode``: see :meth:`plan_all_related`. ``progress(done, total)`` counts
@@ -681,7 +699,7 @@ class Recommender:
         blocks = search_blocks(
             index,
             pool_size(k, options),
-            prior=TimePrior(options.half_life_days, options.newer),
+            prior=options.prior(),
             approx=approx,
             rows=rows,
             block_rows=block_rows,
@@ -787,6 +805,7 @@ class Recommender:
         if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
             raise ModelError(f"{path} is not a recommender model file of format {FORMAT_VERSION}")
         params = dict(state["params"])
+        params.setdefault("time_weight", 1.0)  # saved before the weight existed: the full decay, as then
         model = cls(**params)
         model.analyzer_ = state["analyzer"]
         model.idf_ = state["idf"]

@@ -3,8 +3,10 @@ threshold, and the "why related" terms.
 
 The time prior the options set is applied inside the search kernel (:mod:`recommender.neighbors`): news
 about one event clusters in time, so a candidate's cosine is weighted by
-``1 / (1 + days_apart / half_life_days)``: halved at ``half_life_days`` apart, never zero, so a strongly
-related older story can still win.
+``1 - time_weight + time_weight / (1 + days_apart / half_life_days)``. With the default small weight, time
+orders stories of similar relatedness but cannot lift an unrelated story of the same day over a related
+older one (graded judgments: docs/quality.md); ``time_weight=1`` is the full hyperbolic decay, for sites
+that want recency first.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import InvalidParameterError
-from .neighbors import _dot_with_row
+from .neighbors import TimePrior, _dot_with_row
 
 __all__ = [
+    "MIN_RESULTS",
+    "MIN_SCORE",
     "RankingOptions",
     "TermWeight",
     "choose",
@@ -29,6 +33,12 @@ __all__ = [
     "pool_size",
     "title_key",
 ]
+
+
+# The default floor under a list, chosen on the graded judgments (docs/quality.md): results scoring below
+# 0.05 were all judged unrelated, so the box shows fewer rather than filling up with noise.
+MIN_SCORE = 0.05
+MIN_RESULTS = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +53,9 @@ class TermWeight:
 class RankingOptions:
     """How a list is chosen from the scores.
 
-    half_life_days: time prior (``None``: off); days apart at which a candidate's score is halved.
+    half_life_days: time prior (``None``: off): the scale in days of its decay.
+    time_weight: the share of a candidate's score that decays with time (0 to 1; 1: halved at
+        ``half_life_days`` apart). See :class:`~recommender.neighbors.TimePrior`.
     newer: allow articles published after the query article (``False``: stable archive lists).
     dedup: cosine at or above which two results are near-duplicates (same story republished): only
         the best is kept. Same-titled results count too. ``None``: off.
@@ -52,16 +64,19 @@ class RankingOptions:
     min_results: ... unless fewer than this many would remain: then the best ones fill up to it.
     """
 
-    half_life_days: float | None = 3.0
+    half_life_days: float | None = 7.0
+    time_weight: float = 0.2
     newer: bool = True
     dedup: float | None = 0.8
     diversity: float = 0.0
-    min_score: float = 0.0
-    min_results: int = 0
+    min_score: float = MIN_SCORE
+    min_results: int = MIN_RESULTS
 
     def __post_init__(self) -> None:
         if self.half_life_days is not None and not self.half_life_days > 0:
             raise InvalidParameterError(f"half_life_days must be above 0 (or None for off), got {self.half_life_days}")
+        if not 0.0 < self.time_weight <= 1.0:
+            raise InvalidParameterError(f"time_weight must be in (0, 1], got {self.time_weight}")
         if self.dedup is not None and not 0.0 < self.dedup <= 1.0:
             raise InvalidParameterError(f"dedup must be a cosine in (0, 1] (or None for off), got {self.dedup}")
         if not 0.0 <= self.diversity <= 1.0:
@@ -70,6 +85,10 @@ class RankingOptions:
             raise InvalidParameterError(f"min_score must be between 0 and 1, got {self.min_score}")
         if isinstance(self.min_results, bool) or not isinstance(self.min_results, int) or self.min_results < 0:
             raise InvalidParameterError(f"min_results must be a whole number of 0 or more, got {self.min_results}")
+
+    def prior(self, *, newer: bool | None = None) -> TimePrior:
+        """The time prior for the search kernel (``newer`` overrides this list's own)."""
+        return TimePrior(self.half_life_days, self.time_weight, self.newer if newer is None else newer)
 
 
 def title_key(title: str | None) -> str:

@@ -39,7 +39,7 @@ from .corpus import Article
 from .errors import InvalidParameterError, ModelError, StoreError, UnknownArticleError
 from .features import weigh
 from .model import Recommender, StringColumn, _csr_from_state, _csr_state, _timestamp, manifest_path
-from .neighbors import TimePrior, available_threads, lists_entered, row_ranges
+from .neighbors import available_threads, lists_entered, row_ranges
 from .ranking import RankingOptions
 from .store import _connect, _insert_articles, _insert_related, _row_lists, format_for
 
@@ -458,7 +458,7 @@ def _thresholds(lists: _Lists) -> np.ndarray:
 
 def _changed_lists(old: Recommender, new: Recommender, delta: _Delta, lists: _Lists) -> tuple[np.ndarray, _Lists]:
     """The rows of ``new`` whose lists must be recomputed, and the lists with those rows recomputed."""
-    prior = TimePrior(lists.options.half_life_days, True)  # --no-newer only removes candidates: a superset
+    prior = lists.options.prior(newer=True)  # --no-newer only removes candidates: a superset
     threads = available_threads(new.n_jobs)
     threshold = _thresholds(lists)
     touched_old = np.zeros(len(old), dtype=bool)

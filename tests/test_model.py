@@ -153,8 +153,8 @@ def test_unfitted_recommender_raises_model_error() -> None:
 
 
 def everything_related(model: Recommender, article_id: str) -> list[Related]:
-    """The whole unfiltered list: every article with a positive score, best first."""
-    return model.related(article_id, k=len(model))
+    """The whole unfiltered list: every article with a positive score, best first (no floor)."""
+    return model.related(article_id, k=len(model), min_score=0.0)
 
 
 def test_section_filter(fitted: Recommender) -> None:
@@ -162,7 +162,7 @@ def test_section_filter(fitted: Recommender) -> None:
     results = fitted.related(SNAKE_ID, k=4, section="berita")
     assert {r.id for r in results} == SNAKE_OTHERS
     for section in ("berita", "tekno", "olahraga"):
-        results = fitted.related(SNAKE_ID, k=8, section=section)
+        results = fitted.related(SNAKE_ID, k=8, section=section, min_score=0.0)  # weak matches too
         assert results
         assert all(r.section == section for r in results)
         expected = [r for r in everything_related(fitted, SNAKE_ID) if r.section == section][:8]
@@ -181,17 +181,17 @@ def test_exclude_filter(fitted: Recommender) -> None:
 def test_after_before_window(fitted: Recommender) -> None:
     after, before = "2019-09-20T06:00:00+07:00", "2019-09-20T12:00:00+07:00"
     lo, hi = parse_published(after), parse_published(before)
-    results = fitted.related(SNAKE_ID, k=10, after=after, before=before)
+    results = fitted.related(SNAKE_ID, k=10, after=after, before=before, min_score=0.0)  # weak matches too
     assert results
     assert all(lo <= when(r) <= hi for r in results)
     assert {"kompas-60ddcf82", "kompas-defc2e02"} <= {r.id for r in results}
     assert not {"kompas-524086ea", "wowkeren-43b9afa3"} & {r.id for r in results}
     assert results == [r for r in everything_related(fitted, SNAKE_ID) if lo <= when(r) <= hi][:10]
     # datetimes work as well as text, and one-sided windows too
-    assert fitted.related(SNAKE_ID, k=10, after=lo, before=hi) == results
-    only_after = fitted.related(SNAKE_ID, k=10, after="2019-09-21")
+    assert fitted.related(SNAKE_ID, k=10, after=lo, before=hi, min_score=0.0) == results
+    only_after = fitted.related(SNAKE_ID, k=10, after="2019-09-21", min_score=0.0)
     assert only_after and all(when(r) >= datetime(2019, 9, 21, tzinfo=timezone.utc) for r in only_after)
-    only_before = fitted.related(SNAKE_ID, k=10, before="2019-09-01")
+    only_before = fitted.related(SNAKE_ID, k=10, before="2019-09-01", min_score=0.0)
     assert only_before and all(when(r) <= datetime(2019, 9, 1, tzinfo=timezone.utc) for r in only_before)
 
 
@@ -206,7 +206,7 @@ def test_within_days(fitted: Recommender) -> None:
     own = parse_published("2019-09-20T10:34:00+07:00")
     for days in (0.5, 1, 3):
         window = timedelta(days=days)
-        results = fitted.related(SNAKE_ID, k=10, within_days=days)
+        results = fitted.related(SNAKE_ID, k=10, within_days=days, min_score=0.0)
         assert results
         assert all(own - window <= when(r) <= own + window for r in results)
         expected = [r for r in everything_related(fitted, SNAKE_ID) if own - window <= when(r) <= own + window]

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recommender import Article, InvalidParameterError, Recommender, read_articles
-from recommender.neighbors import TimePrior, search, top_k_indices
+from recommender.neighbors import search, top_k_indices
 from recommender.ranking import RankingOptions, TermWeight, choose, explain, pool_size, title_key
 
 SAMPLE = Path(__file__).parent / "data" / "sample.jsonl"
@@ -45,6 +45,8 @@ def time_weights(query_ts: np.ndarray, doc_ts: np.ndarray, options: RankingOptio
         weights /= np.float32(options.half_life_days)
         weights += np.float32(1.0)
         np.reciprocal(weights, out=weights)
+        weights *= np.float32(options.time_weight)  # keep + weight / (1 + days / h)
+        weights += np.float32(1.0) - np.float32(options.time_weight)
     else:
         weights = np.ones(apart.shape, dtype=np.float32)
     if not options.newer:
@@ -96,15 +98,23 @@ def pick(
 
 def test_time_weights_hyperbolic_prior_by_hand() -> None:
     docs = np.array([0.0, 3 * DAY, 6 * DAY, -3 * DAY, 1.5 * DAY, 30 * DAY])
-    weights = time_weights(np.array([0.0]), docs, RankingOptions(half_life_days=3.0))
+    weights = time_weights(np.array([0.0]), docs, RankingOptions(half_life_days=3.0, time_weight=1.0))
     assert weights is not None
     assert weights.shape == (1, 6)
     expected = [1.0, 0.5, 1 / 3, 0.5, 1 / 1.5, 1 / 11]  # 1 / (1 + days / 3), symmetric in time
     np.testing.assert_allclose(weights[0], expected, rtol=1e-6)
 
 
+def test_time_weights_gentle_prior_by_hand() -> None:
+    docs = np.array([0.0, 7 * DAY, -21 * DAY, 700 * DAY])
+    weights = time_weights(np.array([0.0]), docs, RankingOptions(half_life_days=7.0, time_weight=0.2))
+    assert weights is not None
+    # 0.8 + 0.2 / (1 + days / 7): never below 0.8, so time cannot overturn a clear difference in similarity
+    np.testing.assert_allclose(weights[0], [1.0, 0.9, 0.85, 0.8 + 0.2 / 101], rtol=1e-6)
+
+
 def test_time_weights_half_life_scales_the_prior() -> None:
-    weights = time_weights(np.array([0.0]), np.array([10 * DAY]), RankingOptions(half_life_days=10.0))
+    weights = time_weights(np.array([0.0]), np.array([10 * DAY]), RankingOptions(half_life_days=10.0, time_weight=1))
     assert weights is not None
     assert weights[0, 0] == pytest.approx(0.5)
 
@@ -112,14 +122,15 @@ def test_time_weights_half_life_scales_the_prior() -> None:
 def test_time_weights_one_row_per_query() -> None:
     queries = np.array([0.0, 6 * DAY])
     docs = np.array([0.0, 3 * DAY, 6 * DAY])
-    weights = time_weights(queries, docs, RankingOptions(half_life_days=3.0))
+    weights = time_weights(queries, docs, RankingOptions(half_life_days=3.0, time_weight=1.0))
     assert weights is not None
     np.testing.assert_allclose(weights, [[1.0, 0.5, 1 / 3], [1 / 3, 0.5, 1.0]], rtol=1e-6)
 
 
 def test_time_weights_undated_articles_weigh_one() -> None:
     nan = float("nan")
-    weights = time_weights(np.array([0.0, nan]), np.array([nan, 3 * DAY, 0.0]), RankingOptions(half_life_days=3.0))
+    full = RankingOptions(half_life_days=3.0, time_weight=1.0)
+    weights = time_weights(np.array([0.0, nan]), np.array([nan, 3 * DAY, 0.0]), full)
     assert weights is not None
     assert not np.isnan(weights).any()
     np.testing.assert_allclose(weights, [[1.0, 0.5, 1.0], [1.0, 1.0, 1.0]], rtol=1e-6)
@@ -136,7 +147,7 @@ def test_time_weights_no_newer_without_prior() -> None:
 def test_time_weights_no_newer_with_prior() -> None:
     nan = float("nan")
     docs = np.array([-3 * DAY, 0.0, 3 * DAY, nan])
-    weights = time_weights(np.array([0.0]), docs, RankingOptions(half_life_days=3.0, newer=False))
+    weights = time_weights(np.array([0.0]), docs, RankingOptions(half_life_days=3.0, time_weight=1.0, newer=False))
     assert weights is not None
     np.testing.assert_allclose(weights[0], [0.5, 1.0, 0.0, 1.0], rtol=1e-6)
 
@@ -156,7 +167,8 @@ def test_time_weights_none_when_nothing_applies() -> None:
     "options",
     [
         RankingOptions(),
-        RankingOptions(half_life_days=1.0, newer=False),
+        RankingOptions(half_life_days=1.0, time_weight=1.0, newer=False),
+        RankingOptions(half_life_days=3.0, time_weight=0.5),
         RankingOptions(half_life_days=None, newer=False),
     ],
 )
@@ -169,7 +181,7 @@ def test_kernel_scores_are_cosine_times_the_reference_weights(fitted: Recommende
     for row in (0, 57, 211, 379):
         hits = search(
             index, index.matrix[row], n, exclude=np.array([row]), query_ts=ts[[row]],
-            prior=TimePrior(options.half_life_days, options.newer),
+            prior=options.prior(),
         )  # fmt: skip
         cosines = (index.matrix @ index.matrix[row].T).toarray().ravel().astype(np.float32)
         weights = time_weights(ts[[row]], ts, options)
@@ -186,8 +198,8 @@ def test_kernel_scores_are_cosine_times_the_reference_weights(fitted: Recommende
 
 def test_ranking_options_defaults() -> None:
     options = RankingOptions()
-    assert (options.half_life_days, options.newer, options.dedup) == (3.0, True, 0.8)
-    assert (options.diversity, options.min_score, options.min_results) == (0.0, 0.0, 0)
+    assert (options.half_life_days, options.time_weight, options.newer, options.dedup) == (7.0, 0.2, True, 0.8)
+    assert (options.diversity, options.min_score, options.min_results) == (0.0, 0.05, 0)
 
 
 @pytest.mark.parametrize(
@@ -513,7 +525,7 @@ def test_time_prior_score_at_most_similarity(fitted: Recommender) -> None:
             assert 0 < r.score <= r.similarity <= 1.0
             days = abs(stamps[fitted.row_of(r.id)] - own) / DAY
             assert r.score == pytest.approx(
-                r.similarity / (1 + days / 3.0), abs=5e-6
+                r.similarity * (0.8 + 0.2 / (1 + days / 7.0)), abs=5e-6
             )  # both rounded to 6 decimals, weights in float32
 
 
@@ -707,6 +719,6 @@ def test_scores_never_increase(fitted: Recommender, article_id: str, k: int, new
 def test_min_score_is_a_floor(fitted: Recommender, article_id: str, k: int, min_score: float, diversity: float) -> None:
     results = fitted.related(article_id, k, min_score=min_score, min_results=0, diversity=diversity)
     assert all(r.score >= min_score - 1e-6 for r in results), [r.score for r in results]
-    unfiltered = fitted.related(article_id, k, diversity=diversity)
+    unfiltered = fitted.related(article_id, k, diversity=diversity, min_score=0.0)
     # The threshold filters the list it would otherwise give, keeping its order.
     assert [r.id for r in results] == [r.id for r in unfiltered if r.score >= min_score]
