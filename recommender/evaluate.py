@@ -29,7 +29,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -41,8 +41,10 @@ from .errors import CorpusError, InvalidParameterError
 from .model import Recommender
 from .neighbors import all_pairs_top_k, available_threads, query_scores, top_k_indices
 from .ranking import title_key
+from .text import clean_text
 
 __all__ = [
+    "JUDGED_ENOUGH",
     "JUDGED_K",
     "RUBRIC",
     "EvaluationReport",
@@ -66,6 +68,7 @@ __all__ = [
 
 NEAR_DUPLICATE_COSINE = 0.9
 JUDGED_K = 5
+JUDGED_ENOUGH = 0.95  # below this judged@5, the unjudged results (counted as 0) make the figures a lower bound
 GRADES = (0, 1, 2)
 JUDGMENTS_HEADER = ["query_id", "doc_id", "grade"]
 PACKET_TEXT_CHARS = 2000
@@ -213,9 +216,7 @@ def load_judgments(path: str | Path, known: Mapping[str, Any] | None = None) -> 
                 if not row or (number == 1 and [c.strip() for c in row] == JUDGMENTS_HEADER):
                     continue
                 if len(row) != 3 or not row[0].strip() or not row[1].strip():
-                    raise CorpusError(
-                        "expected three tab-separated fields: query_id, doc_id, grade", str(path), number
-                    )
+                    raise CorpusError("expected three tab-separated fields: query_id, doc_id, grade", str(path), number)
                 query, doc, grade = (c.strip() for c in row)
                 if grade not in {str(g) for g in GRADES}:
                     raise CorpusError(f"grade must be 0, 1 or 2, got {grade!r}", str(path), number)
@@ -380,7 +381,7 @@ def _sklearn_tuned(titles: Sequence[str], bodies: Sequence[str]) -> _ProductRank
 
     texts = [(title + " ") * 3 + body for title, body in zip(titles, bodies, strict=True)]
     matrix = TfidfVectorizer(sublinear_tf=True, min_df=2, max_df=0.3, dtype=np.float32).fit_transform(texts)
-    return _ProductRanker("sklearn tuned (title ×3)", matrix, matrix.T)
+    return _ProductRanker("sklearn tuned", matrix, matrix.T)
 
 
 def _more_like_this(
@@ -488,6 +489,7 @@ def _score(
 def evaluate(
     articles: Sequence[Article],
     links: Mapping[str, set[str]],
+    judgments: Judgments | None = None,
     *,
     model: Recommender | None = None,
     baselines: bool = True,
@@ -500,7 +502,9 @@ def evaluate(
     """Score our engine (``model``, or one trained here with ``params``) and the reference systems.
 
     ``articles`` must be the corpus the model was trained on (same ids, same order). Coverage is
-    is measured over every article's top-``k`` list (a full batch run) for every system.
+    measured over every article's top-``k`` list (a full batch run) for every system. Judged pairs
+    whose query or doc is not among ``articles`` are dropped (counted in the report); with no judged
+    query left, the systems have no judged figures.
     """
     if model is None:
         model = Recommender.train(articles, **params)
@@ -514,12 +518,17 @@ def evaluate(
     section_rows = random.Random(seed).sample(with_section, min(sample, len(with_section)))
     sections = [a.section for a in articles]
     titles = [a.title for a in articles]
+    judged = judgments.within(row_of) if judgments is not None else None
     report = EvaluationReport(
         articles=len(articles),
         link_sources=len(link_rows),
         links=sum(len(t) for t in link_rows.values()),
         section_queries=len(section_rows),
         seed=seed,
+        judgments=judged.path if judged is not None else None,
+        judged_queries=len(judged.grades) if judged is not None else 0,
+        judged_pairs=judged.pairs if judged is not None else 0,
+        judged_pairs_dropped=judged.dropped if judged is not None else 0,
     )
     rankers: list[Ranker] = [_Ours(model)]
     if baselines:
@@ -533,16 +542,85 @@ def evaluate(
     for ranker in rankers:
         if progress:
             progress(f"scoring {ranker.name}")
-        report.systems.append(
-            _score(
-                ranker,
-                link_rows=link_rows,
-                section_rows=section_rows,
-                sections=sections,
-                titles=titles,
-                matrix=yardstick,
-                n=len(articles),
-                k=k,
-            )
+        scores = _score(
+            ranker,
+            link_rows=link_rows,
+            section_rows=section_rows,
+            sections=sections,
+            titles=titles,
+            matrix=yardstick,
+            n=len(articles),
+            k=k,
         )
+        if judged is not None and judged.grades:
+            scores = replace(scores, judged=judge(ranker, ids, judged))
+        report.systems.append(scores)
     return report
+
+
+def unjudged_pairs(report: EvaluationReport, judgments: Judgments) -> dict[str, list[str]]:
+    """Every (query, candidate) of every system's judged top 5 that ``judgments`` does not grade.
+
+    As query → candidates, each pair once, in order of first appearance.
+    """
+    pairs: dict[str, list[str]] = {}
+    for system in report.systems:
+        for query in system.judged.queries if system.judged is not None else []:
+            graded = judgments.grades.get(query.query_id, {})
+            todo = pairs.setdefault(query.query_id, [])
+            todo += [doc for doc in query.top if doc not in graded and doc not in todo]
+    return {query: docs for query, docs in pairs.items() if docs}
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """A judging packet: the Markdown to read, the TSV to fill in, and how many pairs they hold."""
+
+    markdown: Path
+    tsv: Path
+    queries: int
+    pairs: int
+
+
+def _packet_text(text: str) -> str:
+    text = clean_text(text)
+    return text if len(text) <= PACKET_TEXT_CHARS else text[:PACKET_TEXT_CHARS].rstrip() + " […]"
+
+
+def write_packet(
+    path: str | Path, pairs: Mapping[str, Sequence[str]], articles: Sequence[Article], seed: int = 1
+) -> Packet:
+    """Write ``pairs`` (query → candidates) for human graders: ``path`` (Markdown) and a TSV beside it.
+
+    The Markdown opens with the rubric, then each query's id, title and text and its candidates in a
+    seeded random order, with nothing a grader could lean on (no scores, ranks or system names).
+    The TSV (``path`` with suffix ``.tsv``) lists the pairs with an empty grade column, in
+    ``load_judgments`` format.
+    """
+    markdown = Path(path)
+    tsv = markdown.with_suffix(".tsv")
+    if tsv == markdown:
+        raise InvalidParameterError(f"the packet is Markdown (e.g. packet.md); {markdown} is where its TSV goes")
+    by_id = {a.id: a for a in articles}
+    lines = [
+        "# Relevance judging packet",
+        "",
+        RUBRIC,
+        f"Fill in the grade column of `{tsv.name}`, one line per pair.",
+        "",
+    ]
+    rows = ["\t".join(JUDGMENTS_HEADER)]
+    for query, candidates in pairs.items():
+        shuffled = list(candidates)
+        # Seeded per query: a query's order does not depend on which other queries are in the packet.
+        random.Random(f"{seed}:{query}").shuffle(shuffled)
+        article = by_id[query]
+        lines += [f"## Query `{query}`: {article.title}", "", _packet_text(article.body), ""]
+        for doc in shuffled:
+            candidate = by_id[doc]
+            lines += [f"### Candidate `{doc}`: {candidate.title}", "", _packet_text(candidate.body), ""]
+            rows.append(f"{query}\t{doc}\t")
+    markdown.parent.mkdir(parents=True, exist_ok=True)
+    markdown.write_text("\n".join(lines), encoding="utf-8")
+    tsv.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return Packet(markdown, tsv, len(pairs), len(rows) - 1)
