@@ -14,7 +14,7 @@ from .errors import (
     StoreError,
     UnknownArticleError,
 )
-from .evaluate import EvaluationReport, SystemScores, evaluate, load_links
+from .evaluate import EvaluationReport, JudgedScores, Judgments, SystemScores, evaluate, load_judgments, load_links
 from .model import Recommender, Related, read_manifest
 from .ranking import TermWeight
 from .render import render_related
@@ -32,6 +32,8 @@ __all__ = [
     "EvaluationReport",
     "Freshness",
     "InvalidParameterError",
+    "JudgedScores",
+    "Judgments",
     "ModelError",
     "PrecomputeResult",
     "Recommender",
@@ -49,6 +51,7 @@ __all__ = [
     "clean_text",
     "evaluate",
     "freshness",
+    "load_judgments",
     "load_links",
     "precompute",
     "read_articles",

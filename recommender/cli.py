@@ -25,9 +25,17 @@ from rich.table import Table
 
 from . import __version__
 from .cluster import check_cluster_options
-from .corpus import Corpus, bundled_corpus_path, bundled_links_path, read_articles
+from .corpus import Corpus, bundled_corpus_path, bundled_judgments_path, bundled_links_path, read_articles
 from .errors import InvalidParameterError, RecommenderError
-from .evaluate import evaluate, load_links
+from .evaluate import (
+    JUDGED_ENOUGH,
+    EvaluationReport,
+    evaluate,
+    load_judgments,
+    load_links,
+    unjudged_pairs,
+    write_packet,
+)
 from .model import Recommender, Related, read_manifest
 from .neighbors import ProgressCallback
 from .ranking import MIN_RESULTS, MIN_SCORE
@@ -457,9 +465,49 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
+def _pairs(n: int, kind: str = "judged") -> str:
+    return f"{n:,} {kind} pair{'' if n == 1 else 's'}"
+
+
+def _evaluation_table() -> Table:
+    table = Table(show_edge=False, pad_edge=False, box=box.SIMPLE_HEAD, collapse_padding=True)
+    table.add_column("system", min_width=18)
+    return table
+
+
+def _judged_table(report: EvaluationReport) -> tuple[str, Table, bool]:
+    """The judged figures' title and table, and whether a system's judged@5 is too low to trust them."""
+    ndcg_queries = max((s.judged.ndcg_queries for s in report.systems if s.judged), default=0)
+    title = f"Judged: {report.judged_queries} queries, {report.judged_pairs:,} pairs ({report.judgments})"
+    if ndcg_queries < report.judged_queries:
+        title += f"; nDCG@5 over the {ndcg_queries} with a relevant doc"
+    table = _evaluation_table()
+    for column in ("nDCG@5 ± SE", "P@5", "P@5\ngrade 2", "judged@5"):
+        table.add_column(column, justify="right", no_wrap=True)
+    short = False
+    for s in report.systems:
+        if s.judged is None:
+            continue
+        j = s.judged
+        low = j.judged_at_5 < JUDGED_ENOUGH
+        short |= low
+        table.add_row(
+            s.system,
+            f"{_fmt(j.ndcg_at_5)} ± {_fmt(j.ndcg_standard_error)}",
+            _fmt(j.precision_at_5),
+            _fmt(j.same_story_precision_at_5),
+            _fmt(j.judged_at_5) + ("*" if low else " "),
+        )
+    return title, table, short
+
+
 @app.command("evaluate")
 def evaluate_command(
     corpus: Annotated[Path | None, typer.Argument(help="Corpus to evaluate on (default: the bundled one).")] = None,
+    judgments: Annotated[
+        Path | None,
+        typer.Option(help="Graded judgments, query_id<TAB>doc_id<TAB>grade (0/1/2; default: the bundled ones)."),
+    ] = None,
     links: Annotated[
         Path | None, typer.Option(help="Editor links, source_id<TAB>target_id (default: the bundled ones).")
     ] = None,
@@ -467,15 +515,21 @@ def evaluate_command(
         Path | None,
         typer.Option("--model", "-m", help="Evaluate this model (trained on CORPUS) instead of training one."),
     ] = None,
+    field: FieldOption = [],  # noqa: B006
     sample: Annotated[int, typer.Option(help="Random articles for same-section precision.")] = 2000,
-    seed: Annotated[int, typer.Option(help="Seed of that sample.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of that sample (and of the packet's candidate order).")] = 1,
     baselines: Annotated[bool, typer.Option(help="Also score the reference systems.")] = True,
+    unjudged_out: Annotated[
+        Path | None,
+        typer.Option(help="Write the unjudged pairs of every system's top 5 as a judging packet (.md, and .tsv)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Score the engine against editor links and section labels, beside reference systems."""
+    """Score the engine against graded judgments, then editor links and section labels, beside reference systems."""
     with _user_errors():
         corpus_path = corpus or bundled_corpus_path()
-        articles = read_articles(corpus_path).articles
+        articles = read_articles(corpus_path, fields=_field_map(field)).articles
+        graded = load_judgments(judgments or bundled_judgments_path())  # evaluate() drops ids not in the corpus
         link_map = load_links(links or bundled_links_path())  # evaluate() keeps the links inside the corpus
         fitted = Recommender.load(model) if model is not None else None
         status = err.status("Evaluating", spinner="dots") if err.is_terminal else nullcontext()
@@ -486,20 +540,50 @@ def evaluate_command(
                     spinner.update(message)
 
             report = evaluate(
-                articles, link_map, model=fitted, baselines=baselines, sample=sample, seed=seed, progress=say
+                articles,
+                link_map,
+                graded,
+                model=fitted,
+                baselines=baselines,
+                sample=sample,
+                seed=seed,
+                progress=say,
+            )
+        notes = []
+        if report.judged_pairs_dropped:
+            notes.append(
+                f"Dropped {_pairs(report.judged_pairs_dropped)} of {graded.path}: query or doc not in the corpus"
+            )
+        if unjudged_out is not None:
+            packet = write_packet(unjudged_out, unjudged_pairs(report, graded), articles, seed=seed)
+            notes.append(
+                f"Wrote {_pairs(packet.pairs, 'unjudged')} of {packet.queries} queries to {packet.markdown} "
+                f"(grades go in {packet.tsv})"
             )
         if as_json:
+            for note in notes:
+                typer.echo(note, err=True)
             typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
             return
-        table = Table(
-            title=f"{report.articles:,} articles, {report.links} links from {report.link_sources} sources, "
-            f"{report.section_queries:,} section queries (seed {report.seed})",
-            show_edge=False,
-            pad_edge=False,
-            box=box.SIMPLE_HEAD,
-            collapse_padding=True,
+        for note in notes:
+            typer.echo(note)
+        if report.judged_queries:
+            title, table, short = _judged_table(report)
+            typer.echo(title)
+            out.print(table)
+            if short:
+                typer.echo(
+                    f"* judged@5 below {JUDGED_ENOUGH}: figures are a lower bound; "
+                    "write the unjudged pairs with --unjudged-out"
+                )
+        else:
+            typer.echo(f"No judged query of {graded.path} is in the corpus: pass --judgments FILE for it")
+        typer.echo()
+        typer.echo(
+            f"Proxies: {report.articles:,} articles, {report.links} links from {report.link_sources} sources, "
+            f"{report.section_queries:,} section queries (seed {report.seed})"
         )
-        table.add_column("system", min_width=18)
+        table = _evaluation_table()
         for column in ("recall@5", "recall@10", "section\nP@10", "near-dup\ntop-5", "coverage", "ms/query"):
             table.add_column(column, justify="right", no_wrap=True)
         for s in report.systems:

@@ -27,6 +27,7 @@ __all__ = [
     "SkippedRecord",
     "article_from_record",
     "bundled_corpus_path",
+    "bundled_judgments_path",
     "parse_published",
     "read_articles",
 ]
@@ -276,6 +277,7 @@ def read_articles(
 
 BUNDLED_CORPUS = Path("data") / "clickid.jsonl.gz"
 BUNDLED_LINKS = Path("data") / "baca_juga.tsv"
+BUNDLED_JUDGMENTS = Path("data") / "judgments" / "dev_qrels.tsv"
 
 
 def _bundled(relative: Path) -> Path | None:
@@ -302,4 +304,12 @@ def bundled_links_path() -> Path:
     found = _bundled(BUNDLED_LINKS)
     if found is None:
         raise CorpusError(f"no links given and no bundled links at {BUNDLED_LINKS}: pass --links FILE")
+    return found
+
+
+def bundled_judgments_path() -> Path:
+    """The graded relevance judgments shipped in ``data/judgments/``, for evaluation."""
+    found = _bundled(BUNDLED_JUDGMENTS)
+    if found is None:
+        raise CorpusError(f"no judgments given and none bundled at {BUNDLED_JUDGMENTS}: pass --judgments FILE")
     return found

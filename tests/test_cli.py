@@ -8,6 +8,7 @@ import hashlib
 import html
 import itertools
 import json
+import math
 import os
 import re
 import sqlite3
@@ -802,7 +803,23 @@ def test_precompute_bad_diversity(model_path: Path, tmp_path: Path) -> None:
 # --- evaluate --------------------------------------------------------------------------------------
 
 LINKS = ROOT / "data" / "baca_juga.tsv"
-EVAL_SYSTEMS = ["recommender (ours)", "sklearn defaults", "MLT BM25 (25 terms)"]
+EVAL_SYSTEMS = ["recommender (ours)", "sklearn defaults", "MLT BM25 (25 terms)", "sklearn tuned"]
+JUDGED_KEYS = {"query_id", "ndcg_at_5", "precision_at_5", "same_story_precision_at_5", "judged_at_5", "top"}
+
+
+@pytest.fixture
+def sample_judgments(tmp_path: Path, fitted: Recommender) -> tuple[Path, list[str], list[str]]:
+    """SNAKE_ID's top 3 of our engine graded 0, 2, 1 (its 4th and 5th unjudged), another query whose top 2
+    are graded 0, and a pair outside the sample."""
+    other = "kompas-defc2e02"
+    top1 = [r.id for r in fitted.related(SNAKE_ID, 5)]
+    top2 = [r.id for r in fitted.related(other, 5)]
+    lines = ["query_id\tdoc_id\tgrade", f"{SNAKE_ID}\t{top1[0]}\t0", f"{SNAKE_ID}\t{top1[1]}\t2"]
+    lines += [f"{SNAKE_ID}\t{top1[2]}\t1", f"{other}\t{top2[0]}\t0", f"{other}\t{top2[1]}\t0"]
+    lines.append(f"{SNAKE_ID}\tnot-in-the-sample\t2")
+    path = tmp_path / "qrels.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path, top1, top2
 
 
 def test_evaluate_json(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -834,17 +851,115 @@ def test_evaluate_no_baselines_with_a_model(model_path: Path) -> None:
     assert report["section_queries"] == 30 and report["seed"] == 7
 
 
-def test_evaluate_table(model_path: Path) -> None:
-    result = invoke("evaluate", SAMPLE, "--links", LINKS, "--model", model_path, "--sample", "30")
+def test_evaluate_table(model_path: Path, sample_judgments: tuple[Path, list[str], list[str]]) -> None:
+    judgments = sample_judgments[0]
+    result = invoke(
+        "evaluate", SAMPLE, "--links", LINKS, "--judgments", judgments, "--model", model_path, "--sample", "30",
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
-    out = result.stdout
-    assert "380 articles" in out and "30 section queries (seed 1)" in out
-    for column in ("recall@5", "recall@10", "coverage"):
-        assert column in out, out
-    # Each system's name is readable (wrapped at spaces at most, never cut short).
-    assert "recommender (ours)" in out, out
-    assert "sklearn defaults" in out and "MLT BM25 (25 terms)" in out, out
-    assert "…" not in out, out
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"Dropped 1 judged pair of {judgments}: query or doc not in the corpus"
+    assert lines[1] == f"Judged: 2 queries, 5 pairs ({judgments}); nDCG@5 over the 1 with a relevant doc"
+    # By hand for our engine: grades 0, 2, 1 at ranks 1-3 against the ideal 2, 1, 0; the second query
+    # (all 0) counts in P@5 only; 5 of its 10 results are judged.
+    ndcg = (3 / math.log2(3) + 1 / math.log2(4)) / (3 + 1 / math.log2(3))
+    ours = next(line for line in lines if line.startswith("recommender (ours)"))
+    assert ours.split() == ["recommender", "(ours)", f"{ndcg:.3f}", "±", "—", "0.200", "0.100", "0.500*"]
+    judged_rows = lines[lines.index(ours) : lines.index(ours) + 4]
+    assert [row[:19].strip() for row in judged_rows] == EVAL_SYSTEMS
+    footnote = lines[lines.index(ours) + 4]
+    assert footnote == (
+        "* judged@5 below 0.95: figures are a lower bound; write the unjudged pairs with --unjudged-out"
+    )
+    assert lines[lines.index(ours) + 5] == ""
+    assert (
+        lines[lines.index(ours) + 6] == "Proxies: 380 articles, 69 links from 45 sources, 30 section queries (seed 1)"
+    )
+    assert lines[lines.index(ours) + 8].split() == [
+        "system", "recall@5", "recall@10", "P@10", "top-5", "coverage", "ms/query",
+    ]  # fmt: skip
+    assert [row[:19].strip() for row in lines[-4:]] == EVAL_SYSTEMS
+    assert "…" not in result.stdout, result.stdout
+
+
+def test_evaluate_json_per_query_and_packet(
+    model_path: Path, sample_judgments: tuple[Path, list[str], list[str]], tmp_path: Path
+) -> None:
+    judgments, top1, top2 = sample_judgments
+    packet = tmp_path / "out" / "packet.md"
+    result = invoke(
+        "evaluate", SAMPLE, "--links", LINKS, "--judgments", judgments, "--model", model_path, "--sample", "10",
+        "--unjudged-out", packet, "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["judgments"], report["judged_queries"], report["judged_pairs"]) == (str(judgments), 2, 5)
+    assert report["judged_pairs_dropped"] == 1
+    assert [s["system"] for s in report["systems"]] == EVAL_SYSTEMS
+    graded = {(SNAKE_ID, top1[0]), (SNAKE_ID, top1[1]), (SNAKE_ID, top1[2]), ("kompas-defc2e02", top2[0])}
+    graded.add(("kompas-defc2e02", top2[1]))
+    unjudged = set()
+    for system in report["systems"]:
+        queries = system["judged"]["queries"]
+        assert [q["query_id"] for q in queries] == [SNAKE_ID, "kompas-defc2e02"]
+        assert all(set(q) == JUDGED_KEYS and len(q["top"]) == 5 for q in queries)
+        assert queries[1]["ndcg_at_5"] is None
+        unjudged |= {(q["query_id"], doc) for q in queries for doc in q["top"]} - graded
+    assert report["systems"][0]["judged"]["queries"][0]["top"] == top1
+
+    # Every unjudged pair of every system once, in the TSV to fill in and in the Markdown to read.
+    n = len(unjudged)
+    assert result.stderr.splitlines() == [
+        f"Dropped 1 judged pair of {judgments}: query or doc not in the corpus",
+        f"Wrote {n} unjudged pairs of 2 queries to {packet} (grades go in {packet.with_suffix('.tsv')})",
+    ]
+    rows = packet.with_suffix(".tsv").read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "query_id\tdoc_id\tgrade"
+    assert sorted(rows[1:]) == sorted(f"{q}\t{d}\t" for q, d in unjudged)
+    text = packet.read_text(encoding="utf-8")
+    assert text.startswith("# Relevance judging packet\n\nGrades:\n- 2 = same specific story")
+    headings = re.findall(r"^## Query `([^`]+)`: |^### Candidate `([^`]+)`: ", text, flags=re.MULTILINE)
+    pairs, query = [], None
+    for q, candidate in headings:
+        query = q or query
+        if candidate:
+            pairs.append((query, candidate))
+    assert len(pairs) == n and set(pairs) == unjudged
+    for name in (*EVAL_SYSTEMS, "score", "rank"):
+        assert name not in text
+    # Shuffled: our own 4th and 5th result are not in rank order for both queries.
+    order = [c for q, c in pairs]
+    ours_unjudged = [top1[3], top1[4], top2[2], top2[3], top2[4]]
+    assert [c for c in order if c in ours_unjudged] != ours_unjudged
+
+
+def test_evaluate_field_mapping_and_no_judged_query(
+    tmp_path: Path, model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)  # the bundled judgments, found from the working folder
+    records = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
+    renamed = [{("post_id" if k == "id" else k): v for k, v in r.items()} for r in records]
+    corpus = write_jsonl(tmp_path / "renamed.jsonl", [json.dumps(r, ensure_ascii=False) for r in renamed])
+    result = invoke(
+        "evaluate", corpus, "--field", "id=post_id", "--links", LINKS, "--model", model_path, "--sample", "5",
+        "--no-baselines",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    bundled = Path("data") / "judgments" / "dev_qrels.tsv"
+    assert lines[0] == f"Dropped 2,088 judged pairs of {bundled}: query or doc not in the corpus"
+    assert lines[1] == f"No judged query of {bundled} is in the corpus: pass --judgments FILE for it"
+    assert lines[2] == ""
+    assert lines[-1].startswith("recommender (ours)")
+
+
+def test_evaluate_malformed_judgments(tmp_path: Path) -> None:
+    judgments = tmp_path / "qrels.tsv"
+    judgments.write_text(f"{SNAKE_ID}\tkompas-defc2e02\t2\n{SNAKE_ID}\tkompas-524086ea\t5\n", encoding="utf-8")
+    line = assert_user_error(invoke("evaluate", SAMPLE, "--judgments", judgments), f"{judgments}, line 2:")
+    assert line == f"Error: {judgments}, line 2: grade must be 0, 1 or 2, got '5'"
+    missing = tmp_path / "missing.tsv"
+    assert assert_user_error(invoke("evaluate", SAMPLE, "--judgments", missing)) == f"Error: {missing}: no such file"
 
 
 def test_evaluate_missing_links(tmp_path: Path) -> None:
