@@ -496,10 +496,12 @@ def test_evaluate_without_judgments_or_with_none_in_the_corpus(
 
 # --- the reference systems on the bundled corpus ---------------------------------------------------
 
-# data/judgments/README.md: nDCG@5, P@5 (grade ≥ 1), P@5 (grade 2).
+# nDCG@5, P@5, P@5 grade 2 as data/judgments/README.md publishes them; MLT as measured here, since the
+# judging pool's MLT ranked differently (published 0.779 / 0.760 / 0.410, 15 of our top 5 unjudged). Pinned,
+# so a change to a reference system (BM25's b, a tokenisation) shows.
 PUBLISHED = {
     "sklearn defaults": (0.769, 0.750, 0.407),
-    "MLT BM25 (25 terms)": (0.779, 0.760, 0.410),
+    "MLT BM25 (25 terms)": (0.764, 0.740, 0.403),
     "sklearn tuned": (0.863, 0.830, 0.440),
 }
 
@@ -523,13 +525,7 @@ def bundled_reference_figures() -> dict[str, tuple[float, float, float, float]]:
     "system",
     [
         "sklearn defaults",
-        pytest.param(
-            "MLT BM25 (25 terms)",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="our MLT gives 0.764 / 0.740 / 0.403 with judged@5 0.95: the pooled MLT ranked differently",
-            ),
-        ),
+        "MLT BM25 (25 terms)",
         "sklearn tuned",
     ],
 )
