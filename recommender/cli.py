@@ -173,6 +173,15 @@ def train(
     field: FieldOption = [],  # noqa: B006 (typer reads the default, never mutates it)
     skip_invalid: SkipInvalidOption = False,
     stem: Annotated[bool, typer.Option(help="Stem Indonesian words (Sastrawi).")] = False,
+    stopwords: Annotated[
+        str,
+        typer.Option(
+            help="Stopwords: news (outlets, days, months; common words are left to document frequency), "
+            "indonesian (Sastrawi's list too) or none."
+        ),
+    ] = "news",
+    numbers: Annotated[bool, typer.Option(help="Keep numbers (2022, 11) as words.")] = True,
+    bigrams: Annotated[bool, typer.Option(help="Add word pairs within a sentence as terms.")] = False,
     half_life_days: Annotated[float, typer.Option(help="Time prior: the scale in days of its decay (0: off).")] = 7.0,
     time_weight: Annotated[
         float,
@@ -194,6 +203,9 @@ def train(
                 result.articles,
                 progress=update,
                 stem=stem,
+                stopwords=stopwords,
+                numbers=numbers,
+                ngram_range=(1, 2) if bigrams else (1, 1),
                 half_life_days=half_life_days or None,
                 time_weight=time_weight,
                 dedup=dedup or None,

@@ -56,7 +56,7 @@ from .ranking import (
     pool_size,
     title_key,
 )
-from .text import Analyzer
+from .text import Analyzer, stopword_list
 
 if TYPE_CHECKING:
     from .updates import Changes
@@ -183,6 +183,9 @@ class Recommender:
     Parameters
     ----------
     stem: stem words with Sastrawi (each distinct word once).
+    stopwords: "news" (outlet names, days, months, speech verbs: words that must not link stories; common
+        function words are left to ``max_df``), "indonesian" (Sastrawi's list too) or "none".
+    numbers: keep digit strings ("2022", "11") as words.
     ngram_range: word n-grams, within a sentence; ``(1, 2)`` adds bigrams.
     title_weight: how many times the title's terms count.
     min_df, max_df: drop terms in fewer than ``min_df`` articles or more than ``max_df`` of them.
@@ -202,10 +205,12 @@ class Recommender:
         self,
         *,
         stem: bool = False,
-        ngram_range: tuple[int, int] = (1, 2),
+        stopwords: str = "news",
+        numbers: bool = True,
+        ngram_range: tuple[int, int] = (1, 1),
         title_weight: int = 3,
         min_df: int | float = 2,
-        max_df: float = 0.5,
+        max_df: float = 0.3,
         sublinear_tf: bool = True,
         half_life_days: float | None = 7.0,
         time_weight: float = 0.2,
@@ -213,6 +218,8 @@ class Recommender:
         n_jobs: int = -1,
     ) -> None:
         self.stem = stem
+        self.stopwords = stopwords
+        self.numbers = numbers
         self.ngram_range = ngram_range
         self.title_weight = title_weight
         self.min_df = min_df
@@ -230,6 +237,8 @@ class Recommender:
         """The constructor parameters that shape the model (``n_jobs`` only affects speed)."""
         return {
             "stem": self.stem,
+            "stopwords": self.stopwords,
+            "numbers": self.numbers,
             "ngram_range": list(self.ngram_range),
             "title_weight": self.title_weight,
             "min_df": self.min_df,
@@ -249,7 +258,7 @@ class Recommender:
             raise InvalidParameterError(f"max_df must be a fraction in (0, 1], got {self.max_df}")
         self._options()
         try:
-            Analyzer(stem=self.stem, ngram_range=tuple(self.ngram_range), title_weight=self.title_weight)  # type: ignore[arg-type]
+            self._analyzer()
         except ValueError as exc:
             raise InvalidParameterError(str(exc)) from None
 
@@ -281,7 +290,13 @@ class Recommender:
         return self._fit_counts(counts, docs, self._analyzer())
 
     def _analyzer(self) -> Analyzer:
-        return Analyzer(stem=self.stem, ngram_range=tuple(self.ngram_range), title_weight=self.title_weight)  # type: ignore[arg-type]
+        return Analyzer(
+            stem=self.stem,
+            ngram_range=tuple(self.ngram_range),  # type: ignore[arg-type]
+            title_weight=self.title_weight,
+            stopwords=stopword_list(self.stopwords),
+            numbers=self.numbers,
+        )
 
     @staticmethod
     def _check_articles(articles: Iterable[Article]) -> list[Article]:
@@ -805,7 +820,10 @@ class Recommender:
         if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
             raise ModelError(f"{path} is not a recommender model file of format {FORMAT_VERSION}")
         params = dict(state["params"])
-        params.setdefault("time_weight", 1.0)  # saved before the weight existed: the full decay, as then
+        # Saved before these parameters existed: what the model was built and ranked with then.
+        params.setdefault("time_weight", 1.0)
+        params.setdefault("stopwords", "indonesian")
+        params.setdefault("numbers", False)
         model = cls(**params)
         model.analyzer_ = state["analyzer"]
         model.idf_ = state["idf"]

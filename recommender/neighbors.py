@@ -139,14 +139,14 @@ EXACT_LIMIT = 40_000_000_000  # multiply-adds: about a minute on two cores; beyo
 
 
 def plan(
-    index: Index, mode: str = "auto", *, budget_share: float = 0.04, rescore: int = 50, window_days: float = 10.0
+    index: Index, mode: str = "auto", *, budget_share: float = 0.03, rescore: int = 50, window_days: float = 10.0
 ) -> Plan:
     """Choose exact or approximate all-pairs for ``index`` (``mode`` "auto", "exact" or "approx").
 
     Approximate mode prunes the most common terms until the rest cost ``budget_share`` of the exact
-    multiply-adds; those terms still count inside each query's ``window_days`` time window. The share is 4%
+    multiply-adds; those terms still count inside each query's ``window_days`` time window. The share is 3%
     since the time prior turned gentle (older stories keep most of their score): at 1% the forced mode's
-    recall on the bundled corpus fell to 0.94, at 4% it is 0.97 for 10% more work (docs/quality.md).
+    recall on the bundled corpus was 0.95, at 3% it is 0.96 for 2% more work (docs/quality.md).
     """
     if mode not in ("auto", "exact", "approx"):
         raise ValueError(f"mode must be auto, exact or approx, got {mode!r}")

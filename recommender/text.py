@@ -14,7 +14,7 @@ from typing import Any
 
 import ftfy
 
-__all__ = ["Analyzer", "clean_text", "default_stopwords"]
+__all__ = ["STOPWORD_LISTS", "Analyzer", "clean_text", "default_stopwords", "news_stopwords", "stopword_list"]
 
 # Characters that mark UTF-8 read as Mac Roman or Latin-1 ("‚Äú", "¬†", "Ã©").
 _MOJIBAKE_HINT = re.compile("[\u201a\u00c4\u00ac\u221a\u00c3\u00e2\u00c2\u00ef\u00b0\u00a9\u00ae\u00e6]")
@@ -77,7 +77,29 @@ def default_stopwords() -> frozenset[str]:
     """Sastrawi's Indonesian stopwords plus news boilerplate (outlets, days, months, "katanya")."""
     from Sastrawi.StopWordRemover.StopWordRemoverFactory import StopWordRemoverFactory
 
-    return frozenset(StopWordRemoverFactory().get_stop_words()) | frozenset(_NEWS_STOPWORDS)
+    return frozenset(StopWordRemoverFactory().get_stop_words()) | news_stopwords()
+
+
+def news_stopwords() -> frozenset[str]:
+    """News boilerplate only: outlet names, days, months, web debris and speech verbs ("katanya"). Common
+    function words are left to ``max_df``, which drops them by document frequency."""
+    return frozenset(_NEWS_STOPWORDS)
+
+
+# The stopword lists a model can be trained with, by name.
+STOPWORD_LISTS = ("news", "indonesian", "none")
+
+
+def stopword_list(name: str) -> frozenset[str]:
+    """The stopwords of ``name`` (see :data:`STOPWORD_LISTS`): "news" (boilerplate only), "indonesian"
+    (Sastrawi's list plus the news boilerplate) or "none"."""
+    if name == "news":
+        return news_stopwords()
+    if name == "indonesian":
+        return default_stopwords()
+    if name == "none":
+        return frozenset()
+    raise ValueError(f"stopwords must be one of {', '.join(STOPWORD_LISTS)}; got {name!r}")
 
 
 _FIXED_WORDS: dict[str, str] = {}
@@ -159,17 +181,18 @@ def _segments(lowered: str) -> list[list[str]]:
 
 
 class _KeptWords(dict[str, bool]):
-    """Whether a token is kept as a word (not a stopword, a digit string or one letter), decided once per
-    distinct token: news reuses its words."""
+    """Whether a token is kept as a word (not a stopword, not one letter, and a digit string only with
+    ``numbers``), decided once per distinct token: news reuses its words."""
 
-    def __init__(self, stopwords: frozenset[str]) -> None:
+    def __init__(self, stopwords: frozenset[str], numbers: bool = False) -> None:
         super().__init__()
         self.stopwords = stopwords
+        self.numbers = numbers
 
     def __missing__(self, word: str) -> bool:
         if len(self) > 500_000:
             self.clear()
-        kept = self[word] = len(word) > 1 and not word.isdigit() and word not in self.stopwords
+        kept = self[word] = len(word) > 1 and (self.numbers or not word.isdigit()) and word not in self.stopwords
         return kept
 
 
@@ -177,8 +200,9 @@ class Analyzer:
     """Turns ``(title, body)`` into terms: cleaned, lowercased, stopwords out, optionally stemmed.
 
     Title terms are repeated ``title_weight`` times so a headline outweighs a paragraph. Bigrams
-    (``ngram_range=(1, 2)``) are formed within a sentence only. Picklable: the stemmer and its
-    per-word cache are rebuilt after loading.
+    (``ngram_range=(1, 2)``) are formed within a sentence only. ``stopwords`` default to
+    :func:`default_stopwords`; ``numbers`` keeps digit strings ("2022", "11") as words. Picklable: the
+    stemmer and its per-word cache are rebuilt after loading.
     """
 
     def __init__(
@@ -188,6 +212,7 @@ class Analyzer:
         ngram_range: tuple[int, int] = (1, 2),
         title_weight: int = 3,
         stopwords: Iterable[str] | None = None,
+        numbers: bool = False,
     ) -> None:
         if ngram_range[0] < 1 or ngram_range[1] < ngram_range[0] or ngram_range[1] > 3:
             raise ValueError(f"ngram_range must be (1, 1), (1, 2), (1, 3), (2, 2)...; got {ngram_range}")
@@ -197,9 +222,10 @@ class Analyzer:
         self.ngram_range = tuple(ngram_range)
         self.title_weight = title_weight
         self.stopwords = frozenset(stopwords) if stopwords is not None else default_stopwords()
+        self.numbers = numbers
         self._stems: dict[str, str] = {}
         self._stemmer: Any = None
-        self._keep = _KeptWords(self.stopwords)
+        self._keep = _KeptWords(self.stopwords, numbers)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -207,8 +233,9 @@ class Analyzer:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("numbers", False)  # pickled before numbers could be kept
         self.__dict__.update(state)
-        self._keep = _KeptWords(self.stopwords)
+        self._keep = _KeptWords(self.stopwords, self.numbers)
 
     def _stem(self, word: str) -> str:
         # Sastrawi costs ~1 ms a word; news reuses words, so each distinct word is stemmed once.
@@ -262,5 +289,5 @@ class Analyzer:
     def __repr__(self) -> str:
         return (
             f"Analyzer(stem={self.stem}, ngram_range={self.ngram_range}, title_weight={self.title_weight}, "
-            f"stopwords=<{len(self.stopwords)} words>)"
+            f"stopwords=<{len(self.stopwords)} words>{', numbers=True' if self.numbers else ''})"
         )

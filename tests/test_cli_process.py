@@ -155,7 +155,7 @@ def test_train_related_precompute_end_to_end(tmp_path: Path) -> None:
 
     match = re.fullmatch(
         r"Wrote (\d{1,3}(?:,\d{3})*) related links for 380 articles to r\.sqlite \(sqlite, k=3\) in \d+\.\d s\n"
-        r"Mode: exact \(\d+\.\d k multiply-adds\)\n",
+        r"Mode: exact \(\d+\.\d [kM] multiply-adds\)\n",
         pre.stdout,
     )
     assert match, pre.stdout

@@ -82,9 +82,9 @@ def test_tfidf_with_nothing_left() -> None:
 
 
 def test_fit_counts_equals_fit_on_the_same_counts(sample_articles: list[Article]) -> None:
-    counts = count_terms(Analyzer(), docs_of(sample_articles), n_jobs=1)
-    from_counts = Recommender(n_jobs=1).fit_counts(counts, sample_articles)
     from_text = Recommender(n_jobs=1).fit(sample_articles)
+    counts = count_terms(from_text.analyzer_, docs_of(sample_articles), n_jobs=1)  # the model's own analysis
+    from_counts = Recommender(n_jobs=1).fit_counts(counts, sample_articles)
     assert from_counts.terms_.to_list() == from_text.terms_.to_list()
     assert abs(from_counts.matrix_ - from_text.matrix_).max() == 0
     assert from_counts.related(sample_articles[0].id) == from_text.related(sample_articles[0].id)

@@ -469,7 +469,7 @@ def test_related_explain_snake(fitted: Recommender) -> None:
     results = fitted.related(SNAKE_ID, 4, explain=True)
     assert [r.id for r in results] == ["kompas-defc2e02", "kompas-524086ea", "kompas-60ddcf82", "wowkeren-43b9afa3"]
     for r in results:
-        assert {"ular", "berkaki", "ular berkaki"} <= {w.term for w in r.why}
+        assert {"ular", "berkaki"} <= {w.term for w in r.why}
     assert results[0].to_dict()["why"] == tuple({"term": w.term, "weight": w.weight} for w in results[0].why)
 
 
@@ -662,7 +662,8 @@ def test_min_score_and_min_results_on_the_model(fitted: Recommender) -> None:
     everything = fitted.related(SNAKE_ID, 10)
     strong = fitted.related(SNAKE_ID, 10, min_score=0.3)
     assert [r.id for r in strong] == [r.id for r in everything if r.score >= 0.3]
-    assert [r.id for r in strong] == ["kompas-defc2e02", "kompas-524086ea", "kompas-60ddcf82"]
+    assert 3 <= len(strong) < len(everything)
+    assert [r.id for r in strong][:3] == ["kompas-defc2e02", "kompas-524086ea", "kompas-60ddcf82"]
     filled = fitted.related(SNAKE_ID, 10, min_score=0.3, min_results=5)
     assert [r.id for r in filled] == [r.id for r in everything[:5]]
     assert fitted.related(SNAKE_ID, 10, min_score=1.0) == []
