@@ -63,6 +63,9 @@ NewerOption = Annotated[
     bool, typer.Option("--newer/--no-newer", help="--no-newer: only articles published before it (stable archives).")
 ]
 DiversityOption = Annotated[float, typer.Option(help="Trade relevance for variety, 0 (off) to 1 (MMR).")]
+WithinDaysOption = Annotated[
+    float | None, typer.Option(help="Only published within this many days of the article (by ID).")
+]
 MinScoreOption = Annotated[float, typer.Option(help="Drop results scoring below this (0 to 1)...")]
 MinResultsOption = Annotated[int, typer.Option(help="...unless fewer than this many would remain.")]
 
@@ -246,9 +249,7 @@ def related(
     ] = [],  # noqa: B006
     after: Annotated[str | None, typer.Option(help="Only published on or after this ISO date.")] = None,
     before: Annotated[str | None, typer.Option(help="Only published on or before this ISO date.")] = None,
-    within_days: Annotated[
-        float | None, typer.Option(help="Only published within this many days of the article (by ID).")
-    ] = None,
+    within_days: WithinDaysOption = None,
     published: Annotated[str | None, typer.Option(help="A draft's publication time (ISO), for the time prior.")] = None,
     newer: NewerOption = True,
     diversity: DiversityOption = 0.0,
@@ -302,6 +303,7 @@ def precompute_command(
     k: Annotated[int, typer.Option("-k", help="Related articles per article.")] = 10,
     model: ModelOption = DEFAULT_MODEL,
     newer: NewerOption = True,
+    within_days: WithinDaysOption = None,
     diversity: DiversityOption = 0.0,
     min_score: MinScoreOption = MIN_SCORE,
     min_results: MinResultsOption = MIN_RESULTS,
@@ -337,6 +339,7 @@ def precompute_command(
                 mode=plan,
                 progress=update,
                 newer=newer,
+                within_days=within_days,
                 diversity=diversity,
                 min_score=min_score,
                 min_results=min_results,

@@ -210,7 +210,7 @@ class Recommender:
         ngram_range: tuple[int, int] = (1, 1),
         title_weight: int = 3,
         min_df: int | float = 2,
-        max_df: float = 0.3,
+        max_df: float = 0.2,
         sublinear_tf: bool = True,
         half_life_days: float | None = 7.0,
         time_weight: float = 0.2,
@@ -667,16 +667,20 @@ class Recommender:
         block_rows: int = 4096,
         mode: str | Plan = "auto",
         newer: bool = True,
+        within_days: float | None = None,
         diversity: float = 0.0,
         min_score: float = MIN_SCORE,
         min_results: int = MIN_RESULTS,
     ) -> Iterator[Block]:
         """Every article's top-``k`` list, in blocks of ``block_rows`` rows; in exact mode the same lists as
-        :meth:`related` gives. ``mode``: see :meth:`plan_all_related`. ``progress(done, total)`` counts
-        multiply-adds, estimated up front."""
+        :meth:`related` gives with the same options (an undated article's list ignores ``within_days``).
+        ``mode``: see :meth:`plan_all_related`. ``progress(done, total)`` counts multiply-adds, estimated up
+        front."""
         self._check_fitted()
         _check_k(k)
-        options = self._options(newer=newer, diversity=diversity, min_score=min_score, min_results=min_results)
+        options = self._options(
+            newer=newer, within_days=within_days, diversity=diversity, min_score=min_score, min_results=min_results
+        )
         chosen = mode if isinstance(mode, Plan) else self.plan_all_related(mode)
         return self._all_related(k, options, chosen.approx, None, progress, block_rows)
 

@@ -95,15 +95,22 @@ class TimePrior:
         the score at ``half_life_days``); a small weight lets time order stories of similar relatedness
         without lifting an unrelated story of the same day over a related older one.
     newer: allow candidates published after the query.
+    within_days: only candidates published within this many days of the query (``None``: any); an undated
+        query has no window, an undated candidate is outside every window.
     """
 
     half_life_days: float | None = None
     weight: float = 1.0
     newer: bool = True
+    within_days: float | None = None
+
+    @property
+    def within_seconds(self) -> float:
+        return -1.0 if self.within_days is None else self.within_days * _DAY  # -1: no window
 
     @property
     def active(self) -> bool:
-        return self.half_life_days is not None or not self.newer
+        return self.half_life_days is not None or not self.newer or self.within_days is not None
 
 
 @dataclass(frozen=True)
@@ -323,7 +330,9 @@ def _prior(apart, h, keep, weight):
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _consider(touched, n, acc, size, cs, ci, cc, own, mask, newer, qt, d_ts, use_prior, qd, d_days, h, keep, weight):
+def _consider(
+    touched, n, acc, size, cs, ci, cc, own, mask, newer, within, qt, d_ts, use_prior, qd, d_days, h, keep, weight
+):
     """Offer documents ``touched[:n]`` with cosines ``acc`` (cleared on the way) to the heap of the best
     ``len(cs)`` (score, row, cosine), after the filters and the time prior; returns the heap's size."""
     n_keep = cs.shape[0]
@@ -339,6 +348,8 @@ def _consider(touched, n, acc, size, cs, ci, cc, own, mask, newer, qt, d_ts, use
         if use_mask and not mask[d]:
             continue
         if not newer and d_ts[d] - qt > 0:  # NaN compares False: undated kept
+            continue
+        if within >= 0 and qt == qt and not abs(d_ts[d] - qt) <= within:  # an undated candidate falls out
             continue
         s = cos
         if use_prior:  # undated: neither weighted nor filtered
@@ -368,6 +379,7 @@ def _search(
     half_life,
     time_weight,
     newer,
+    within,
     mask,
     prune_df,
     rescore,
@@ -386,7 +398,8 @@ def _search(
     """Fill rows ``lo..hi`` of the outputs with each query's best candidates, best first.
 
     Only documents ``d_lo..d_hi`` are candidates. ``half_life <= 0``: no time prior; else a candidate's
-    cosine is weighted by :func:`_prior` with ``time_weight`` (1: the full hyperbolic decay). ``mask`` of
+    cosine is weighted by :func:`_prior` with ``time_weight`` (1: the full hyperbolic decay). ``within`` ≥ 0:
+    only candidates published within that many seconds of a dated query. ``mask`` of
     length 0: no mask. ``prune_df <= 0``: exact. Else approximate: a term in more than ``prune_df``
     documents is read only for the documents in rows ``w_lo[r]..w_hi[r]`` (the query's time window,
     on a corpus in time order), then the best ``rescore`` candidates are scored again on every term.
@@ -479,6 +492,7 @@ def _search(
                 own,
                 mask,
                 newer,
+                within,
                 qt,
                 d_ts,
                 use_prior,
@@ -517,6 +531,7 @@ def _search(
                     own,
                     mask,
                     newer,
+                    within,
                     qt,
                     d_ts,
                     use_prior,
@@ -657,7 +672,8 @@ def search(
         try:
             _search(
                 *q, q_self, q_ts, q_days, *index.terms, *index.rows, index.timestamps, index.days,
-                half_life, prior.weight, prior.newer, m, prune_df, rescore, w_lo, w_hi, d_lo, d_hi, lo, hi,
+                half_life, prior.weight, prior.newer, prior.within_seconds, m, prune_df, rescore, w_lo, w_hi,
+                d_lo, d_hi, lo, hi,
                 out.rows, out.scores, out.similarities, acc, touched,
             )  # fmt: skip
         except BaseException:

@@ -57,6 +57,7 @@ class RankingOptions:
     time_weight: the share of a candidate's score that decays with time (0 to 1; 1: halved at
         ``half_life_days`` apart). See :class:`~recommender.neighbors.TimePrior`.
     newer: allow articles published after the query article (``False``: stable archive lists).
+    within_days: only articles published within this many days of the query article (``None``: any).
     dedup: cosine at or above which two results are near-duplicates (same story republished): only
         the best is kept. Same-titled results count too. ``None``: off.
     diversity: maximal marginal relevance, 0 (pure relevance) to 1 (most diverse).
@@ -67,6 +68,7 @@ class RankingOptions:
     half_life_days: float | None = 7.0
     time_weight: float = 0.2
     newer: bool = True
+    within_days: float | None = None
     dedup: float | None = 0.8
     diversity: float = 0.0
     min_score: float = MIN_SCORE
@@ -75,6 +77,8 @@ class RankingOptions:
     def __post_init__(self) -> None:
         if self.half_life_days is not None and not self.half_life_days > 0:
             raise InvalidParameterError(f"half_life_days must be above 0 (or None for off), got {self.half_life_days}")
+        if self.within_days is not None and not 0.0 <= self.within_days < 1e6:  # NaN fails too
+            raise InvalidParameterError(f"within_days must be 0 or more days, got {self.within_days}")
         if not 0.0 < self.time_weight <= 1.0:
             raise InvalidParameterError(f"time_weight must be in (0, 1], got {self.time_weight}")
         if self.dedup is not None and not 0.0 < self.dedup <= 1.0:
@@ -87,8 +91,10 @@ class RankingOptions:
             raise InvalidParameterError(f"min_results must be a whole number of 0 or more, got {self.min_results}")
 
     def prior(self, *, newer: bool | None = None) -> TimePrior:
-        """The time prior for the search kernel (``newer`` overrides this list's own)."""
-        return TimePrior(self.half_life_days, self.time_weight, self.newer if newer is None else newer)
+        """The time prior and filters for the search kernel (``newer`` overrides this list's own)."""
+        return TimePrior(
+            self.half_life_days, self.time_weight, self.newer if newer is None else newer, self.within_days
+        )
 
 
 def title_key(title: str | None) -> str:

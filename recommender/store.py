@@ -103,7 +103,8 @@ def precompute(
 
     ``mode``: "exact", "approx", or "auto" (exact up to a size, see :meth:`Recommender.plan_all_related`).
     In approximate mode the recall against exact lists is estimated on ``recall_sample`` articles first.
-    ``options`` are :meth:`Recommender.all_related`'s (``newer``, ``diversity``, ``min_score``, ``min_results``).
+    ``options`` are :meth:`Recommender.all_related`'s (``newer``, ``within_days``, ``diversity``, ``min_score``,
+    ``min_results``), recorded in a SQLite store's ``meta`` table.
     ``scheduler`` (a Dask scheduler's address, or a ``distributed.Client``) or ``workers`` (a local Dask
     cluster of that many processes) computes the lists on a cluster instead, identical (``recommender[dask]``).
     """
@@ -127,6 +128,7 @@ def precompute(
         "k": str(k),
         "mode": plan.mode,
         "newer": "1" if ranking.newer else "0",
+        "within_days": "" if ranking.within_days is None else repr(ranking.within_days),
         "diversity": repr(ranking.diversity),
         "min_score": repr(ranking.min_score),
         "min_results": str(ranking.min_results),

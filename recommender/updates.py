@@ -425,6 +425,7 @@ def _store_options(model: Recommender, meta: dict[str, str]) -> RankingOptions:
     """The ranking options a store was precomputed with (its ``meta``), on ``model``'s prior and dedup."""
     return model._options(
         newer=meta.get("newer", "1") == "1",
+        within_days=float(meta["within_days"]) if meta.get("within_days") else None,
         diversity=float(meta.get("diversity", "0")),
         min_score=float(meta.get("min_score", "0")),
         min_results=int(meta.get("min_results", "0")),

@@ -20,7 +20,7 @@ import pytest
 from conftest import copy_model
 from typer.testing import CliRunner, Result
 
-from recommender import Recommender, RelatedStore, __version__, read_manifest
+from recommender import InvalidParameterError, Recommender, RelatedStore, __version__, read_manifest
 from recommender.cli import app
 from recommender.corpus import parse_published
 
@@ -796,6 +796,37 @@ def test_precompute_with_list_options(model_path: Path, tmp_path: Path, fitted: 
     # Only the reports published before it (no newer), and only those scoring 0.2 or more
     assert [r["id"] for r in snake["related"]][:2] == ["kompas-524086ea", "kompas-60ddcf82"]
     assert all(r["score"] >= 0.2 for r in snake["related"])
+
+
+def test_precompute_within_days_gives_the_lists_related_gives(
+    model_path: Path, tmp_path: Path, fitted: Recommender
+) -> None:
+    out = tmp_path / "r.sqlite"
+    result = invoke("precompute", "--out", out, "-k", "5", "--model", model_path, "--within-days", "2")
+    assert result.exit_code == 0, result.output
+    store = RelatedStore(out)
+    dated = undated = 0
+    for article_id in fitted.ids_.to_list():
+        got = [r.id for r in store.related(str(article_id), 5)]
+        try:
+            expected = [r.id for r in fitted.related(str(article_id), 5, within_days=2)]
+            dated += 1
+        except InvalidParameterError:  # no publication date: no window around it
+            expected = [r.id for r in fitted.related(str(article_id), 5)]
+            undated += 1
+        assert got == expected, article_id
+    assert dated > 300
+    with sqlite3.connect(out) as conn:
+        assert dict(conn.execute("SELECT key, value FROM meta").fetchall())["within_days"] == "2.0"
+    # A window narrows lists: the snake story's week-old reports of other snakes drop out.
+    assert len(store.related(SNAKE_ID, 5)) <= len(fitted.related(SNAKE_ID, 5))
+
+
+def test_precompute_bad_within_days(model_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.sqlite"
+    result = invoke("precompute", "--out", out, "--model", model_path, "--within-days", "-1")
+    assert_user_error(result, "within_days must be 0 or more days, got -1.0")
+    assert not out.exists()
 
 
 def test_precompute_bad_diversity(model_path: Path, tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ OPTIONS: list[dict[str, Any]] = [
     {"newer": False},
     {"min_score": 0.05, "min_results": 2},
     {"diversity": 0.3},
+    {"within_days": 2.0},
 ]
 
 
@@ -89,7 +90,7 @@ def edited(article: Article, body: str) -> Article:
 # --- the contract: equal to a full precompute ------------------------------------------------------
 
 
-@pytest.mark.parametrize("options", OPTIONS, ids=["default", "no-newer", "min-score", "diversity"])
+@pytest.mark.parametrize("options", OPTIONS, ids=["default", "no-newer", "min-score", "diversity", "within-days"])
 def test_adds_edits_and_removes_equal_a_full_precompute(
     base_model: Path, timeline: list[Article], tmp_path: Path, options: dict[str, Any]
 ) -> None:
