@@ -198,21 +198,20 @@ def train(
 ) -> None:
     """Train a model on a corpus and save it (with its JSON manifest beside it)."""
     with _user_errors():
+        recommender = Recommender(
+            stem=stem,
+            stopwords=stopwords,
+            numbers=numbers,
+            ngram_range=(1, 2) if bigrams else (1, 1),
+            half_life_days=half_life_days or None,
+            time_weight=time_weight,
+            dedup=dedup or None,
+        ).check_params()  # before the corpus is read
         path = corpus or bundled_corpus_path()
         started = time.perf_counter()
         result = _read(path, field, skip_invalid)
         with _progress("Analysing") as update:
-            fitted = Recommender.train(
-                result.articles,
-                progress=update,
-                stem=stem,
-                stopwords=stopwords,
-                numbers=numbers,
-                ngram_range=(1, 2) if bigrams else (1, 1),
-                half_life_days=half_life_days or None,
-                time_weight=time_weight,
-                dedup=dedup or None,
-            )
+            fitted = recommender.fit(result.articles, progress=update)
         manifest = fitted.save(model)
         elapsed = time.perf_counter() - started
         typer.echo(f"Trained on {len(fitted):,} articles, {manifest['terms']:,} terms in {elapsed:.1f} s")

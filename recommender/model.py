@@ -249,7 +249,9 @@ class Recommender:
             "dedup": self.dedup,
         }
 
-    def _check_params(self) -> None:
+    def check_params(self) -> Recommender:
+        """Check the parameters (as :meth:`fit` does first), so a bad one fails before a corpus is read;
+        :class:`InvalidParameterError` naming it. Returns this recommender."""
         if isinstance(self.min_df, float) and not 0.0 < self.min_df < 1.0:
             raise InvalidParameterError(f"min_df as a fraction must be between 0 and 1, got {self.min_df}")
         if isinstance(self.min_df, int) and self.min_df < 1:
@@ -261,6 +263,7 @@ class Recommender:
             self._analyzer()
         except ValueError as exc:
             raise InvalidParameterError(str(exc)) from None
+        return self
 
     # --- fitting ---------------------------------------------------------------------------------
 
@@ -273,7 +276,7 @@ class Recommender:
 
     def fit(self, articles: Iterable[Article], *, progress: ProgressCallback | None = None) -> Recommender:
         """Learn the vocabulary, IDF weights and article vectors from ``articles``."""
-        self._check_params()
+        self.check_params()
         docs = self._check_articles(articles)
         analyzer = self._analyzer()
         counts = count_terms(analyzer, [(a.title, a.body) for a in docs], n_jobs=self.n_jobs, progress=progress)
@@ -283,7 +286,7 @@ class Recommender:
         """Fit on terms counted elsewhere: ``counts.matrix[i]`` belongs to ``articles[i]``, whose title and
         body are not analysed again (a corpus in term space, as the benchmarks generate). Drafts given to
         :meth:`related_to_text` still go through this model's analyzer."""
-        self._check_params()
+        self.check_params()
         docs = self._check_articles(articles)
         if counts.matrix.shape[0] != len(docs):
             raise InvalidParameterError(f"counts have {counts.matrix.shape[0]} rows for {len(docs)} articles")

@@ -482,26 +482,9 @@ def _search(
         own = q_self[r]
         if not dense:
             size = _consider(
-                touched,
-                n_touched,
-                acc,
-                size,
-                cs,
-                ci,
-                cc,
-                own,
-                mask,
-                newer,
-                within,
-                qt,
-                d_ts,
-                use_prior,
-                qd,
-                d_days,
-                h,
-                keep,
-                weight,
-            )
+                touched, n_touched, acc, size, cs, ci, cc, own, mask, newer, within, qt, d_ts, use_prior, qd, d_days,
+                h, keep, weight,
+            )  # fmt: skip
         else:
             # Chunks with the best cosines first: the heap fills with good candidates at once, and then
             # most chunks hold nothing above its worst. Those are cleared without a look at each document
@@ -521,26 +504,9 @@ def _search(
                     touched[n_touched] = d
                     n_touched += acc[d] != 0
                 size = _consider(
-                    touched,
-                    n_touched,
-                    acc,
-                    size,
-                    cs,
-                    ci,
-                    cc,
-                    own,
-                    mask,
-                    newer,
-                    within,
-                    qt,
-                    d_ts,
-                    use_prior,
-                    qd,
-                    d_days,
-                    h,
-                    keep,
-                    weight,
-                )
+                    touched, n_touched, acc, size, cs, ci, cc, own, mask, newer, within, qt, d_ts, use_prior, qd,
+                    d_days, h, keep, weight,
+                )  # fmt: skip
         if pruned:
             # Candidates came from the rarer terms only: score them again on every term.
             q_idx = q_indices[q_indptr[r] : q_indptr[r + 1]]

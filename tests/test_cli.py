@@ -213,6 +213,42 @@ def test_train_field_mapping_on_csv(tmp_path: Path) -> None:
     assert not (tmp_path / "x.joblib").exists()
 
 
+def test_train_analysis_and_prior_options_reach_the_model(tmp_path: Path) -> None:
+    model = tmp_path / "m.joblib"
+    result = invoke(
+        "train", SAMPLE, "--model", model, "--stopwords", "indonesian", "--no-numbers", "--bigrams",
+        "--half-life-days", "3", "--time-weight", "1", "--dedup", "0",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    params = read_manifest(model)["params"]
+    assert {k: params[k] for k in ("stopwords", "numbers", "ngram_range", "half_life_days", "time_weight")} == {
+        "stopwords": "indonesian",
+        "numbers": False,
+        "ngram_range": [1, 2],
+        "half_life_days": 3.0,
+        "time_weight": 1.0,
+    }
+    assert params["dedup"] is None  # 0 turns it off
+    off = tmp_path / "off.joblib"
+    assert invoke("train", SAMPLE, "--model", off, "--half-life-days", "0").exit_code == 0
+    assert read_manifest(off)["params"]["half_life_days"] is None
+    assert read_manifest(off)["params"]["stopwords"] == "news"  # the defaults otherwise
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--stopwords", "all", "stopwords must be one of news, indonesian, none; got 'all'"),
+        ("--time-weight", "0", "time_weight must be in (0, 1], got 0.0"),
+        ("--time-weight", "1.5", "time_weight must be in (0, 1], got 1.5"),
+    ],
+)
+def test_train_bad_analysis_or_prior_option(tmp_path: Path, option: str, value: str, message: str) -> None:
+    model = tmp_path / "m.joblib"
+    assert_user_error(invoke("train", SAMPLE, "--model", model, option, value), message)
+    assert not model.exists()
+
+
 def test_train_field_without_equals_is_an_error(small_corpus: Path, tmp_path: Path) -> None:
     result = invoke("train", small_corpus, "--model", tmp_path / "m.joblib", "--field", "idpost_id")
     assert_user_error(result, "--field takes OURS=THEIRS", "'idpost_id'")
