@@ -192,6 +192,10 @@ def train(
             help="Share of a score that decays with time, 0 to 1 (1: halved at --half-life-days, recency first)."
         ),
     ] = 0.2,
+    topic_dims: Annotated[
+        int,
+        typer.Option(help="Topic gate: dimensions of the topic space, at most one per 100 articles (0: off)."),
+    ] = 64,
     dedup: Annotated[
         float, typer.Option(help="Cosine at which two results count as the same story; keep the best (0: off).")
     ] = 0.8,
@@ -205,6 +209,7 @@ def train(
             ngram_range=(1, 2) if bigrams else (1, 1),
             half_life_days=half_life_days or None,
             time_weight=time_weight,
+            topic_dims=topic_dims or None,
             dedup=dedup or None,
         ).check_params()  # before the corpus is read
         path = corpus or bundled_corpus_path()

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from .text import Analyzer
 
-__all__ = ["Counts", "count_terms", "tfidf", "weigh"]
+__all__ = ["Counts", "count_terms", "fit_topics", "project_topics", "tfidf", "weigh"]
 
 ProgressCallback = Callable[[int, int], None]
 _CHUNK = 1500  # articles per unit of parallel work
@@ -149,3 +149,23 @@ def weigh(matrix: sp.csr_matrix, idf: np.ndarray, *, sublinear_tf: bool) -> sp.c
     scale[nonzero] = 1.0 / norms[nonzero]
     data = (data * scale[row_of]).astype(np.float32)
     return sp.csr_matrix((data, matrix.indices.astype(np.int32), matrix.indptr), shape=matrix.shape)
+
+
+def fit_topics(matrix: sp.csr_matrix, dims: int, *, seed: int = 0) -> np.ndarray | None:
+    """The term loadings (terms × ``dims``, float32) of a latent semantic space: a truncated SVD of the
+    TF-IDF ``matrix``, seeded, so a refit on the same corpus gives the same space. ``None`` where the
+    corpus is too small to have ``dims`` topics (fewer articles or terms than that)."""
+    dims = min(dims, matrix.shape[0] - 1, matrix.shape[1] - 1)
+    if dims < 1:
+        return None
+    from sklearn.utils.extmath import randomized_svd  # here: importing scikit-learn takes a second
+
+    _, _, vt = randomized_svd(matrix, dims, n_iter=5, random_state=seed)
+    return np.ascontiguousarray(vt.T, dtype=np.float32)
+
+
+def project_topics(rows: sp.csr_matrix, loadings: np.ndarray) -> np.ndarray:
+    """Each TF-IDF row's unit vector in the topic space (zeros for a row with no known term)."""
+    z = np.asarray(rows @ loadings, dtype=np.float32)
+    norms = np.linalg.norm(z, axis=1, keepdims=True)
+    return np.divide(z, norms, out=np.zeros_like(z), where=norms > 0)

@@ -31,7 +31,7 @@ from . import __version__
 from ._atomic import atomic_write
 from .corpus import Article, parse_published
 from .errors import InvalidParameterError, ModelError, UnknownArticleError
-from .features import Counts, count_terms, tfidf
+from .features import Counts, count_terms, fit_topics, project_topics, tfidf
 from .neighbors import (
     Approx,
     Block,
@@ -64,6 +64,7 @@ if TYPE_CHECKING:
 __all__ = ["FORMAT_VERSION", "Recommender", "Related", "StringColumn", "manifest_path"]
 
 FORMAT_VERSION = 1
+ARTICLES_PER_TOPIC = 100  # the topic gate's space has at most len(corpus) // 100 dimensions
 _T = TypeVar("_T")
 
 
@@ -71,8 +72,8 @@ _T = TypeVar("_T")
 class Related:
     """One related article.
 
-    ``score`` (0 to 1) ranks the list: the cosine ``similarity`` to the query, weighted by the time
-    prior when one is on. ``why`` holds the shared terms behind the similarity (with ``explain``).
+    ``score`` (0 to 1) ranks the list: the cosine ``similarity`` to the query, weighted by the topic gate
+    and the time prior when they are on. ``why`` holds the shared terms behind the similarity (with ``explain``).
     """
 
     id: str
@@ -196,6 +197,10 @@ class Recommender:
         ``1 - time_weight + time_weight / (1 + days_apart / half_life_days)``. The default 0.2 lets time
         order stories of similar relatedness; 1 halves the score at ``half_life_days`` (recency first,
         at a cost in relatedness: docs/quality.md).
+    topic_dims: the topic gate: each cosine is multiplied by the two articles' (non-negative) cosine in a
+        latent semantic space of this many dimensions (a truncated SVD of the TF-IDF matrix), so articles
+        that share words but not a topic lose score; at most one dimension per 100 articles, and none below
+        2 (``None``: off).
     dedup: cosine at or above which two results are the same story republished; only the best is
         kept (``None``: off).
     n_jobs: processes for text analysis (``-1``: all cores).
@@ -214,6 +219,7 @@ class Recommender:
         sublinear_tf: bool = True,
         half_life_days: float | None = 7.0,
         time_weight: float = 0.2,
+        topic_dims: int | None = 64,
         dedup: float | None = 0.8,
         n_jobs: int = -1,
     ) -> None:
@@ -227,6 +233,7 @@ class Recommender:
         self.sublinear_tf = sublinear_tf
         self.half_life_days = half_life_days
         self.time_weight = time_weight
+        self.topic_dims = topic_dims
         self.dedup = dedup
         self.n_jobs = n_jobs
         self._lock = threading.Lock()
@@ -246,6 +253,7 @@ class Recommender:
             "sublinear_tf": self.sublinear_tf,
             "half_life_days": self.half_life_days,
             "time_weight": self.time_weight,
+            "topic_dims": self.topic_dims,
             "dedup": self.dedup,
         }
 
@@ -258,6 +266,12 @@ class Recommender:
             raise InvalidParameterError(f"min_df as a count must be 1 or more, got {self.min_df}")
         if not 0.0 < self.max_df <= 1.0:
             raise InvalidParameterError(f"max_df must be a fraction in (0, 1], got {self.max_df}")
+        if self.topic_dims is not None and (
+            isinstance(self.topic_dims, bool) or not isinstance(self.topic_dims, int) or self.topic_dims < 1
+        ):
+            raise InvalidParameterError(
+                f"topic_dims must be a whole number of 1 or more (or None), got {self.topic_dims}"
+            )
         self._options()
         try:
             self._analyzer()
@@ -329,6 +343,11 @@ class Recommender:
         self.idf_ = idf
         self.matrix_ = matrix  # columns sorted within rows: the kernels merge rows by column
         self.index_t_ = self.matrix_.T.tocsr()
+        # At most one topic dimension per 100 articles: a small corpus has few topics to tell apart, and a
+        # fine-grained space would gate away most of its pairs.
+        dims = None if self.topic_dims is None else min(self.topic_dims, len(docs) // ARTICLES_PER_TOPIC)
+        self.topic_terms_ = fit_topics(self.matrix_, dims) if dims and dims >= 2 else None
+        self.topics_ = None if self.topic_terms_ is None else project_topics(self.matrix_, self.topic_terms_)
         self.ids_ = StringColumn.from_values([a.id for a in docs])
         self.titles_ = StringColumn.from_values([a.title for a in docs])
         self.urls_ = StringColumn.from_values([a.url for a in docs])
@@ -534,7 +553,8 @@ class Recommender:
 
     def _index(self) -> Index:
         return self._cached(
-            "_search_index", lambda: Index(self.matrix_, self.index_t_, self.timestamps_, self.time_origin_)
+            "_search_index",
+            lambda: Index(self.matrix_, self.index_t_, self.timestamps_, self.time_origin_, self.topics_),
         )
 
     def _title_ids(self) -> np.ndarray:
@@ -559,6 +579,9 @@ class Recommender:
     ) -> list[Related]:
         _check_k(k)
         index = self._index()
+        topics = None
+        if self.topics_ is not None and self.topic_terms_ is not None:  # an article's own; a draft's from its terms
+            topics = self.topics_[[skip]] if skip is not None else project_topics(query, self.topic_terms_)
         hits = search(
             index,
             query,
@@ -567,6 +590,7 @@ class Recommender:
             query_ts=np.array([query_ts]),
             prior=options.prior(),
             mask=mask,
+            query_topics=topics,
             threads=available_threads(self.n_jobs),
         )
         rows, scores, sims = hits.rows[0], hits.scores[0], hits.similarities[0]
@@ -775,6 +799,8 @@ class Recommender:
             },
             "timestamps": self.timestamps_,
             "time_origin": self.time_origin_,
+            "topic_terms": self.topic_terms_,
+            "topics": self.topics_,
             "corpus": self.corpus_,
             "fitted_at": self.fitted_at_,
             "updates": self.updates_,
@@ -831,6 +857,7 @@ class Recommender:
         params.setdefault("time_weight", 1.0)
         params.setdefault("stopwords", "indonesian")
         params.setdefault("numbers", False)
+        params.setdefault("topic_dims", None)
         model = cls(**params)
         model.analyzer_ = state["analyzer"]
         model.idf_ = state["idf"]
@@ -840,6 +867,8 @@ class Recommender:
             setattr(model, f"{name}_", StringColumn(**column))
         model.timestamps_ = state["timestamps"]
         model.time_origin_ = state.get("time_origin", time_origin(np.asarray(model.timestamps_)))
+        model.topic_terms_ = state.get("topic_terms")
+        model.topics_ = state.get("topics")
         model.corpus_ = state["corpus"]
         model.fitted_at_ = state["fitted_at"]
         model.updates_ = dict(state.get("updates", _no_updates()))

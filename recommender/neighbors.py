@@ -182,9 +182,12 @@ class Index:
         index_t: sp.csr_matrix,
         timestamps: np.ndarray | None = None,
         origin: float | None = None,
+        topics: np.ndarray | None = None,
     ) -> None:
         if not matrix.has_sorted_indices:  # rows are merged by column when re-scored or compared
             matrix = matrix.sorted_indices()
+        # Each document's unit vector in a topic space (the topic gate), or None: no gate.
+        self.topics = None if topics is None else _readonly(np.atleast_2d(topics), np.float32)
         self.matrix = matrix
         self.n_docs = matrix.shape[0]
         self.n_terms = matrix.shape[1]
@@ -227,9 +230,19 @@ class Index:
         if self._time_ordered is None:  # kept: the recall estimate and the job itself both need it
             order = np.argsort(self.timestamps, kind="stable")  # NaN sorts last
             matrix = self.matrix[order]
-            ordered = Index(matrix, matrix.T.tocsr(), np.asarray(self.timestamps)[order], self.origin)
+            topics = None if self.topics is None else self.topics[order]
+            ordered = Index(matrix, matrix.T.tocsr(), np.asarray(self.timestamps)[order], self.origin, topics)
             self._time_ordered = (ordered, order)
         return self._time_ordered
+
+    def gate(self, query_topics: np.ndarray | None, n_queries: int) -> tuple[np.ndarray, np.ndarray]:
+        """The kernel's topic arrays: the queries' and the documents' (documents empty: no gate)."""
+        if self.topics is None:
+            return _NO_QUERY_TOPICS, _NO_TOPICS
+        if query_topics is None or np.shape(query_topics) != (n_queries, self.topics.shape[1]):
+            dims = self.topics.shape[1]
+            raise ValueError(f"the index gates by topic: give {n_queries} query topic vectors of {dims}")
+        return _readonly(query_topics, np.float32), self.topics
 
     def query_days(self, query_ts: np.ndarray) -> np.ndarray:
         return _readonly(((np.asarray(query_ts, dtype=np.float64) - self.origin) / _DAY).astype(np.float32), np.float32)
@@ -330,9 +343,19 @@ def _prior(apart, h, keep, weight):
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
+def _agreement(qz, d_topics, d):
+    """The topic gate's factor: the cosine of query and document in the topic space, 0 if negative."""
+    g = np.float32(0.0)
+    for i in range(qz.shape[0]):
+        g += qz[i] * d_topics[d, i]
+    return max(g, np.float32(0.0))
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
 def _consider(
-    touched, n, acc, size, cs, ci, cc, own, mask, newer, within, qt, d_ts, use_prior, qd, d_days, h, keep, weight
-):
+    touched, n, acc, size, cs, ci, cc, own, mask, newer, within, qt, d_ts, use_prior, qd, d_days, h, keep, weight,
+    gate, qz, d_topics,
+):  # fmt: skip
     """Offer documents ``touched[:n]`` with cosines ``acc`` (cleared on the way) to the heap of the best
     ``len(cs)`` (score, row, cosine), after the filters and the time prior; returns the heap's size."""
     n_keep = cs.shape[0]
@@ -352,8 +375,10 @@ def _consider(
         if within >= 0 and qt == qt and not abs(d_ts[d] - qt) <= within:  # an undated candidate falls out
             continue
         s = cos
+        if gate:  # at most 1: the skip above stays exact
+            s = s * _agreement(qz, d_topics, d)
         if use_prior:  # undated: neither weighted nor filtered
-            s = cos * _prior(d_days[d] - qd, h, keep, weight)
+            s = s * _prior(d_days[d] - qd, h, keep, weight)
         if s <= 0 or (size == n_keep and not _better(s, d, cs[0], ci[0])):
             continue
         size = _heap_push(cs, ci, cc, size, s, d, cos)
@@ -380,6 +405,8 @@ def _search(
     time_weight,
     newer,
     within,
+    q_topics,
+    d_topics,
     mask,
     prune_df,
     rescore,
@@ -399,7 +426,9 @@ def _search(
 
     Only documents ``d_lo..d_hi`` are candidates. ``half_life <= 0``: no time prior; else a candidate's
     cosine is weighted by :func:`_prior` with ``time_weight`` (1: the full hyperbolic decay). ``within`` ≥ 0:
-    only candidates published within that many seconds of a dated query. ``mask`` of
+    only candidates published within that many seconds of a dated query. ``d_topics`` with rows (one per
+    document, unit vectors): the topic gate, each cosine times the query's (``q_topics``) agreement with the
+    document in the topic space, if positive. ``mask`` of
     length 0: no mask. ``prune_df <= 0``: exact. Else approximate: a term in more than ``prune_df``
     documents is read only for the documents in rows ``w_lo[r]..w_hi[r]`` (the query's time window,
     on a corpus in time order), then the best ``rescore`` candidates are scored again on every term.
@@ -414,6 +443,7 @@ def _search(
     h = np.float32(half_life) if use_prior else np.float32(1.0)
     weight = np.float32(time_weight)
     keep = np.float32(1.0) - weight
+    gate = d_topics.shape[0] > 0
     pruned = prune_df > 0
     n_keep = rescore if pruned else pool
     cs = np.empty(max(n_keep, 1), np.float32)
@@ -483,7 +513,7 @@ def _search(
         if not dense:
             size = _consider(
                 touched, n_touched, acc, size, cs, ci, cc, own, mask, newer, within, qt, d_ts, use_prior, qd, d_days,
-                h, keep, weight,
+                h, keep, weight, gate, q_topics[r] if gate else q_topics[0], d_topics,
             )  # fmt: skip
         else:
             # Chunks with the best cosines first: the heap fills with good candidates at once, and then
@@ -505,7 +535,7 @@ def _search(
                     n_touched += acc[d] != 0
                 size = _consider(
                     touched, n_touched, acc, size, cs, ci, cc, own, mask, newer, within, qt, d_ts, use_prior, qd,
-                    d_days, h, keep, weight,
+                    d_days, h, keep, weight, gate, q_topics[r] if gate else q_topics[0], d_topics,
                 )  # fmt: skip
         if pruned:
             # Candidates came from the rarer terms only: score them again on every term.
@@ -517,8 +547,10 @@ def _search(
                 d = ci[j]
                 cos = _dot_with_row(q_idx, q_val, x_indptr, x_indices, x_data, d)
                 s = cos
+                if gate:
+                    s = s * _agreement(q_topics[r], d_topics, d)
                 if use_prior:
-                    s = cos * _prior(d_days[d] - qd, h, keep, weight)
+                    s = s * _prior(d_days[d] - qd, h, keep, weight)
                 size = _heap_push(hs, hi_, hc, size, s, d, cos)
         else:
             hs[:size] = cs[:size]
@@ -545,8 +577,9 @@ def _search(
 
 @numba.njit(nogil=True, cache=True)
 def _enters(
-    q_indptr, q_indices, q_data, q_days, t_indptr, t_indices, t_data, d_days, half_life, time_weight, threshold, out
-):
+    q_indptr, q_indices, q_data, q_days, t_indptr, t_indices, t_data, d_days, half_life, time_weight, q_topics,
+    d_topics, threshold, out,
+):  # fmt: skip
     """Set ``out[d]`` for every document whose list a query row could enter: its weighted score
     reaches ``threshold[d]`` (``inf``: never). The same accumulation and prior as :func:`_search`."""
     n_docs = d_days.shape[0]
@@ -556,6 +589,7 @@ def _enters(
     h = np.float32(half_life) if use_prior else np.float32(1.0)
     weight = np.float32(time_weight)
     keep = np.float32(1.0) - weight
+    gate = d_topics.shape[0] > 0
     for r in range(q_indptr.shape[0] - 1):
         work = 0
         for p in range(q_indptr[r], q_indptr[r + 1]):
@@ -587,6 +621,8 @@ def _enters(
             acc[d] = 0
             if s <= 0:
                 continue
+            if gate:
+                s = s * _agreement(q_topics[r], d_topics, d)
             if use_prior:
                 s = s * _prior(d_days[d] - qd, h, keep, weight)
             # Summed from the other side, a score can differ from the kernel's in its last bits.
@@ -597,6 +633,9 @@ def _enters(
 # --- Python entry points ---------------------------------------------------------------------------
 
 _NO_MASK = _readonly(np.zeros(0, dtype=np.bool_), np.bool_)
+# No gate: documents' topics with no rows; the queries' a dummy row the kernel passes along but never reads.
+_NO_TOPICS = _readonly(np.zeros((0, 1), dtype=np.float32), np.float32)
+_NO_QUERY_TOPICS = _readonly(np.zeros((1, 1), dtype=np.float32), np.float32)
 
 
 def search(
@@ -609,12 +648,15 @@ def search(
     prior: TimePrior = TimePrior(),
     mask: np.ndarray | None = None,
     approx: Approx | None = None,
+    query_topics: np.ndarray | None = None,
     threads: int = 1,
 ) -> Hits:
     """The best ``pool`` candidates of every query row, one thread per slice of rows.
 
     ``exclude[i]`` is a row query ``i`` must never return (its own), or ``-1``. ``query_ts`` are the
-    queries' publication times (NaN: undated). ``approx`` gives approximate mode (see the module).
+    queries' publication times (NaN: undated). ``approx`` gives approximate mode (see the module). An index
+    with topics gates every score by topic agreement: ``query_topics`` are then the queries' unit vectors
+    in its topic space (one row per query).
     """
     nq = queries.shape[0]
     if queries.shape[1] != index.n_terms:
@@ -631,6 +673,7 @@ def search(
     prune_df = approx.prune_df if approx is not None else 0
     rescore = max(approx.rescore if approx is not None else 0, pool)
     w_lo, w_hi = index.windows(q_ts, approx.window_days if approx is not None else 0.0)
+    q_topics, d_topics = index.gate(query_topics, nq)
 
     def run(lo: int, hi: int, d_lo: int = 0, d_hi: int = index.n_docs, out: Hits | None = None) -> None:
         out = out or Hits(rows, scores, sims)
@@ -638,8 +681,8 @@ def search(
         try:
             _search(
                 *q, q_self, q_ts, q_days, *index.terms, *index.rows, index.timestamps, index.days,
-                half_life, prior.weight, prior.newer, prior.within_seconds, m, prune_df, rescore, w_lo, w_hi,
-                d_lo, d_hi, lo, hi,
+                half_life, prior.weight, prior.newer, prior.within_seconds, q_topics, d_topics, m, prune_df,
+                rescore, w_lo, w_hi, d_lo, d_hi, lo, hi,
                 out.rows, out.scores, out.similarities, acc, touched,
             )  # fmt: skip
         except BaseException:
@@ -721,12 +764,15 @@ def lists_entered(
     threshold: np.ndarray,
     prior: TimePrior = TimePrior(),
     threads: int = 1,
+    query_topics: np.ndarray | None = None,
 ) -> np.ndarray:
     """Which documents' lists any of ``queries`` could enter: those it scores at least ``threshold[d]``
-    against (the score of the last item on ``d``'s list; 0 for a list with room left). Cosine and the
-    time prior are symmetric, so the query's own score row answers for every list at once."""
+    against (the score of the last item on ``d``'s list; 0 for a list with room left). Cosine, the time
+    prior and the topic gate are symmetric, so the query's own score row answers for every list at once.
+    ``query_topics`` as in :func:`search`."""
     half_life = float(prior.half_life_days) if prior.half_life_days is not None else 0.0
     q_days = index.query_days(query_ts)
+    q_topics, d_topics = index.gate(query_topics, queries.shape[0])
     limit = _readonly(threshold, np.float32)
     bounds = np.linspace(0, queries.shape[0], max(1, min(threads, queries.shape[0])) + 1).astype(np.int64)
     outs = [np.zeros(index.n_docs, dtype=np.bool_) for _ in bounds[1:]]
@@ -734,8 +780,8 @@ def lists_entered(
     def run(i: int) -> None:
         lo, hi = int(bounds[i]), int(bounds[i + 1])
         _enters(
-            *_csr_parts(queries[lo:hi]), q_days[lo:hi], *index.terms, index.days, half_life, prior.weight, limit,
-            outs[i],
+            *_csr_parts(queries[lo:hi]), q_days[lo:hi], *index.terms, index.days, half_life, prior.weight,
+            q_topics[lo:hi] if d_topics.shape[0] else q_topics, d_topics, limit, outs[i],
         )  # fmt: skip
 
     if len(outs) == 1:
@@ -828,6 +874,7 @@ def search_blocks(
                 query_ts=np.asarray(target.timestamps)[own],
                 prior=prior,
                 approx=approx,
+                query_topics=None if target.topics is None else target.topics[own],
                 threads=threads,
             )
             if order is not None:

@@ -37,7 +37,7 @@ import scipy.sparse as sp
 from ._atomic import temporary_beside
 from .corpus import Article
 from .errors import InvalidParameterError, ModelError, StoreError, UnknownArticleError
-from .features import weigh
+from .features import project_topics, weigh
 from .model import Recommender, StringColumn, _csr_from_state, _csr_state, _timestamp, manifest_path
 from .neighbors import available_threads, lists_entered, row_ranges
 from .ranking import RankingOptions
@@ -237,6 +237,9 @@ def _assemble(
         setattr(new, f"{name}_", (column if kept is None else column.take(kept)).extend(columns[name]))
     own = model.timestamps_ if kept is None else model.timestamps_[kept]
     new.timestamps_ = np.concatenate([np.asarray(own, dtype=np.float64), timestamps])
+    if model.topics_ is not None and model.topic_terms_ is not None:  # the topic space stays as fitted, like idf
+        topics = model.topics_ if kept is None else model.topics_[kept]
+        new.topics_ = np.concatenate([np.asarray(topics), project_topics(added, model.topic_terms_)])
     base = model.base_rows_ if kept is None else model.base_rows_[kept]
     new.base_rows_ = np.concatenate([np.asarray(base, dtype=np.int64), np.full(added.shape[0], -1, dtype=np.int64)])
     return new
@@ -466,8 +469,9 @@ def _changed_lists(old: Recommender, new: Recommender, delta: _Delta, lists: _Li
     if delta.dropped.size:
         index = old._index()
         touched_old |= lists_entered(
-            index, index.matrix[delta.dropped], old.timestamps_[delta.dropped], threshold, prior, threads
-        )
+            index, index.matrix[delta.dropped], old.timestamps_[delta.dropped], threshold, prior, threads,
+            None if old.topics_ is None else old.topics_[delta.dropped],
+        )  # fmt: skip
         touched_old |= np.isin(lists.indices, delta.dropped).any(axis=1)
     touched_old[delta.dropped] = False
     touched = [delta.new_of_old[touched_old], delta.new_rows]
@@ -477,8 +481,9 @@ def _changed_lists(old: Recommender, new: Recommender, delta: _Delta, lists: _Li
         new_threshold[delta.new_of_old[kept]] = threshold[kept]
         index = new._index()
         entered = lists_entered(
-            index, index.matrix[delta.new_rows], new.timestamps_[delta.new_rows], new_threshold, prior, threads
-        )
+            index, index.matrix[delta.new_rows], new.timestamps_[delta.new_rows], new_threshold, prior, threads,
+            None if new.topics_ is None else new.topics_[delta.new_rows],
+        )  # fmt: skip
         touched.append(np.flatnonzero(entered))
     rows = np.unique(np.concatenate(touched))
 

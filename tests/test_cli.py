@@ -217,7 +217,7 @@ def test_train_analysis_and_prior_options_reach_the_model(tmp_path: Path) -> Non
     model = tmp_path / "m.joblib"
     result = invoke(
         "train", SAMPLE, "--model", model, "--stopwords", "indonesian", "--no-numbers", "--bigrams",
-        "--half-life-days", "3", "--time-weight", "1", "--dedup", "0",
+        "--half-life-days", "3", "--time-weight", "1", "--dedup", "0", "--topic-dims", "0",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     params = read_manifest(model)["params"]
@@ -228,7 +228,7 @@ def test_train_analysis_and_prior_options_reach_the_model(tmp_path: Path) -> Non
         "half_life_days": 3.0,
         "time_weight": 1.0,
     }
-    assert params["dedup"] is None  # 0 turns it off
+    assert params["dedup"] is None and params["topic_dims"] is None  # 0 turns them off
     off = tmp_path / "off.joblib"
     assert invoke("train", SAMPLE, "--model", off, "--half-life-days", "0").exit_code == 0
     assert read_manifest(off)["params"]["half_life_days"] is None
@@ -241,6 +241,7 @@ def test_train_analysis_and_prior_options_reach_the_model(tmp_path: Path) -> Non
         ("--stopwords", "all", "stopwords must be one of news, indonesian, none; got 'all'"),
         ("--time-weight", "0", "time_weight must be in (0, 1], got 0.0"),
         ("--time-weight", "1.5", "time_weight must be in (0, 1], got 1.5"),
+        ("--topic-dims", "-3", "topic_dims must be a whole number of 1 or more (or None), got -3"),
     ],
 )
 def test_train_bad_analysis_or_prior_option(tmp_path: Path, option: str, value: str, message: str) -> None:
@@ -553,12 +554,15 @@ def precompute_ok(model: Path, out: Path, k: int) -> int:
     return pairs
 
 
-def test_precompute_sqlite(model_path: Path, tmp_path: Path) -> None:
+def test_precompute_sqlite(model_path: Path, tmp_path: Path, fitted: Recommender) -> None:
     out = tmp_path / "r.sqlite"
     pairs = precompute_ok(model_path, out, 3)
+    # Every article with anything above the floor has a list; the others none (nothing related enough)
+    with_list = sum(1 for i in fitted.ids_.to_list() if fitted.related(str(i), 3))
+    assert with_list > 300
     with sqlite3.connect(out) as conn:
         assert conn.execute("SELECT COUNT(*) FROM related").fetchone()[0] == pairs
-        assert conn.execute("SELECT COUNT(DISTINCT article_id) FROM related").fetchone()[0] == 380
+        assert conn.execute("SELECT COUNT(DISTINCT article_id) FROM related").fetchone()[0] == with_list
         assert conn.execute("SELECT COUNT(*) FROM articles").fetchone()[0] == 380
         assert (
             conn.execute("SELECT MAX(n) FROM (SELECT COUNT(*) n FROM related GROUP BY article_id)").fetchone()[0] == 3

@@ -716,7 +716,7 @@ def test_time_weight_out_of_range(sample_articles: list[Article], weight: float)
 
 
 def test_full_time_weight_halves_a_score_at_the_half_life(sample_articles: list[Article]) -> None:
-    recency = Recommender(n_jobs=1, half_life_days=3.0, time_weight=1.0).fit(sample_articles)
+    recency = Recommender(n_jobs=1, half_life_days=3.0, time_weight=1.0, topic_dims=None).fit(sample_articles)
     own = recency.timestamps_[recency.row_of(SNAKE_ID)]
     for r in recency.related(SNAKE_ID, 10):
         days = abs(recency.timestamps_[recency.row_of(r.id)] - own) / 86400

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -11,6 +13,11 @@ from recommender import Recommender
 from recommender.neighbors import Block, Index, TimePrior, all_pairs_top_k, lists_entered, query_scores, top_k_indices
 
 DAY = 86400.0
+
+
+def topic_rows(index: Index, rows: Iterable[int]) -> np.ndarray | None:
+    """The query topic vectors a gated index needs for these of its own rows (None: no gate)."""
+    return None if index.topics is None else index.topics[list(rows)]
 
 
 def brute_top_k(matrix: sp.csr_matrix, k: int) -> list[list[tuple[int, float]]]:
@@ -193,7 +200,12 @@ def test_one_lookup_split_between_threads_equals_one_thread(
     for row in (0, 17, 200):
         query = index.matrix[row]
         for prior in (neighbors.TimePrior(), neighbors.TimePrior(3.0, newer=False)):
-            kwargs = {"exclude": np.array([row]), "query_ts": np.asarray(index.timestamps)[[row]], "prior": prior}
+            kwargs = {
+                "exclude": np.array([row]),
+                "query_ts": np.asarray(index.timestamps)[[row]],
+                "prior": prior,
+                "query_topics": topic_rows(index, [row]),
+            }
             one = neighbors.search(index, query, 50, threads=1, **kwargs)  # type: ignore[arg-type]
             for threads in (2, 3):
                 split = neighbors.search(index, query, 50, threads=threads, **kwargs)  # type: ignore[arg-type]
@@ -211,7 +223,9 @@ def test_a_forked_worker_still_splits_lookups(fitted: Recommender, monkeypatch: 
 
     monkeypatch.setattr(neighbors, "_SPLIT_WORK", 0)
     index = fitted._index()
-    expected = neighbors.search(index, index.matrix[3], 20, exclude=np.array([3]), threads=2).rows
+    expected = neighbors.search(
+        index, index.matrix[3], 20, exclude=np.array([3]), query_topics=topic_rows(index, [3]), threads=2
+    ).rows
     _FORKED["model"] = fitted  # inherited by the forked child, not pickled
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(1) as pool:
@@ -227,7 +241,9 @@ def _lookup_in_child(row: int) -> np.ndarray:
 
     neighbors._SPLIT_WORK = 0  # make sure the split path runs in the child too
     index = _FORKED["model"]._index()
-    return neighbors.search(index, index.matrix[row], 20, exclude=np.array([row]), threads=2).rows
+    return neighbors.search(
+        index, index.matrix[row], 20, exclude=np.array([row]), query_topics=topic_rows(index, [row]), threads=2
+    ).rows
 
 
 @pytest.mark.parametrize("density", [0.002, 0.05])  # queries reaching few documents, and most of them
@@ -261,10 +277,15 @@ def test_lookups_leave_the_scratch_accumulator_zeroed(fitted: Recommender) -> No
     sparse_query = sp.csr_matrix(([1.0], ([0], [rare])), shape=(1, index.n_terms), dtype=np.float32)
     mask = np.arange(index.n_docs) % 2 == 0
     searches = [
-        dict(queries=index.matrix[5]),
-        dict(queries=sparse_query),
-        dict(queries=index.matrix[7], mask=mask, prior=neighbors.TimePrior(3.0, newer=False)),
-        dict(queries=index.matrix[:20], approx=neighbors.Approx(prune_df=3)),
+        dict(queries=index.matrix[5], query_topics=topic_rows(index, [5])),
+        dict(queries=sparse_query, query_topics=topic_rows(index, [0])),
+        dict(
+            queries=index.matrix[7],
+            mask=mask,
+            prior=neighbors.TimePrior(3.0, newer=False),
+            query_topics=topic_rows(index, [7]),
+        ),
+        dict(queries=index.matrix[:20], approx=neighbors.Approx(prune_df=3), query_topics=topic_rows(index, range(20))),
     ]
     for kwargs in searches:
         neighbors.search(index, pool=10, **kwargs)  # type: ignore[arg-type]
@@ -283,6 +304,6 @@ def test_a_failed_lookup_does_not_keep_its_scratch(fitted: Recommender, monkeypa
     with monkeypatch.context() as patched:
         patched.setattr(neighbors, "_search", fail)
         with pytest.raises(RuntimeError):
-            neighbors.search(index, index.matrix[0], 5)
+            neighbors.search(index, index.matrix[0], 5, query_topics=topic_rows(index, [0]))
     acc, _ = neighbors._scratch(index.n_docs)
     assert not acc.any()

@@ -56,6 +56,11 @@ def time_weights(query_ts: np.ndarray, doc_ts: np.ndarray, options: RankingOptio
     return weights
 
 
+def topic_agreement(model: Recommender, row: int) -> np.ndarray:
+    """The topic gate in plain NumPy: the row's cosine to every row in the topic space, 0 if negative."""
+    return np.maximum(np.asarray(model.topics_) @ np.asarray(model.topics_)[row], np.float32(0.0))
+
+
 def select(
     scores: np.ndarray,
     k: int,
@@ -181,11 +186,11 @@ def test_kernel_scores_are_cosine_times_the_reference_weights(fitted: Recommende
     for row in (0, 57, 211, 379):
         hits = search(
             index, index.matrix[row], n, exclude=np.array([row]), query_ts=ts[[row]],
-            prior=options.prior(),
+            prior=options.prior(), query_topics=fitted.topics_[[row]],
         )  # fmt: skip
         cosines = (index.matrix @ index.matrix[row].T).toarray().ravel().astype(np.float32)
         weights = time_weights(ts[[row]], ts, options)
-        expected = cosines * (weights[0] if weights is not None else np.float32(1.0))
+        expected = cosines * topic_agreement(fitted, row) * (weights[0] if weights is not None else np.float32(1.0))
         expected[row] = 0.0
         got = {int(j): float(v) for j, v in zip(hits.rows[0], hits.scores[0], strict=True) if j >= 0}
         assert set(got) == set(np.flatnonzero(expected > 0).tolist())
@@ -424,7 +429,8 @@ def terms_of(fitted: Recommender, sample_articles: list[Article]) -> dict[str, s
 
 @pytest.fixture(scope="module")
 def no_prior(sample_articles: list[Article]) -> Recommender:
-    return Recommender.train(sample_articles, n_jobs=1, half_life_days=None)
+    """Plain cosine: neither the time prior nor the topic gate."""
+    return Recommender.train(sample_articles, n_jobs=1, half_life_days=None, topic_dims=None)
 
 
 def some_ids(fitted: Recommender, step: int = 7) -> list[str]:
@@ -524,8 +530,9 @@ def test_time_prior_score_at_most_similarity(fitted: Recommender) -> None:
             assert r.similarity is not None
             assert 0 < r.score <= r.similarity <= 1.0
             days = abs(stamps[fitted.row_of(r.id)] - own) / DAY
+            gate = topic_agreement(fitted, fitted.row_of(article_id))[fitted.row_of(r.id)]
             assert r.score == pytest.approx(
-                r.similarity * (0.8 + 0.2 / (1 + days / 7.0)), abs=5e-6
+                r.similarity * gate * (0.8 + 0.2 / (1 + days / 7.0)), abs=5e-6
             )  # both rounded to 6 decimals, weights in float32
 
 
@@ -533,6 +540,20 @@ def test_time_prior_can_be_turned_off(no_prior: Recommender) -> None:
     for article_id in some_ids(no_prior, 3):
         for r in no_prior.related(article_id, 10):
             assert r.score == r.similarity
+
+
+def test_topic_gate_alone_weighs_each_cosine_by_topic_agreement(sample_articles: list[Article]) -> None:
+    gated = Recommender.train(sample_articles, n_jobs=1, half_life_days=None)
+    assert gated.topics_ is not None and gated.topics_.shape == (380, 3)  # one dimension per 100 articles
+    np.testing.assert_allclose(np.linalg.norm(gated.topics_, axis=1), 1.0, rtol=1e-5)
+    seen = 0
+    for article_id in some_ids(gated, 3):
+        agreement = topic_agreement(gated, gated.row_of(article_id))
+        for r in gated.related(article_id, 10):
+            assert r.similarity is not None
+            assert r.score == pytest.approx(r.similarity * agreement[gated.row_of(r.id)], abs=5e-6)
+            seen += r.score < r.similarity - 1e-4
+    assert seen  # the gate lowers some scores
 
 
 def test_time_prior_reorders(fitted: Recommender, no_prior: Recommender) -> None:
