@@ -59,10 +59,10 @@ def _median(times: list[float]) -> float:
 
 def ours_exact(model_path: str, repeats: int) -> tuple[float, np.ndarray]:
     from recommender import Recommender
-    from recommender.neighbors import available_threads, search_blocks
+    from recommender.neighbors import Index, available_threads, search_blocks
 
     model = Recommender.load(model_path)
-    index = model._index()
+    index = Index(model.matrix_, model.index_t_)  # plain cosine, as sklearn's: no time prior, no topic gate
     times, rows = [], np.empty(0)
     for _ in range(repeats):
         started = time.perf_counter()
@@ -88,6 +88,7 @@ PREVIOUS_DEFAULTS: dict[str, Any] = {
     "max_df": 0.5,
     "half_life_days": 3.0,
     "time_weight": 1.0,
+    "topic_dims": None,
 }
 
 

@@ -342,9 +342,10 @@ def _prior(apart, h, keep, weight):
     return keep + weight * (np.float32(1.0) / (np.float32(1.0) + abs(apart) / h))
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
+@numba.njit(nogil=True, cache=True, fastmath=True)
 def _agreement(qz, d_topics, d):
-    """The topic gate's factor: the cosine of query and document in the topic space, 0 if negative."""
+    """The topic gate's factor: the cosine of query and document in the topic space, 0 if negative.
+    fastmath lets the sum vectorise; its order depends on the loop only, so the factor stays symmetric."""
     g = np.float32(0.0)
     for i in range(qz.shape[0]):
         g += qz[i] * d_topics[d, i]
@@ -375,10 +376,12 @@ def _consider(
         if within >= 0 and qt == qt and not abs(d_ts[d] - qt) <= within:  # an undated candidate falls out
             continue
         s = cos
-        if gate:  # at most 1: the skip above stays exact
-            s = s * _agreement(qz, d_topics, d)
         if use_prior:  # undated: neither weighted nor filtered
             s = s * _prior(d_days[d] - qd, h, keep, weight)
+        if gate:
+            if size == n_keep and s < cs[0]:  # the gate is at most 1: skip its dot product
+                continue
+            s = s * _agreement(qz, d_topics, d)
         if s <= 0 or (size == n_keep and not _better(s, d, cs[0], ci[0])):
             continue
         size = _heap_push(cs, ci, cc, size, s, d, cos)
@@ -547,10 +550,10 @@ def _search(
                 d = ci[j]
                 cos = _dot_with_row(q_idx, q_val, x_indptr, x_indices, x_data, d)
                 s = cos
-                if gate:
-                    s = s * _agreement(q_topics[r], d_topics, d)
                 if use_prior:
                     s = s * _prior(d_days[d] - qd, h, keep, weight)
+                if gate:
+                    s = s * _agreement(q_topics[r], d_topics, d)
                 size = _heap_push(hs, hi_, hc, size, s, d, cos)
         else:
             hs[:size] = cs[:size]
@@ -621,10 +624,10 @@ def _enters(
             acc[d] = 0
             if s <= 0:
                 continue
-            if gate:
-                s = s * _agreement(q_topics[r], d_topics, d)
             if use_prior:
                 s = s * _prior(d_days[d] - qd, h, keep, weight)
+            if gate:
+                s = s * _agreement(q_topics[r], d_topics, d)
             # Summed from the other side, a score can differ from the kernel's in its last bits.
             if s >= threshold[d] * np.float32(0.99999):
                 out[d] = True
