@@ -6,8 +6,9 @@
 Every figure is over the 60 judged queries of data/judgments (nDCG@5 over the 59 with a relevant judged
 document), with judged@5 beside it. Choices are checked by nested cross-validation by query: a setting is
 chosen on 54 queries and scored on the other 6, 10 folds × 5 seeds, so nothing is fitted to the queries it
-is scored on. Models are trained with the package's own ``Recommender``; the LSA gate is computed here, by
-brute force for the 60 queries, from the trained model's matrix (it is not in the package yet).
+is scored on. Models are trained with the package's own ``Recommender``; the prior and LSA gate grids are
+computed here, by brute force for the 60 queries, from the trained model's TF-IDF matrix (the package's own
+gate, ``topic_dims=64``, is in the first line's lookups).
 """
 
 from __future__ import annotations
