@@ -75,7 +75,7 @@ def ours_precompute(model_path: str, out: str, repeats: int, min_score: float | 
     from recommender import Recommender, precompute
 
     model = Recommender.load(model_path)
-    options = {} if min_score is None else {"min_score": min_score}
+    options: dict[str, Any] = {} if min_score is None else {"min_score": min_score}
     return _median([precompute(model, out, 10, **options).seconds for _ in range(repeats)])
 
 

@@ -25,6 +25,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_allpairs import PREVIOUS_DEFAULTS  # noqa: E402  (this script's folder is on the path)
+
 from recommender import Recommender, read_articles  # noqa: E402
 from recommender.evaluate import JudgedScores, QueryJudged, judged_measures, load_judgments  # noqa: E402
 
@@ -119,17 +121,10 @@ def main() -> None:
     print(line("defaults (package lookups)", bench.lookups(default)))
 
     if not args.quick:
-        print("\n# analysis variants, package lookups (gentle prior, floor)")
+        print("\n# analysis variants, package lookups (topic gate, gentle prior, floor)")
         variants: dict[str, dict[str, Any]] = {
-            "previous defaults (Sastrawi list, bigrams, no numbers, max_df 0.5, full 3-day prior)": {
-                "stopwords": "indonesian",
-                "numbers": False,
-                "ngram_range": (1, 2),
-                "max_df": 0.5,
-                "half_life_days": 3.0,
-                "time_weight": 1.0,
-            },
-            "Sastrawi list, bigrams, no numbers, max_df 0.5 (gentle prior)": {
+            "previous defaults (Sastrawi, bigrams, no numbers, max_df 0.5, full prior, no gate)": PREVIOUS_DEFAULTS,
+            "Sastrawi list, bigrams, no numbers, max_df 0.5": {
                 "stopwords": "indonesian",
                 "numbers": False,
                 "ngram_range": (1, 2),
