@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -22,6 +23,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
+from typer.core import TyperCommand
 
 from . import __version__
 from .cluster import check_cluster_options
@@ -50,24 +53,54 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: Rich's would read "recommender[dask]" in a docstring as markup, and print flags as "<bool>".
+    rich_markup_mode=None,
 )
+
+
+class _Command(TyperCommand):
+    """Help as click writes it: a required argument bare in the usage line (``add [OPTIONS] FILE``, not in
+    braces), and arguments listed by name without Typer's ``<path>`` type labels."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = super().collect_usage_pieces(ctx)
+        return [re.sub(r"^{(.*)}", r"\1", p) for p in pieces]
+
+    def get_help(self, ctx: Any) -> str:
+        lines, in_arguments = [], False
+        for line in super().get_help(ctx).splitlines():
+            if line == "Arguments:":
+                in_arguments = True
+            elif not line.strip():
+                in_arguments = False
+            elif in_arguments:  # blanked, not cut, so the help column stays aligned
+                line = re.sub(r"^(\s+\S+)( <[^>]+>)", lambda m: m[1] + " " * len(m[2]), line)
+            lines.append(line)
+        return "\n".join(lines)
+
+
 out = Console(soft_wrap=False)
 err = Console(stderr=True)
 
 ModelOption = Annotated[
     Path,
-    typer.Option("--model", "-m", envvar="RECOMMENDER_MODEL", help="Model file (env RECOMMENDER_MODEL)."),
+    typer.Option(
+        "--model", "-m", metavar="PATH", envvar="RECOMMENDER_MODEL", help="Model file (env RECOMMENDER_MODEL)."
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON Lines, one object per line.")]
+JsonObjectOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 NewerOption = Annotated[
     bool, typer.Option("--newer/--no-newer", help="--no-newer: only articles published before it (stable archives).")
 ]
-DiversityOption = Annotated[float, typer.Option(help="Trade relevance for variety, 0 (off) to 1 (MMR).")]
-WithinDaysOption = Annotated[
-    float | None, typer.Option(help="Only published within this many days of the article (by ID).")
+DiversityOption = Annotated[
+    float, typer.Option(metavar="0..1", help="Trade relevance for variety, 0 (off) to 1 (MMR).")
 ]
-MinScoreOption = Annotated[float, typer.Option(help="Drop results scoring below this (0 to 1)...")]
-MinResultsOption = Annotated[int, typer.Option(help="...unless fewer than this many would remain.")]
+WithinDaysOption = Annotated[
+    float | None, typer.Option(metavar="DAYS", help="Only published within this many days of the article (by ID).")
+]
+MinScoreOption = Annotated[float, typer.Option(metavar="SCORE", help="Drop results scoring below this (0 to 1)...")]
+MinResultsOption = Annotated[int, typer.Option(metavar="N", help="...unless fewer than this many would remain.")]
 
 
 @contextmanager
@@ -142,13 +175,18 @@ def _mb(path: Path) -> str:
 
 
 FieldOption = Annotated[
-    list[str], typer.Option("--field", help="Map a field to your column: --field id=post_id (repeatable).")
+    list[str],
+    typer.Option("--field", metavar="OURS=THEIRS", help="Map a field to your column: --field id=post_id (repeatable)."),
 ]
 SkipInvalidOption = Annotated[bool, typer.Option(help="Skip invalid records and list them, instead of stopping.")]
 StoreOption = Annotated[
     Path | None,
     typer.Option(
-        "--store", "-s", envvar="RECOMMENDER_STORE", help="SQLite store to update in place (env RECOMMENDER_STORE)."
+        "--store",
+        "-s",
+        metavar="PATH",
+        envvar="RECOMMENDER_STORE",
+        help="SQLite store to update in place (env RECOMMENDER_STORE).",
     ),
 ]
 
@@ -156,10 +194,11 @@ StoreOption = Annotated[
 def _read(path: Path, field: list[str], skip_invalid: bool, *, echo: bool = True) -> Corpus:
     result = read_articles(path, fields=_field_map(field), skip_invalid=skip_invalid)
     if echo:
-        typer.echo(f"Read {len(result):,} articles from {path}")
+        typer.echo(f"Read {_articles(len(result))} from {path}")
     if result.skipped:
         say = typer.echo if echo else lambda line: typer.echo(line, err=True)
-        say(f"Skipped {len(result.skipped):,} invalid records:")
+        n = len(result.skipped)
+        say(f"Skipped {n:,} invalid record{'' if n == 1 else 's'}:")
         for item in result.skipped[:20]:
             say(f"  line {item.line}: {item.problem}")
         if len(result.skipped) > 20:
@@ -167,10 +206,11 @@ def _read(path: Path, field: list[str], skip_invalid: bool, *, echo: bool = True
     return result
 
 
-@app.command()
+@app.command(cls=_Command)
 def train(
     corpus: Annotated[
-        Path | None, typer.Argument(help="Corpus: .jsonl or .csv, optionally .gz (default: the bundled one).")
+        Path | None,
+        typer.Argument(metavar="CORPUS", help="Corpus: .jsonl or .csv, optionally .gz (default: the bundled one)."),
     ] = None,
     model: ModelOption = DEFAULT_MODEL,
     field: FieldOption = [],  # noqa: B006 (typer reads the default, never mutates it)
@@ -179,25 +219,34 @@ def train(
     stopwords: Annotated[
         str,
         typer.Option(
+            metavar="news|indonesian|none",
             help="Stopwords: news (outlets, days, months; common words are left to document frequency), "
-            "indonesian (Sastrawi's list too) or none."
+            "indonesian (Sastrawi's list too) or none.",
         ),
     ] = "news",
     numbers: Annotated[bool, typer.Option(help="Keep numbers (2022, 11) as words.")] = True,
     bigrams: Annotated[bool, typer.Option(help="Add word pairs within a sentence as terms.")] = False,
-    half_life_days: Annotated[float, typer.Option(help="Time prior: the scale in days of its decay (0: off).")] = 7.0,
+    half_life_days: Annotated[
+        float, typer.Option(metavar="DAYS", help="Time prior: the scale in days of its decay (0: off).")
+    ] = 7.0,
     time_weight: Annotated[
         float,
         typer.Option(
-            help="Share of a score that decays with time, 0 to 1 (1: halved at --half-life-days, recency first)."
+            metavar="0..1",
+            help="Share of a score that decays with time, 0 to 1 (1: halved at --half-life-days, recency first).",
         ),
     ] = 0.2,
     topic_dims: Annotated[
         int,
-        typer.Option(help="Topic gate: dimensions of the topic space, at most one per 100 articles (0: off)."),
+        typer.Option(
+            metavar="N", help="Topic gate: dimensions of the topic space, at most one per 100 articles (0: off)."
+        ),
     ] = 64,
     dedup: Annotated[
-        float, typer.Option(help="Cosine at which two results count as the same story; keep the best (0: off).")
+        float,
+        typer.Option(
+            metavar="COSINE", help="Cosine at which two results count as the same story; keep the best (0: off)."
+        ),
     ] = 0.8,
 ) -> None:
     """Train a model on a corpus and save it (with its JSON manifest beside it)."""
@@ -233,28 +282,36 @@ def _related_table(results: list[Related], explain: bool = False) -> Table:
     if explain:
         table.add_column("why (shared terms)")
     for rank, r in enumerate(results, start=1):
-        row = [str(rank), f"{r.score:.3f}", r.id, (r.published or "")[:10], r.title]
+        # Text, not str: a title's "[/]" or "[link=...]" is what the corpus says, never Rich markup.
+        row = [Text(str(rank)), Text(f"{r.score:.3f}"), Text(r.id), Text((r.published or "")[:10]), Text(r.title)]
         if explain:
-            row.append(", ".join(f"{w.term} {w.weight:.3f}" for w in r.why[:3]))
+            row.append(Text(", ".join(f"{w.term} {w.weight:.3f}" for w in r.why[:3])))
         table.add_row(*row)
     return table
 
 
-@app.command()
+@app.command(cls=_Command)
 def related(
-    article_id: Annotated[str | None, typer.Argument(metavar="[ID]", help="An article id in the model.")] = None,
-    text: Annotated[str | None, typer.Option("--text", help="A draft's body text (not in the model).")] = None,
-    title: Annotated[str | None, typer.Option("--title", help="A draft's title.")] = None,
-    k: Annotated[int, typer.Option("-k", help="How many related articles.")] = 5,
+    article_id: Annotated[str | None, typer.Argument(metavar="ID", help="An article id in the model.")] = None,
+    text: Annotated[
+        str | None, typer.Option("--text", metavar="TEXT", help="A draft's body text (not in the model).")
+    ] = None,
+    title: Annotated[str | None, typer.Option("--title", metavar="TEXT", help="A draft's title.")] = None,
+    k: Annotated[int, typer.Option("-k", metavar="N", help="How many related articles (at most 1,000).")] = 5,
     model: ModelOption = DEFAULT_MODEL,
-    section: Annotated[str | None, typer.Option(help="Only this section, e.g. olahraga.")] = None,
+    section: Annotated[str | None, typer.Option(metavar="SECTION", help="Only this section, e.g. olahraga.")] = None,
     exclude: Annotated[
-        list[str], typer.Option("--exclude", help="Leave out this id, e.g. already on the page (repeatable).")
+        list[str],
+        typer.Option("--exclude", metavar="ID", help="Leave out this id, e.g. already on the page (repeatable)."),
     ] = [],  # noqa: B006
-    after: Annotated[str | None, typer.Option(help="Only published on or after this ISO date.")] = None,
-    before: Annotated[str | None, typer.Option(help="Only published on or before this ISO date.")] = None,
+    after: Annotated[str | None, typer.Option(metavar="DATE", help="Only published on or after this ISO date.")] = None,
+    before: Annotated[
+        str | None, typer.Option(metavar="DATE", help="Only published on or before this ISO date.")
+    ] = None,
     within_days: WithinDaysOption = None,
-    published: Annotated[str | None, typer.Option(help="A draft's publication time (ISO), for the time prior.")] = None,
+    published: Annotated[
+        str | None, typer.Option(metavar="DATE", help="A draft's publication time (ISO), for the time prior.")
+    ] = None,
     newer: NewerOption = True,
     diversity: DiversityOption = 0.0,
     min_score: MinScoreOption = MIN_SCORE,
@@ -272,6 +329,8 @@ def related(
             raise InvalidParameterError("--within-days needs an article ID (a draft has no publication date)")
         if published is not None and not is_draft:
             raise InvalidParameterError("--published is for a draft: an article ID has its own date")
+        if as_json and as_html:
+            raise InvalidParameterError("choose one of --json and --html")
         recommender = Recommender.load(model)
         options: dict[str, Any] = {
             "section": section,
@@ -301,10 +360,12 @@ def related(
             out.print(_related_table(results, explain))
 
 
-@app.command("precompute")
+@app.command("precompute", cls=_Command)
 def precompute_command(
-    out_path: Annotated[Path, typer.Option("--out", "-o", help="Output: .jsonl, .csv, or .sqlite/.db (SQLite).")],
-    k: Annotated[int, typer.Option("-k", help="Related articles per article.")] = 10,
+    out_path: Annotated[
+        Path, typer.Option("--out", "-o", metavar="PATH", help="Output: .jsonl, .csv, or .sqlite/.db (SQLite).")
+    ],
+    k: Annotated[int, typer.Option("-k", metavar="N", help="Related articles per article (at most 1,000).")] = 10,
     model: ModelOption = DEFAULT_MODEL,
     newer: NewerOption = True,
     within_days: WithinDaysOption = None,
@@ -316,10 +377,10 @@ def precompute_command(
         bool, typer.Option("--approx", help="Approximate lists (time windows and rare terms), even when small.")
     ] = False,
     scheduler: Annotated[
-        str | None, typer.Option(help="Run on the Dask cluster of this scheduler (tcp://HOST:8786).")
+        str | None, typer.Option(metavar="ADDRESS", help="Run on the Dask cluster of this scheduler (tcp://HOST:8786).")
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Run on a local Dask cluster of this many worker processes.")
+        int | None, typer.Option(metavar="N", help="Run on a local Dask cluster of this many worker processes.")
     ] = None,
 ) -> None:
     """Precompute every article's related list into a file or SQLite database, replacing it atomically.
@@ -405,14 +466,16 @@ def _report_update(result: UpdateResult, model: Path, store: Path | None, as_jso
         typer.echo(f"Refit suggested: {advice}")
 
 
-@app.command("add")
+@app.command("add", cls=_Command)
 def add_command(
-    corpus: Annotated[Path, typer.Argument(help="New or edited articles: .jsonl or .csv, optionally .gz.")],
+    corpus: Annotated[
+        Path, typer.Argument(metavar="FILE", help="New or edited articles: .jsonl or .csv, optionally .gz.")
+    ],
     model: ModelOption = DEFAULT_MODEL,
     store: StoreOption = None,
     field: FieldOption = [],  # noqa: B006
     skip_invalid: SkipInvalidOption = False,
-    as_json: JsonOption = False,
+    as_json: JsonObjectOption = False,
 ) -> None:
     """Add new articles to a model, or update edited ones (same id), and their store's lists in place.
 
@@ -425,20 +488,23 @@ def add_command(
         _report_update(updater.add(articles.articles), model, store, as_json)
 
 
-@app.command("remove")
+@app.command("remove", cls=_Command)
 def remove_command(
-    ids: Annotated[list[str], typer.Argument(metavar="ID...", help="Ids of the articles to take out.")],
+    ids: Annotated[list[str], typer.Argument(metavar="ID", help="Ids of the articles to take out.")],
     model: ModelOption = DEFAULT_MODEL,
     store: StoreOption = None,
-    as_json: JsonOption = False,
+    as_json: JsonObjectOption = False,
 ) -> None:
     """Remove articles from a model, and from their store: their lists, and every list that showed them."""
     with _user_errors():
         _report_update(Updater(model, store).remove(ids), model, store, as_json)
 
 
-@app.command()
-def info(model: ModelOption = DEFAULT_MODEL, as_json: JsonOption = False) -> None:
+@app.command(cls=_Command)
+def info(
+    model: ModelOption = DEFAULT_MODEL,
+    as_json: JsonObjectOption = False,
+) -> None:
     """Show a model's manifest: versions, parameters, corpus figures."""
     with _user_errors():
         started = time.perf_counter()
@@ -476,7 +542,7 @@ def info(model: ModelOption = DEFAULT_MODEL, as_json: JsonOption = False) -> Non
         if fresh.refit_suggested:
             rows["refit"] = f"suggested: {fresh.advice()}"
         for key, value in rows.items():
-            table.add_row(key, value)
+            table.add_row(key, Text(value))  # section and source names come from the corpus: not markup
         out.print(table)
 
 
@@ -520,29 +586,41 @@ def _judged_table(report: EvaluationReport) -> tuple[str, Table, bool]:
     return title, table, short
 
 
-@app.command("evaluate")
+@app.command("evaluate", cls=_Command)
 def evaluate_command(
-    corpus: Annotated[Path | None, typer.Argument(help="Corpus to evaluate on (default: the bundled one).")] = None,
+    corpus: Annotated[
+        Path | None, typer.Argument(metavar="CORPUS", help="Corpus to evaluate on (default: the bundled one).")
+    ] = None,
     judgments: Annotated[
         Path | None,
-        typer.Option(help="Graded judgments, query_id<TAB>doc_id<TAB>grade (0/1/2; default: the bundled ones)."),
+        typer.Option(
+            metavar="FILE", help="Graded judgments, query_id<TAB>doc_id<TAB>grade (0/1/2; default: the bundled ones)."
+        ),
     ] = None,
     links: Annotated[
-        Path | None, typer.Option(help="Editor links, source_id<TAB>target_id (default: the bundled ones).")
+        Path | None,
+        typer.Option(metavar="FILE", help="Editor links, source_id<TAB>target_id (default: the bundled ones)."),
     ] = None,
     model: Annotated[
         Path | None,
-        typer.Option("--model", "-m", help="Evaluate this model (trained on CORPUS) instead of training one."),
+        typer.Option(
+            "--model", "-m", metavar="PATH", help="Evaluate this model (trained on CORPUS) instead of training one."
+        ),
     ] = None,
     field: FieldOption = [],  # noqa: B006
-    sample: Annotated[int, typer.Option(help="Random articles for same-section precision.")] = 2000,
-    seed: Annotated[int, typer.Option(help="Seed of that sample (and of the packet's candidate order).")] = 1,
+    sample: Annotated[int, typer.Option(metavar="N", help="Random articles for same-section precision.")] = 2000,
+    seed: Annotated[
+        int, typer.Option(metavar="N", help="Seed of that sample (and of the packet's candidate order).")
+    ] = 1,
     baselines: Annotated[bool, typer.Option(help="Also score the reference systems.")] = True,
     unjudged_out: Annotated[
         Path | None,
-        typer.Option(help="Write the unjudged pairs of every system's top 5 as a judging packet (.md, and .tsv)."),
+        typer.Option(
+            metavar="PACKET.md",
+            help="Write the unjudged pairs of every system's top 5 as a judging packet (.md, and .tsv).",
+        ),
     ] = None,
-    as_json: JsonOption = False,
+    as_json: JsonObjectOption = False,
 ) -> None:
     """Score the engine against graded judgments, then editor links and section labels, beside reference systems."""
     with _user_errors():

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import CorpusError
 
@@ -28,6 +29,7 @@ __all__ = [
     "article_from_record",
     "bundled_corpus_path",
     "bundled_judgments_path",
+    "check_url",
     "parse_published",
     "read_articles",
 ]
@@ -51,9 +53,32 @@ class Article:
     url: str | None = None
     source: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.url is not None:
+            try:
+                check_url(self.url)
+            except ValueError as exc:
+                raise CorpusError(f"article {self.id!r}: {exc}") from None
+
     def published_at(self) -> datetime | None:
         """``published`` as an aware datetime (a date or naive time is taken as UTC)."""
         return parse_published(self.published) if self.published else None
+
+
+def check_url(url: str) -> str:
+    """``url`` if a CMS can put it in a link as it is: ``http(s)://host...`` or a site-relative path
+    (``/berita/1``); otherwise ValueError. ``javascript:``, ``data:`` and the like would run in a reader's
+    browser wherever the list is shown, so they are refused when the corpus is read."""
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        raise ValueError(f"field 'url' has a control character: {url!r}")
+    if url.startswith("/"):
+        return url
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise ValueError(
+            f"field 'url' must be an http:// or https:// address or a site-relative path (/...), got {url!r}"
+        )
+    return url
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +181,8 @@ def article_from_record(record: Mapping[str, Any], fields: Mapping[str, str] | N
     if published is not None:
         parse_published(published)
     optional = {name: _optional_text(record, name) for name in _OPTIONAL_TEXT}
+    if optional["url"] is not None:
+        check_url(optional["url"])
     return Article(
         id=article_id,
         title=title.strip(),

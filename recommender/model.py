@@ -50,6 +50,8 @@ from .ranking import (
     MIN_SCORE,
     RankingOptions,
     TermWeight,
+    check_days,
+    check_k,
     choose,
     choose_rows,
     explain,
@@ -474,10 +476,15 @@ class Recommender:
     def row_of(self, article_id: str) -> int:
         """The row of ``article_id``; :class:`UnknownArticleError` if the model lacks it."""
         self._check_fitted()
+        rows = self._rows()
         try:
-            return self._rows()[article_id]
-        except KeyError:
-            raise UnknownArticleError(article_id) from None
+            return rows[article_id]
+        except (KeyError, TypeError):
+            # Ids are stripped when a corpus is read; so are the ids looked up (" a-1 " is a-1).
+            found = rows.get(article_id.strip()) if isinstance(article_id, str) else None
+            if found is None:
+                raise UnknownArticleError(str(article_id)) from None
+            return found
 
     def article(self, row: int) -> dict[str, str | None]:
         """The stored fields of the article at ``row``."""
@@ -577,7 +584,7 @@ class Recommender:
         options: RankingOptions,
         with_why: bool,
     ) -> list[Related]:
-        _check_k(k)
+        check_k(k)
         index = self._index()
         topics = None
         if self.topics_ is not None and self.topic_terms_ is not None:  # an article's own; a draft's from its terms
@@ -636,15 +643,19 @@ class Recommender:
         options = self._options(newer=newer, diversity=diversity, min_score=min_score, min_results=min_results)
         row = self.row_of(article_id)
         if within_days is not None:
-            if within_days < 0:
-                raise InvalidParameterError(f"within_days must be 0 or more, got {within_days}")
+            check_days(within_days)
             own = self.timestamps_[row]
             if np.isnan(own):
                 raise InvalidParameterError(f"article {article_id!r} has no publication date: within_days needs one")
-            lo = datetime.fromtimestamp(own, timezone.utc) - timedelta(days=within_days)
-            hi = datetime.fromtimestamp(own, timezone.utc) + timedelta(days=within_days)
-            after = max(lo, _as_datetime(after)) if after is not None else lo
-            before = min(hi, _as_datetime(before)) if before is not None else hi
+            at = datetime.fromtimestamp(own, timezone.utc)
+            span = timedelta(days=within_days)
+            # A window reaching past the calendar's ends (year 1, 9999) is open on that side.
+            lo = at - span if at - datetime.min.replace(tzinfo=timezone.utc) > span else None
+            hi = at + span if datetime.max.replace(tzinfo=timezone.utc) - at > span else None
+            if lo is not None:
+                after = max(lo, _as_datetime(after)) if after is not None else lo
+            if hi is not None:
+                before = min(hi, _as_datetime(before)) if before is not None else hi
         mask = self._mask(section, exclude, after, before)
         return self._top(self._index().matrix[row], k, mask, row, float(self.timestamps_[row]), options, explain)
 
@@ -704,7 +715,7 @@ class Recommender:
         ``mode``: see :meth:`plan_all_related`. ``progress(done, total)`` counts multiply-adds, estimated up
         front."""
         self._check_fitted()
-        _check_k(k)
+        check_k(k)
         options = self._options(
             newer=newer, within_days=within_days, diversity=diversity, min_score=min_score, min_results=min_results
         )
@@ -914,11 +925,6 @@ def read_manifest(model_path: str | Path) -> dict[str, Any]:
 
 def _no_updates() -> dict[str, int]:
     return {"generation": 0, "added": 0, "edited": 0, "removed": 0, "terms_known": 0, "terms_unknown": 0}
-
-
-def _check_k(k: object) -> None:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise InvalidParameterError(f"k must be a whole number of 1 or more, got {k!r}")
 
 
 def _as_datetime(value: str | datetime) -> datetime:

@@ -27,6 +27,8 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from ._sparse import dot_with_row
+
 __all__ = [
     "EXACT_LIMIT",
     "Approx",
@@ -298,32 +300,6 @@ def _heap_push(hs, hi, hc, size, s, d, c):
     return size
 
 
-@numba.njit(nogil=True, cache=True)
-def _row_dot(a_idx, a_val, b_idx, b_val):
-    """Dot product of two sparse rows with sorted column indices."""
-    i = 0
-    j = 0
-    total = np.float32(0.0)
-    while i < a_idx.shape[0] and j < b_idx.shape[0]:
-        if a_idx[i] == b_idx[j]:
-            total += a_val[i] * b_val[j]
-            i += 1
-            j += 1
-        elif a_idx[i] < b_idx[j]:
-            i += 1
-        else:
-            j += 1
-    return total
-
-
-@numba.njit(nogil=True, cache=True)
-def _dot_with_row(a_idx, a_val, x_indptr, x_indices, x_data, row):
-    """Dot product of a sparse row with row ``row`` of a CSR matrix (sorted columns)."""
-    lo = x_indptr[row]
-    hi = x_indptr[row + 1]
-    return _row_dot(a_idx, a_val, x_indices[lo:hi], x_data[lo:hi])
-
-
 @numba.njit(nogil=True, cache=True, fastmath=True)
 def _max_of(a, lo, hi):
     """The largest of ``a[lo:hi]`` (not empty; no NaN, so fastmath may vectorise it and stays exact)."""
@@ -548,7 +524,7 @@ def _search(
             size = 0
             for j in range(n_cand):
                 d = ci[j]
-                cos = _dot_with_row(q_idx, q_val, x_indptr, x_indices, x_data, d)
+                cos = dot_with_row(q_idx, q_val, x_indptr, x_indices, x_data, d)
                 s = cos
                 if use_prior:
                     s = s * _prior(d_days[d] - qd, h, keep, weight)

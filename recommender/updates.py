@@ -22,6 +22,7 @@ import fcntl
 import os
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -140,7 +141,10 @@ def fold(model: Recommender, articles: Iterable[Article], remove: Iterable[str])
     its old row goes, the new one is appended). ``model`` itself is left as it was."""
     model._check_fitted()
     docs = list(articles)
-    gone = list(dict.fromkeys(remove))
+    gone = [i.strip() if isinstance(i, str) else i for i in remove]  # as ids are read from a corpus
+    twice = sorted(i for i, n in Counter(gone).items() if n > 1)
+    if twice:
+        raise InvalidParameterError(f"article id {twice[0]!r} is given twice to remove: give each id once")
     if not docs and not gone:
         raise InvalidParameterError("nothing to update: give articles to add or ids to remove")
     rows = model._rows()

@@ -865,7 +865,7 @@ def test_precompute_within_days_gives_the_lists_related_gives(
 def test_precompute_bad_within_days(model_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.sqlite"
     result = invoke("precompute", "--out", out, "--model", model_path, "--within-days", "-1")
-    assert_user_error(result, "within_days must be 0 or more days, got -1.0")
+    assert_user_error(result, "within_days must be from 0 to 1,000,000 days, got -1.0")
     assert not out.exists()
 
 
@@ -1153,8 +1153,8 @@ def test_add_skips_invalid_records_when_asked(split_sample: dict[str, Any], tmp_
     result = invoke("add", split_sample["bad"], "--model", model, "--store", store, "--skip-invalid")
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[:3] == [
-        f"Read 1 articles from {split_sample['bad']}",
-        "Skipped 1 invalid records:",
+        f"Read 1 article from {split_sample['bad']}",
+        "Skipped 1 invalid record:",
         "  line 1: missing required field title",
     ]
 
