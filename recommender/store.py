@@ -1,14 +1,21 @@
 """Precomputed related lists: written in one batch job to JSON Lines, CSV or SQLite, read by a CMS.
 
 Every format is replaced atomically: files through a temporary file and a rename, SQLite in one
-transaction (in WAL mode, so a CMS reading meanwhile sees the old lists or the new, never a mix).
-A failed job leaves the previous output as it was.
+transaction. A failed job leaves the previous output as it was.
+
+SQLite stores use a rollback journal, not WAL: a WAL reader must be able to write the ``-shm`` file (or
+create it in the directory), so a CMS with read access only (another OS user, a read-only mount) could not
+open a WAL store. With a rollback journal a reader needs read access to the file and nothing else. A
+writer keeps its changes in memory until COMMIT (``cache_spill`` off), so readers keep reading the old
+lists during the whole job and wait (their busy timeout) only while the commit writes the file: they see
+the old lists or the new, never a mix.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -29,6 +36,11 @@ from .neighbors import Block, Plan, ProgressCallback
 __all__ = ["FORMATS", "PrecomputeResult", "RelatedStore", "format_for", "precompute"]
 
 FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".sqlite": "sqlite", ".sqlite3": "sqlite", ".db": "sqlite"}
+# Seconds a writer waits for another writer, for readers to finish before its COMMIT, and for a store an
+# older version left in WAL mode to be free to convert.
+LOCK_TIMEOUT = 30.0
+# Seconds a RelatedStore read waits while a writer commits (the only time readers are locked out).
+READ_TIMEOUT = 10.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS related (
@@ -141,6 +153,10 @@ def precompute(
         pairs = writer(model, path, ids, _pairs(model, blocks), meta)
     except OSError as exc:
         raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except sqlite3.OperationalError as exc:  # locked for too long, disk full, ...
+        if is_busy(exc):
+            raise StoreError(f"{locked(path)}: nothing was changed; try again") from None
+        raise StoreError(f"cannot write {path}: {exc}") from None
     finally:
         if isinstance(blocks, Generator):
             blocks.close()  # now, not at garbage collection: a failed job shuts its Dask cluster down at once
@@ -184,13 +200,68 @@ def _write_csv(model: Recommender, path: Path, ids: list[Any], rows: Iterator[An
     return count
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def connect_for_writing(path: Path) -> sqlite3.Connection:
+    """A writer's connection to the SQLite store at ``path``: rollback journal, changes kept in memory
+    until COMMIT (see the module's docstring). A store left in WAL mode by an older version is converted."""
     try:
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
+        conn = sqlite3.connect(path, timeout=LOCK_TIMEOUT, isolation_level=None)
     except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot open {path}: {exc}") from None
+    try:
+        # Spilling changes into the file before COMMIT would take the exclusive lock and shut readers out
+        # for the rest of the job; the price is memory for the changed pages (about the store's size).
+        conn.execute("PRAGMA cache_spill=OFF")
+        _use_rollback_journal(conn, path)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
         raise StoreError(f"{path} is not a usable SQLite database: {exc}") from None
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+def _use_rollback_journal(conn: sqlite3.Connection, path: Path) -> None:
+    """Put the store in rollback-journal mode (a no-op unless an older version left it in WAL mode).
+
+    Leaving WAL mode needs the store to itself for a moment, and SQLite fails at once rather than wait
+    for the other connections to close, so retry for up to ``LOCK_TIMEOUT``."""
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0] == "delete":
+                return
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+        if time.monotonic() >= deadline:
+            raise StoreError(
+                f"{path} is in WAL mode (written by an older recommender), which readers without write access "
+                f"cannot open, and it stayed open elsewhere for {LOCK_TIMEOUT:g} s, so it could not be converted: "
+                "stop the programs reading it for a moment (restart the CMS workers) and run this again"
+            )
+        time.sleep(0.05)
+
+
+def is_busy(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` is SQLite giving up on a lock another connection holds."""
+    name = getattr(exc, "sqlite_errorname", None)  # Python 3.11+
+    return name.startswith("SQLITE_BUSY") if name else str(exc).startswith("database is locked")
+
+
+def locked(path: Path) -> str:
+    """The start of a message for a store that stayed locked past ``LOCK_TIMEOUT``."""
+    return f"{path} stayed locked for {LOCK_TIMEOUT:g} s (by another writer, or a reader holding a transaction open)"
+
+
+def _create_readable(path: Path) -> None:
+    """Create an empty store at ``path`` with the mode any new file gets (0666 less the umask: SQLite's own
+    is 0644 less it); SQLite gives its journal the same mode. An existing store keeps its mode."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        return
+    os.close(fd)
 
 
 def _insert_articles(conn: sqlite3.Connection, model: Recommender, rows: np.ndarray) -> None:
@@ -225,8 +296,8 @@ def _insert_related(
 
 
 def _write_sqlite(model: Recommender, path: Path, ids: list[Any], rows: Iterator[Any], meta: dict[str, str]) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = _connect(path)
+    _create_readable(path)
+    conn = connect_for_writing(path)
     try:
         # One transaction: readers keep seeing the old lists until COMMIT; a crash rolls back to them.
         conn.execute("BEGIN IMMEDIATE")
@@ -258,7 +329,8 @@ def _write_sqlite(model: Recommender, path: Path, ids: list[Any], rows: Iterator
 class RelatedStore:
     """Read precomputed lists from a SQLite store: what a CMS calls on every page view.
 
-    Opens read-only; safe to share between threads (one connection per thread).
+    Opens read-only (read access to the file is all it needs); safe to share between threads (one
+    connection per thread).
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -272,25 +344,50 @@ class RelatedStore:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             try:
-                conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+                conn = sqlite3.connect(self._uri, uri=True, timeout=READ_TIMEOUT, check_same_thread=False)
                 conn.execute("SELECT 1 FROM related LIMIT 1")
+            except sqlite3.OperationalError as exc:
+                raise self._read_error(exc, f"{self.path} is not a recommender store: {exc}") from None
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"{self.path} is not a recommender store: {exc}") from None
             self._local.conn = conn
         return conn
 
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        try:
+            return self._conn().execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise self._read_error(exc, f"cannot read {self.path}: {exc}") from None
+
+    def _read_error(self, exc: sqlite3.OperationalError, otherwise: str) -> StoreError:
+        """What a reader can do about ``exc``."""
+        name = getattr(exc, "sqlite_errorname", "")  # Python 3.11+; older ones get ``otherwise``
+        if is_busy(exc):
+            return StoreError(f"{self.path} stayed locked by a writer for {READ_TIMEOUT:g} s: try again")
+        if name == "SQLITE_READONLY_ROLLBACK":
+            return StoreError(
+                f"{self.path} was left mid-commit by a writer that was killed (its journal {self.path.name}-journal "
+                "is hot): a reader without write access cannot roll it back; the next `recommender add`, `remove` "
+                "or `precompute` does, or opening it once with write access (`sqlite3 PATH 'SELECT 1'` as its owner)"
+            )
+        if name.startswith("SQLITE_READONLY"):
+            return StoreError(
+                f"{self.path} is in WAL mode (written by an older recommender), which needs write access to read: "
+                "the next `recommender precompute`, `add` or `remove` converts it"
+            )
+        return StoreError(otherwise)
+
     def related(self, article_id: str, k: int | None = None) -> list[Related]:
         """The stored list of ``article_id``, best first (at most ``k``)."""
-        conn = self._conn()
-        rows = conn.execute(
+        rows = self._read(
             "SELECT a.id, a.title, a.url, a.published, a.section, r.score FROM related r "
             "JOIN articles a ON a.id = r.related_id WHERE r.article_id = ? ORDER BY r.rank LIMIT ?",
             (article_id, -1 if k is None else k),
-        ).fetchall()
-        if not rows and conn.execute("SELECT 1 FROM articles WHERE id = ?", (article_id,)).fetchone() is None:
+        )
+        if not rows and not self._read("SELECT 1 FROM articles WHERE id = ?", (article_id,)):
             raise UnknownArticleError(article_id)
         return [Related(*row) for row in rows]
 
     def meta(self) -> dict[str, str]:
         """The job's facts: k, article count, model and write times."""
-        return dict(self._conn().execute("SELECT key, value FROM meta").fetchall())
+        return dict(self._read("SELECT key, value FROM meta"))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import is_locked_for_readers, wait_until
 
 import recommender.model as model_module
 from recommender import Recommender, StoreError, UnknownArticleError
@@ -203,7 +204,8 @@ def test_sqlite_schema(fitted: Recommender, stores: dict[str, Path], suffix: str
         assert meta["articles"] == "380"
         assert meta["corpus_checksum"] == fitted.corpus_["checksum"]
         assert meta["model_created_at"] == fitted.fitted_at_
-        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        # a rollback journal, not WAL: readers with read access only can open it (tests/test_store_readers.py)
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
     finally:
         conn.close()
 
@@ -309,15 +311,16 @@ def test_file_readers_see_the_old_file_until_the_new_one_is_complete(
 
 
 def test_sqlite_reader_sees_complete_old_or_new_lists(fitted: Recommender, tmp_path: Path) -> None:
+    """Readers see the old lists while the job writes; a reader holding a transaction open makes the job's
+    COMMIT wait for it (a rollback journal locks the file to commit), so it never sees the lists change."""
     path = tmp_path / "related.sqlite"
     precompute(fitted, path, k=3)
-    old = sqlite_contents(path)
-    old_count = len(old["related"])
+    old_count = len(sqlite_contents(path)["related"])
 
-    reader = sqlite3.connect(path, isolation_level=None)
+    reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         reader.execute("BEGIN")
-        assert reader.execute("SELECT count(*) FROM related").fetchone() == (old_count,)  # snapshot taken
+        assert reader.execute("SELECT count(*) FROM related").fetchone() == (old_count,)  # holds its read lock
 
         mid_write: list[tuple[int, int]] = []
 
@@ -329,14 +332,25 @@ def test_sqlite_reader_sees_complete_old_or_new_lists(fitted: Recommender, tmp_p
                 finally:
                     other.close()
 
-        result = precompute(fitted, path, k=5, block_rows=1, progress=check)
-        assert mid_write and set(mid_write) == {(old_count, 3)}
-        # the open read transaction still sees the complete old lists
-        assert reader.execute("SELECT count(*), max(rank) FROM related").fetchone() == (old_count, 3)
-        assert reader.execute("SELECT value FROM meta WHERE key = 'k'").fetchone() == ("3",)
-        reader.execute("COMMIT")
+        results: list[Any] = []
+        writer = threading.Thread(
+            target=lambda: results.append(precompute(fitted, path, k=5, block_rows=1, progress=check))
+        )
+        writer.start()
+        try:
+            # The job is at its COMMIT, waiting for our read lock, once it keeps new readers out.
+            assert wait_until(lambda: is_locked_for_readers(path) or not writer.is_alive())
+            assert writer.is_alive() and not results, "the job committed under an open read transaction"
+            assert mid_write and set(mid_write) == {(old_count, 3)}
+            # the open read transaction still sees the complete old lists
+            assert reader.execute("SELECT count(*), max(rank) FROM related").fetchone() == (old_count, 3)
+            assert reader.execute("SELECT value FROM meta WHERE key = 'k'").fetchone() == ("3",)
+            reader.execute("COMMIT")
+        finally:
+            writer.join(timeout=120)
+        assert not writer.is_alive()
         # and the next one the complete new lists
-        assert reader.execute("SELECT count(*), max(rank) FROM related").fetchone() == (result.pairs, 5)
+        assert reader.execute("SELECT count(*), max(rank) FROM related").fetchone() == (results[0].pairs, 5)
     finally:
         reader.close()
 

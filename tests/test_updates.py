@@ -9,11 +9,13 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from conftest import is_locked_for_readers, wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -327,19 +329,30 @@ def test_a_killed_update_leaves_model_and_store_consistent(
 def test_readers_see_the_old_lists_or_the_new_never_a_mix(
     base_model: Path, timeline: list[Article], tmp_path: Path
 ) -> None:
+    """A reader holding a transaction open keeps seeing the old lists: the update's COMMIT waits for it
+    (a rollback journal locks the file to commit), and the reader's next transaction sees the new lists."""
     model, store = fresh(base_model, tmp_path)
     old = contents(store)
-    reader = sqlite3.connect(store, isolation_level=None)
+    updater = Updater(model, store)
+    reader = sqlite3.connect(store, isolation_level=None, check_same_thread=False)
     try:
         reader.execute("BEGIN")
         assert reader.execute("SELECT count(*) FROM related").fetchone() == (len(old["related"]),)
-        Updater(model, store).add(timeline[300:320])
-        # the open read transaction still sees the complete old lists, the next one the new
-        assert reader.execute("SELECT count(*) FROM articles").fetchone() == (300,)
-        reader.execute("COMMIT")
+        done: list[Any] = []
+        writer = threading.Thread(target=lambda: done.append(updater.add(timeline[300:320])))
+        writer.start()
+        try:
+            assert wait_until(lambda: is_locked_for_readers(store) or not writer.is_alive())
+            assert writer.is_alive() and not done, "the update committed under an open read transaction"
+            assert reader.execute("SELECT count(*) FROM articles").fetchone() == (300,)
+            reader.execute("COMMIT")
+        finally:
+            writer.join(timeout=120)
+        assert not writer.is_alive() and done
         assert reader.execute("SELECT count(*) FROM articles").fetchone() == (320,)
     finally:
         reader.close()
+    assert_store_equals_full_precompute(model, store)
 
 
 def test_two_updaters_take_turns(base_model: Path, timeline: list[Article], tmp_path: Path) -> None:
