@@ -383,6 +383,7 @@ def test_sqlite_readers_in_threads_never_see_a_partial_rewrite(fitted: Recommend
         stop.set()
         for thread in threads:
             thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a reader thread hung"
     assert errors == []
     assert seen
     full = {c for c, _ in seen}
@@ -502,6 +503,7 @@ def test_related_store_from_several_threads(fitted: Recommender, stores: dict[st
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a reader thread hung"
     assert errors == []
     assert mismatches == []
     assert {r.id for r in expected[SNAKE_ID][:4]} == SNAKE_OTHERS
