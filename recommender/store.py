@@ -33,7 +33,7 @@ from .errors import StoreError, UnknownArticleError
 from .model import Recommender, Related, StringColumn
 from .neighbors import Block, Plan, ProgressCallback
 
-__all__ = ["FORMATS", "PrecomputeResult", "RelatedStore", "format_for", "precompute"]
+__all__ = ["FORMATS", "PrecomputeResult", "RelatedStore", "check_output", "format_for", "precompute"]
 
 FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".sqlite": "sqlite", ".sqlite3": "sqlite", ".db": "sqlite"}
 # Seconds a writer waits for another writer, for readers to finish before its COMMIT, and for a store an
@@ -84,6 +84,18 @@ def format_for(path: str | Path) -> str:
     return kind
 
 
+def check_output(path: str | Path) -> str:
+    """The format of an output ``path`` (see :func:`format_for`), or :class:`StoreError` if its directory
+    does not exist: a mistyped path should fail, not leave new directories behind."""
+    kind = format_for(path)
+    parent = Path(path).parent
+    if not parent.is_dir():
+        if parent.exists():
+            raise StoreError(f"{parent} is not a directory: write the output into a directory")
+        raise StoreError(f"directory {parent} does not exist: create it first")
+    return kind
+
+
 def _pairs(model: Recommender, blocks: Iterator[Block]) -> Iterator[tuple[int, list[tuple[int, float]]]]:
     for block in blocks:
         yield from _row_lists(range(block.start, block.start + block.indices.shape[0]), block.indices, block.scores)
@@ -121,7 +133,7 @@ def precompute(
     cluster of that many processes) computes the lists on a cluster instead, identical (``recommender[dask]``).
     """
     path = Path(path)
-    kind = format_for(path)
+    kind = check_output(path)
     on_cluster = scheduler is not None or workers is not None
     if on_cluster:
         check_cluster_options(scheduler, workers)  # before the slow steps
@@ -179,7 +191,7 @@ def _write_jsonl(model: Recommender, path: Path, ids: list[Any], rows: Iterator[
                 count += len(related)
                 out.write(json.dumps({"id": ids[row], "related": related}, ensure_ascii=False) + "\n")
 
-    atomic_write(path, write)
+    atomic_write(path, write, make_parents=False)
     return count
 
 
@@ -196,7 +208,7 @@ def _write_csv(model: Recommender, path: Path, ids: list[Any], rows: Iterator[An
                     writer.writerow([ids[row], rank, ids[j], f"{s:.6f}"])
                     count += 1
 
-    atomic_write(path, write)
+    atomic_write(path, write, make_parents=False)
     return count
 
 

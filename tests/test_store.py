@@ -403,6 +403,25 @@ def test_unknown_suffix(fitted: Recommender, tmp_path: Path, name: str) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("suffix", [".sqlite", ".jsonl", ".csv"])
+def test_a_missing_directory_is_an_error_and_nothing_is_created(
+    fitted: Recommender, tmp_path: Path, suffix: str
+) -> None:
+    out = tmp_path / "nonexistent" / "dir" / f"p{suffix}"
+    with pytest.raises(StoreError) as info:
+        precompute(fitted, out, k=3)
+    assert str(info.value) == f"directory {tmp_path / 'nonexistent' / 'dir'} does not exist: create it first"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_where_the_directory_should_be(fitted: Recommender, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(StoreError) as info:
+        precompute(fitted, tmp_path / "file" / "p.sqlite", k=3)
+    assert str(info.value) == f"{tmp_path / 'file'} is not a directory: write the output into a directory"
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]
+
+
 def test_format_for_is_case_insensitive() -> None:
     assert format_for("OUT.JSONL") == "jsonl"
     assert format_for(Path("x/related.Sqlite3")) == "sqlite"
