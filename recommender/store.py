@@ -29,13 +29,14 @@ import numpy as np
 
 from ._atomic import atomic_write
 from .cluster import check_cluster_options, cluster_blocks
-from .errors import StoreError, UnknownArticleError
+from .errors import InvalidParameterError, StoreError, UnknownArticleError
 from .model import Recommender, Related, StringColumn
 from .neighbors import Block, Plan, ProgressCallback
 
-__all__ = ["FORMATS", "PrecomputeResult", "RelatedStore", "check_output", "format_for", "precompute"]
+__all__ = ["FORMATS", "MAX_K", "PrecomputeResult", "RelatedStore", "check_output", "format_for", "precompute"]
 
 FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".sqlite": "sqlite", ".sqlite3": "sqlite", ".db": "sqlite"}
+MAX_K = 1000  # the most related articles a lookup returns (the documented maximum k)
 # Seconds a writer waits for another writer, for readers to finish before its COMMIT, and for a store an
 # older version left in WAL mode to be free to convert.
 LOCK_TIMEOUT = 30.0
@@ -390,11 +391,16 @@ class RelatedStore:
         return StoreError(otherwise)
 
     def related(self, article_id: str, k: int | None = None) -> list[Related]:
-        """The stored list of ``article_id``, best first (at most ``k``)."""
+        """The stored list of ``article_id`` (surrounding whitespace ignored, as when a corpus is read), best
+        first, at most ``k`` (1 to :data:`MAX_K`; ``None``: all stored)."""
+        if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K):
+            raise InvalidParameterError(f"k must be a whole number from 1 to {MAX_K:,}, got {k!r}")
+        if isinstance(article_id, str):
+            article_id = article_id.strip()
         rows = self._read(
             "SELECT a.id, a.title, a.url, a.published, a.section, r.score FROM related r "
             "JOIN articles a ON a.id = r.related_id WHERE r.article_id = ? ORDER BY r.rank LIMIT ?",
-            (article_id, -1 if k is None else k),
+            (article_id, -1 if k is None else int(k)),
         )
         if not rows and not self._read("SELECT 1 FROM articles WHERE id = ?", (article_id,)):
             raise UnknownArticleError(article_id)

@@ -11,11 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from conftest import is_locked_for_readers, wait_until
 
 import recommender.model as model_module
-from recommender import Recommender, StoreError, UnknownArticleError
+from recommender import InvalidParameterError, Recommender, StoreError, UnknownArticleError
 from recommender.store import FORMATS, RelatedStore, format_for, precompute
 
 SNAKE_ID = "kompas-8f42b397"
@@ -471,6 +472,30 @@ def test_related_store_unknown_id(stores: dict[str, Path]) -> None:
     with pytest.raises(UnknownArticleError) as info:
         store.related("kompas-00000000")
     assert "kompas-00000000" in str(info.value)
+
+
+@pytest.mark.parametrize("k", [0, -1, 1001, 10**20, 2.0, "3", True])
+def test_related_store_bad_k(stores: dict[str, Path], k: Any) -> None:
+    store = RelatedStore(stores[".sqlite"])
+    with pytest.raises(InvalidParameterError) as info:
+        store.related(SNAKE_ID, k)
+    assert str(info.value) == f"k must be a whole number from 1 to 1,000, got {k!r}"
+
+
+def test_related_store_k_up_to_the_maximum(fitted: Recommender, stores: dict[str, Path]) -> None:
+    store = RelatedStore(stores[".sqlite"])
+    expected = [r.id for r in fitted.related(SNAKE_ID, k=K)]
+    assert [r.id for r in store.related(SNAKE_ID, 1000)] == expected  # all K stored
+    assert [r.id for r in store.related(SNAKE_ID, np.int64(2))] == expected[:2]
+    assert [r.id for r in store.related(SNAKE_ID, 1)] == expected[:1]
+
+
+@pytest.mark.parametrize("padded", [f" {SNAKE_ID} ", f"\t{SNAKE_ID}\n", f"{SNAKE_ID} "])
+def test_related_store_ignores_whitespace_around_an_id(stores: dict[str, Path], padded: str) -> None:
+    store = RelatedStore(stores[".sqlite"])
+    assert store.related(padded) == store.related(SNAKE_ID) != []
+    with pytest.raises(UnknownArticleError):
+        store.related(" kompas-00000000 ")
 
 
 def test_related_store_missing_file(tmp_path: Path) -> None:
