@@ -207,7 +207,7 @@ def snapshot(*paths: Path) -> dict[str, bytes]:
     found: dict[str, bytes] = {}
     for directory in {p.parent for p in paths}:
         for p in sorted(directory.iterdir()):
-            if p.suffix != ".sqlite" and not p.name.endswith(("-wal", "-shm")):
+            if p.suffix != ".sqlite" and not p.name.endswith("-journal"):
                 found[p.name] = p.read_bytes()
     return found
 
