@@ -339,6 +339,15 @@ def _write_sqlite(model: Recommender, path: Path, ids: list[Any], rows: Iterator
     return count
 
 
+# What SQLite says when a reader without write access opens a WAL store it cannot set up.
+_WAL_NEEDS_WRITE_ACCESS = {
+    "SQLITE_READONLY_DIRECTORY",
+    "SQLITE_READONLY_CANTINIT",
+    "SQLITE_READONLY_CANTLOCK",
+    "SQLITE_READONLY_RECOVERY",
+}
+
+
 class RelatedStore:
     """Read precomputed lists from a SQLite store: what a CMS calls on every page view.
 
@@ -358,10 +367,14 @@ class RelatedStore:
         if conn is None:
             try:
                 conn = sqlite3.connect(self._uri, uri=True, timeout=READ_TIMEOUT, check_same_thread=False)
+            except sqlite3.Error as exc:  # removed since, say
+                raise StoreError(f"cannot open {self.path}: {exc}") from None
+            try:
                 conn.execute("SELECT 1 FROM related LIMIT 1")
-            except sqlite3.OperationalError as exc:
-                raise self._read_error(exc, f"{self.path} is not a recommender store: {exc}") from None
             except sqlite3.DatabaseError as exc:
+                conn.close()
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise self._read_error(exc, f"{self.path} is not a recommender store: {exc}") from None
                 raise StoreError(f"{self.path} is not a recommender store: {exc}") from None
             self._local.conn = conn
         return conn
@@ -383,7 +396,7 @@ class RelatedStore:
                 "is hot): a reader without write access cannot roll it back; the next `recommender add`, `remove` "
                 "or `precompute` does, or opening it once with write access (`sqlite3 PATH 'SELECT 1'` as its owner)"
             )
-        if name.startswith("SQLITE_READONLY"):
+        if name in _WAL_NEEDS_WRITE_ACCESS:
             return StoreError(
                 f"{self.path} is in WAL mode (written by an older recommender), which needs write access to read: "
                 "the next `recommender precompute`, `add` or `remove` converts it"

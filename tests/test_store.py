@@ -16,6 +16,7 @@ import pytest
 from conftest import is_locked_for_readers, wait_until
 
 import recommender.model as model_module
+import recommender.store as store_module
 from recommender import InvalidParameterError, Recommender, StoreError, UnknownArticleError
 from recommender.store import FORMATS, RelatedStore, format_for, precompute
 
@@ -516,6 +517,34 @@ def test_related_store_on_files_that_are_not_stores(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(StoreError, match="not a recommender store"):
         RelatedStore(empty_db).related(SNAKE_ID)
+
+
+def test_related_store_waits_for_a_commit_then_gives_up_clearly(
+    fitted: Recommender, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "related.sqlite"
+    precompute(fitted, path, k=3)
+    monkeypatch.setattr(store_module, "READ_TIMEOUT", 0.2)
+    store = RelatedStore(path)
+    expected = store.related(SNAKE_ID)
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN EXCLUSIVE")  # as a writer's COMMIT holds the file
+        with pytest.raises(StoreError) as info:
+            store.related(SNAKE_ID)
+        assert str(info.value) == f"{path} stayed locked by a writer for 0.2 s: try again"
+    finally:
+        writer.close()
+    assert store.related(SNAKE_ID) == expected
+
+
+def test_related_store_whose_file_went_away(fitted: Recommender, tmp_path: Path) -> None:
+    path = tmp_path / "related.sqlite"
+    precompute(fitted, path, k=3)
+    store = RelatedStore(path)
+    path.unlink()
+    with pytest.raises(StoreError, match=r"^cannot open .*related.sqlite: unable to open database file$"):
+        store.related(SNAKE_ID)
 
 
 def test_related_store_is_read_only(stores: dict[str, Path]) -> None:
