@@ -13,12 +13,13 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], None], *, make_parents: bool = True) -> None:
     """Call ``write`` on a temporary file beside ``path``, then rename it over ``path``.
 
     Readers see the old file or the new one, never half of one; on any failure the old file stays.
+    ``make_parents=False``: a missing directory is an error (``FileNotFoundError``), not created.
     """
-    tmp = temporary_beside(path)
+    tmp = temporary_beside(path, make_parents=make_parents)
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -27,10 +28,12 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
-def temporary_beside(path: Path) -> Path:
+def temporary_beside(path: Path, *, make_parents: bool = True) -> Path:
     """A new empty temporary file beside ``path``, to be renamed over it once written; leftovers of
-    killed writers beside ``path`` are removed first."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    killed writers beside ``path`` are removed first. Missing directories are created unless
+    ``make_parents`` is false."""
+    if make_parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
     _sweep_leftovers(path)
     # The writer's PID in the name tells a later writer whether the file is a killed job's leftover.
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)

@@ -43,7 +43,7 @@ from .model import Recommender, Related, read_manifest
 from .neighbors import ProgressCallback
 from .ranking import MIN_RESULTS, MIN_SCORE
 from .render import render_related
-from .store import format_for, precompute
+from .store import check_output, precompute
 from .updates import Updater, UpdateResult, freshness
 
 DEFAULT_MODEL = Path("models") / "model.joblib"
@@ -392,7 +392,7 @@ def precompute_command(
             raise InvalidParameterError("choose one of --exact and --approx")
         if scheduler is not None or workers is not None:
             check_cluster_options(scheduler, workers)
-        format_for(out_path)  # a bad suffix fails before the model is even loaded
+        check_output(out_path)  # a bad suffix or a missing directory fails before the model is even loaded
         recommender = Recommender.load(model)
         plan = recommender.plan_all_related("exact" if exact else "approx" if approx else "auto")
         cost = f"{_quantity(plan.multiply_adds)}multiply-adds"

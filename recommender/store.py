@@ -1,14 +1,21 @@
 """Precomputed related lists: written in one batch job to JSON Lines, CSV or SQLite, read by a CMS.
 
 Every format is replaced atomically: files through a temporary file and a rename, SQLite in one
-transaction (in WAL mode, so a CMS reading meanwhile sees the old lists or the new, never a mix).
-A failed job leaves the previous output as it was.
+transaction. A failed job leaves the previous output as it was.
+
+SQLite stores use a rollback journal, not WAL: a WAL reader must be able to write the ``-shm`` file (or
+create it in the directory), so a CMS with read access only (another OS user, a read-only mount) could not
+open a WAL store. With a rollback journal a reader needs read access to the file and nothing else. A
+writer keeps its changes in memory until COMMIT (``cache_spill`` off), so readers keep reading the old
+lists during the whole job and wait (their busy timeout) only while the commit writes the file: they see
+the old lists or the new, never a mix.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -22,13 +29,19 @@ import numpy as np
 
 from ._atomic import atomic_write
 from .cluster import check_cluster_options, cluster_blocks
-from .errors import StoreError, UnknownArticleError
+from .errors import InvalidParameterError, StoreError, UnknownArticleError
 from .model import Recommender, Related, StringColumn
 from .neighbors import Block, Plan, ProgressCallback
 
-__all__ = ["FORMATS", "PrecomputeResult", "RelatedStore", "format_for", "precompute"]
+__all__ = ["FORMATS", "MAX_K", "PrecomputeResult", "RelatedStore", "check_output", "format_for", "precompute"]
 
 FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".sqlite": "sqlite", ".sqlite3": "sqlite", ".db": "sqlite"}
+MAX_K = 1000  # the most related articles a lookup returns (the documented maximum k)
+# Seconds a writer waits for another writer, for readers to finish before its COMMIT, and for a store an
+# older version left in WAL mode to be free to convert.
+LOCK_TIMEOUT = 30.0
+# Seconds a RelatedStore read waits while a writer commits (the only time readers are locked out).
+READ_TIMEOUT = 10.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS related (
@@ -72,6 +85,18 @@ def format_for(path: str | Path) -> str:
     return kind
 
 
+def check_output(path: str | Path) -> str:
+    """The format of an output ``path`` (see :func:`format_for`), or :class:`StoreError` if its directory
+    does not exist: a mistyped path should fail, not leave new directories behind."""
+    kind = format_for(path)
+    parent = Path(path).parent
+    if not parent.is_dir():
+        if parent.exists():
+            raise StoreError(f"{parent} is not a directory: write the output into a directory")
+        raise StoreError(f"directory {parent} does not exist: create it first")
+    return kind
+
+
 def _pairs(model: Recommender, blocks: Iterator[Block]) -> Iterator[tuple[int, list[tuple[int, float]]]]:
     for block in blocks:
         yield from _row_lists(range(block.start, block.start + block.indices.shape[0]), block.indices, block.scores)
@@ -109,7 +134,7 @@ def precompute(
     cluster of that many processes) computes the lists on a cluster instead, identical (``recommender[dask]``).
     """
     path = Path(path)
-    kind = format_for(path)
+    kind = check_output(path)
     on_cluster = scheduler is not None or workers is not None
     if on_cluster:
         check_cluster_options(scheduler, workers)  # before the slow steps
@@ -141,6 +166,10 @@ def precompute(
         pairs = writer(model, path, ids, _pairs(model, blocks), meta)
     except OSError as exc:
         raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except sqlite3.OperationalError as exc:  # locked for too long, disk full, ...
+        if is_busy(exc):
+            raise StoreError(f"{locked(path)}: nothing was changed; try again") from None
+        raise StoreError(f"cannot write {path}: {exc}") from None
     finally:
         if isinstance(blocks, Generator):
             blocks.close()  # now, not at garbage collection: a failed job shuts its Dask cluster down at once
@@ -163,7 +192,7 @@ def _write_jsonl(model: Recommender, path: Path, ids: list[Any], rows: Iterator[
                 count += len(related)
                 out.write(json.dumps({"id": ids[row], "related": related}, ensure_ascii=False) + "\n")
 
-    atomic_write(path, write)
+    atomic_write(path, write, make_parents=False)
     return count
 
 
@@ -180,17 +209,72 @@ def _write_csv(model: Recommender, path: Path, ids: list[Any], rows: Iterator[An
                     writer.writerow([ids[row], rank, ids[j], f"{s:.6f}"])
                     count += 1
 
-    atomic_write(path, write)
+    atomic_write(path, write, make_parents=False)
     return count
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def connect_for_writing(path: Path) -> sqlite3.Connection:
+    """A writer's connection to the SQLite store at ``path``: rollback journal, changes kept in memory
+    until COMMIT (see the module's docstring). A store left in WAL mode by an older version is converted."""
     try:
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
+        conn = sqlite3.connect(path, timeout=LOCK_TIMEOUT, isolation_level=None)
     except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot open {path}: {exc}") from None
+    try:
+        # Spilling changes into the file before COMMIT would take the exclusive lock and shut readers out
+        # for the rest of the job; the price is memory for the changed pages (about the store's size).
+        conn.execute("PRAGMA cache_spill=OFF")
+        _use_rollback_journal(conn, path)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
         raise StoreError(f"{path} is not a usable SQLite database: {exc}") from None
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+def _use_rollback_journal(conn: sqlite3.Connection, path: Path) -> None:
+    """Put the store in rollback-journal mode (a no-op unless an older version left it in WAL mode).
+
+    Leaving WAL mode needs the store to itself for a moment, and SQLite fails at once rather than wait
+    for the other connections to close, so retry for up to ``LOCK_TIMEOUT``."""
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0] == "delete":
+                return
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+        if time.monotonic() >= deadline:
+            raise StoreError(
+                f"{path} is in WAL mode (written by an older recommender), which readers without write access "
+                f"cannot open, and it stayed open elsewhere for {LOCK_TIMEOUT:g} s, so it could not be converted: "
+                "stop the programs reading it for a moment (restart the CMS workers) and run this again"
+            )
+        time.sleep(0.05)
+
+
+def is_busy(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` is SQLite giving up on a lock another connection holds."""
+    name = getattr(exc, "sqlite_errorname", None)  # Python 3.11+
+    return name.startswith("SQLITE_BUSY") if name else str(exc).startswith("database is locked")
+
+
+def locked(path: Path) -> str:
+    """The start of a message for a store that stayed locked past ``LOCK_TIMEOUT``."""
+    return f"{path} stayed locked for {LOCK_TIMEOUT:g} s (by another writer, or a reader holding a transaction open)"
+
+
+def _create_readable(path: Path) -> None:
+    """Create an empty store at ``path`` with the mode any new file gets (0666 less the umask: SQLite's own
+    is 0644 less it); SQLite gives its journal the same mode. An existing store keeps its mode."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        return
+    os.close(fd)
 
 
 def _insert_articles(conn: sqlite3.Connection, model: Recommender, rows: np.ndarray) -> None:
@@ -225,8 +309,8 @@ def _insert_related(
 
 
 def _write_sqlite(model: Recommender, path: Path, ids: list[Any], rows: Iterator[Any], meta: dict[str, str]) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = _connect(path)
+    _create_readable(path)
+    conn = connect_for_writing(path)
     try:
         # One transaction: readers keep seeing the old lists until COMMIT; a crash rolls back to them.
         conn.execute("BEGIN IMMEDIATE")
@@ -255,10 +339,20 @@ def _write_sqlite(model: Recommender, path: Path, ids: list[Any], rows: Iterator
     return count
 
 
+# What SQLite says when a reader without write access opens a WAL store it cannot set up.
+_WAL_NEEDS_WRITE_ACCESS = {
+    "SQLITE_READONLY_DIRECTORY",
+    "SQLITE_READONLY_CANTINIT",
+    "SQLITE_READONLY_CANTLOCK",
+    "SQLITE_READONLY_RECOVERY",
+}
+
+
 class RelatedStore:
     """Read precomputed lists from a SQLite store: what a CMS calls on every page view.
 
-    Opens read-only; safe to share between threads (one connection per thread).
+    Opens read-only (read access to the file is all it needs); safe to share between threads (one
+    connection per thread).
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -272,25 +366,59 @@ class RelatedStore:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             try:
-                conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+                conn = sqlite3.connect(self._uri, uri=True, timeout=READ_TIMEOUT, check_same_thread=False)
+            except sqlite3.Error as exc:  # removed since, say
+                raise StoreError(f"cannot open {self.path}: {exc}") from None
+            try:
                 conn.execute("SELECT 1 FROM related LIMIT 1")
             except sqlite3.DatabaseError as exc:
+                conn.close()
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise self._read_error(exc, f"{self.path} is not a recommender store: {exc}") from None
                 raise StoreError(f"{self.path} is not a recommender store: {exc}") from None
             self._local.conn = conn
         return conn
 
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        try:
+            return self._conn().execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise self._read_error(exc, f"cannot read {self.path}: {exc}") from None
+
+    def _read_error(self, exc: sqlite3.OperationalError, otherwise: str) -> StoreError:
+        """What a reader can do about ``exc``."""
+        name = getattr(exc, "sqlite_errorname", "")  # Python 3.11+; older ones get ``otherwise``
+        if is_busy(exc):
+            return StoreError(f"{self.path} stayed locked by a writer for {READ_TIMEOUT:g} s: try again")
+        if name == "SQLITE_READONLY_ROLLBACK":
+            return StoreError(
+                f"{self.path} was left mid-commit by a writer that was killed (its journal {self.path.name}-journal "
+                "is hot): a reader without write access cannot roll it back; the next `recommender add`, `remove` "
+                "or `precompute` does, or opening it once with write access (`sqlite3 PATH 'SELECT 1'` as its owner)"
+            )
+        if name in _WAL_NEEDS_WRITE_ACCESS:
+            return StoreError(
+                f"{self.path} is in WAL mode (written by an older recommender), which needs write access to read: "
+                "the next `recommender precompute`, `add` or `remove` converts it"
+            )
+        return StoreError(otherwise)
+
     def related(self, article_id: str, k: int | None = None) -> list[Related]:
-        """The stored list of ``article_id``, best first (at most ``k``)."""
-        conn = self._conn()
-        rows = conn.execute(
+        """The stored list of ``article_id`` (surrounding whitespace ignored, as when a corpus is read), best
+        first, at most ``k`` (1 to :data:`MAX_K`; ``None``: all stored)."""
+        if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K):
+            raise InvalidParameterError(f"k must be a whole number from 1 to {MAX_K:,}, got {k!r}")
+        if isinstance(article_id, str):
+            article_id = article_id.strip()
+        rows = self._read(
             "SELECT a.id, a.title, a.url, a.published, a.section, r.score FROM related r "
             "JOIN articles a ON a.id = r.related_id WHERE r.article_id = ? ORDER BY r.rank LIMIT ?",
-            (article_id, -1 if k is None else k),
-        ).fetchall()
-        if not rows and conn.execute("SELECT 1 FROM articles WHERE id = ?", (article_id,)).fetchone() is None:
+            (article_id, -1 if k is None else int(k)),
+        )
+        if not rows and not self._read("SELECT 1 FROM articles WHERE id = ?", (article_id,)):
             raise UnknownArticleError(article_id)
         return [Related(*row) for row in rows]
 
     def meta(self) -> dict[str, str]:
         """The job's facts: k, article count, model and write times."""
-        return dict(self._conn().execute("SELECT key, value FROM meta").fetchall())
+        return dict(self._read("SELECT key, value FROM meta"))

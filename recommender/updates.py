@@ -42,7 +42,7 @@ from .features import project_topics, weigh
 from .model import Recommender, StringColumn, _csr_from_state, _csr_state, _timestamp, manifest_path
 from .neighbors import available_threads, lists_entered, row_ranges
 from .ranking import RankingOptions
-from .store import _connect, _insert_articles, _insert_related, _row_lists, format_for
+from .store import _insert_articles, _insert_related, _row_lists, connect_for_writing, format_for, is_busy, locked
 
 __all__ = ["REFIT_SHARE", "Changes", "Freshness", "UpdateResult", "Updater", "freshness", "overlay_path"]
 
@@ -535,7 +535,7 @@ class Updater:
         with self._locked():
             self._sync()
             if self.store_path is not None:  # read now, so the first update costs what later ones do
-                conn = _connect(self.store_path)
+                conn = connect_for_writing(self.store_path)
                 try:
                     self._current_lists(conn, self._model, _meta(conn))
                 except _Behind:
@@ -619,19 +619,23 @@ class Updater:
             conn = None
             rebuilt = False
             changed = 0
+            moved = False
             try:
                 joblib.dump(state, tmp)
                 _fsync(tmp)
                 if self.store_path is not None:
                     conn, rebuilt, changed = self._write_store(old, new, delta)
                 os.replace(tmp, target)  # the model moves on; the store follows at COMMIT
+                moved = True
                 if conn is not None:
                     conn.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 if conn is not None and conn.in_transaction:
                     conn.execute("ROLLBACK")
                 tmp.unlink(missing_ok=True)
                 self._lists = None
+                if isinstance(exc, sqlite3.OperationalError) and self.store_path is not None:
+                    raise StoreError(_store_failure(self.store_path, exc, moved)) from None
                 raise
             finally:
                 if conn is not None:
@@ -651,7 +655,7 @@ class Updater:
     def _write_store(self, old: Recommender, new: Recommender, delta: _Delta) -> tuple[sqlite3.Connection, bool, int]:
         """Open a transaction on the store with ``new``'s lists in it (not committed yet)."""
         assert self.store_path is not None
-        conn = _connect(self.store_path)
+        conn = connect_for_writing(self.store_path)
         try:
             conn.execute("BEGIN IMMEDIATE")
             meta = _meta(conn)
@@ -717,6 +721,14 @@ class Updater:
             stop = block.start + block.indices.shape[0]
             lists.indices[block.start : stop], lists.scores[block.start : stop] = block.indices, block.scores
         return lists
+
+
+def _store_failure(store: Path, exc: sqlite3.OperationalError, model_moved: bool) -> str:
+    """The message for a store update that SQLite refused (locked for too long, disk full, ...)."""
+    problem = locked(store) if is_busy(exc) else f"cannot write {store}: {exc}"
+    if model_moved:  # the overlay was renamed into place before the COMMIT failed
+        return f"{problem}: the model was updated but not its store; the next add or remove rebuilds the store"
+    return f"{problem}: nothing was changed; try again"
 
 
 def _meta(conn: sqlite3.Connection) -> dict[str, str]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -40,3 +43,26 @@ def copy_model(model_path: Path, directory: Path) -> Path:
     shutil.copyfile(model_path, target)
     shutil.copyfile(model_path.with_suffix(".json"), target.with_suffix(".json"))
     return target
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 120.0) -> bool:
+    """Poll ``condition`` until it holds (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def is_locked_for_readers(path: Path) -> bool:
+    """Whether a new reader is refused at once: a writer is committing, or waiting to."""
+    conn = sqlite3.connect(path, timeout=0)
+    try:
+        conn.execute("SELECT count(*) FROM related").fetchone()
+    except sqlite3.OperationalError as exc:
+        assert "database is locked" in str(exc)
+        return True
+    finally:
+        conn.close()
+    return False

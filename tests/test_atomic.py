@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from recommender._atomic import atomic_write
 
 
@@ -29,3 +31,12 @@ def test_leftovers_of_dead_writers_are_removed_and_live_ones_kept(tmp_path: Path
     assert not dead.exists()
     assert live.exists() and mine.exists() and other_file.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, live.name, mine.name, other_file.name])
+
+
+def test_missing_directories_are_created_unless_refused(tmp_path: Path) -> None:
+    # A model saved to models/x.joblib gets its directory; a store's writer refuses instead.
+    atomic_write(tmp_path / "new" / "model.joblib", lambda tmp: tmp.write_text("model"))
+    assert (tmp_path / "new" / "model.joblib").read_text() == "model"
+    with pytest.raises(FileNotFoundError):
+        atomic_write(tmp_path / "missing" / "p.jsonl", lambda tmp: tmp.write_text("lists"), make_parents=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new"]

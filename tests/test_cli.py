@@ -627,6 +627,14 @@ def test_precompute_unknown_suffix(model_path: Path, tmp_path: Path, name: str) 
     assert not out.exists()
 
 
+@pytest.mark.parametrize("suffix", [".sqlite", ".jsonl", ".csv"])
+def test_precompute_into_a_missing_directory(model_path: Path, tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / "nonexistent" / "dir" / f"p{suffix}"
+    line = assert_user_error(invoke("precompute", "--out", out, "--model", model_path))
+    assert line == f"Error: directory {out.parent} does not exist: create it first"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_precompute_bad_k(model_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.sqlite"
     assert_user_error(invoke("precompute", "--out", out, "-k", "0", "--model", model_path), "got 0")

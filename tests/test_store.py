@@ -11,10 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from conftest import is_locked_for_readers, wait_until
 
 import recommender.model as model_module
-from recommender import Recommender, StoreError, UnknownArticleError
+import recommender.store as store_module
+from recommender import InvalidParameterError, Recommender, StoreError, UnknownArticleError
 from recommender.store import FORMATS, RelatedStore, format_for, precompute
 
 SNAKE_ID = "kompas-8f42b397"
@@ -203,7 +206,8 @@ def test_sqlite_schema(fitted: Recommender, stores: dict[str, Path], suffix: str
         assert meta["articles"] == "380"
         assert meta["corpus_checksum"] == fitted.corpus_["checksum"]
         assert meta["model_created_at"] == fitted.fitted_at_
-        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        # a rollback journal, not WAL: readers with read access only can open it (tests/test_store_readers.py)
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
     finally:
         conn.close()
 
@@ -309,15 +313,16 @@ def test_file_readers_see_the_old_file_until_the_new_one_is_complete(
 
 
 def test_sqlite_reader_sees_complete_old_or_new_lists(fitted: Recommender, tmp_path: Path) -> None:
+    """Readers see the old lists while the job writes; a reader holding a transaction open makes the job's
+    COMMIT wait for it (a rollback journal locks the file to commit), so it never sees the lists change."""
     path = tmp_path / "related.sqlite"
     precompute(fitted, path, k=3)
-    old = sqlite_contents(path)
-    old_count = len(old["related"])
+    old_count = len(sqlite_contents(path)["related"])
 
-    reader = sqlite3.connect(path, isolation_level=None)
+    reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         reader.execute("BEGIN")
-        assert reader.execute("SELECT count(*) FROM related").fetchone() == (old_count,)  # snapshot taken
+        assert reader.execute("SELECT count(*) FROM related").fetchone() == (old_count,)  # holds its read lock
 
         mid_write: list[tuple[int, int]] = []
 
@@ -329,14 +334,25 @@ def test_sqlite_reader_sees_complete_old_or_new_lists(fitted: Recommender, tmp_p
                 finally:
                     other.close()
 
-        result = precompute(fitted, path, k=5, block_rows=1, progress=check)
-        assert mid_write and set(mid_write) == {(old_count, 3)}
-        # the open read transaction still sees the complete old lists
-        assert reader.execute("SELECT count(*), max(rank) FROM related").fetchone() == (old_count, 3)
-        assert reader.execute("SELECT value FROM meta WHERE key = 'k'").fetchone() == ("3",)
-        reader.execute("COMMIT")
+        results: list[Any] = []
+        writer = threading.Thread(
+            target=lambda: results.append(precompute(fitted, path, k=5, block_rows=1, progress=check))
+        )
+        writer.start()
+        try:
+            # The job is at its COMMIT, waiting for our read lock, once it keeps new readers out.
+            assert wait_until(lambda: is_locked_for_readers(path) or not writer.is_alive())
+            assert writer.is_alive() and not results, "the job committed under an open read transaction"
+            assert mid_write and set(mid_write) == {(old_count, 3)}
+            # the open read transaction still sees the complete old lists
+            assert reader.execute("SELECT count(*), max(rank) FROM related").fetchone() == (old_count, 3)
+            assert reader.execute("SELECT value FROM meta WHERE key = 'k'").fetchone() == ("3",)
+            reader.execute("COMMIT")
+        finally:
+            writer.join(timeout=120)
+        assert not writer.is_alive()
         # and the next one the complete new lists
-        assert reader.execute("SELECT count(*), max(rank) FROM related").fetchone() == (result.pairs, 5)
+        assert reader.execute("SELECT count(*), max(rank) FROM related").fetchone() == (results[0].pairs, 5)
     finally:
         reader.close()
 
@@ -369,6 +385,7 @@ def test_sqlite_readers_in_threads_never_see_a_partial_rewrite(fitted: Recommend
         stop.set()
         for thread in threads:
             thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a reader thread hung"
     assert errors == []
     assert seen
     full = {c for c, _ in seen}
@@ -386,6 +403,25 @@ def test_unknown_suffix(fitted: Recommender, tmp_path: Path, name: str) -> None:
     for choice in (".jsonl", ".csv", ".sqlite", ".db"):
         assert choice in message
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix", [".sqlite", ".jsonl", ".csv"])
+def test_a_missing_directory_is_an_error_and_nothing_is_created(
+    fitted: Recommender, tmp_path: Path, suffix: str
+) -> None:
+    out = tmp_path / "nonexistent" / "dir" / f"p{suffix}"
+    with pytest.raises(StoreError) as info:
+        precompute(fitted, out, k=3)
+    assert str(info.value) == f"directory {tmp_path / 'nonexistent' / 'dir'} does not exist: create it first"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_where_the_directory_should_be(fitted: Recommender, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(StoreError) as info:
+        precompute(fitted, tmp_path / "file" / "p.sqlite", k=3)
+    assert str(info.value) == f"{tmp_path / 'file'} is not a directory: write the output into a directory"
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]
 
 
 def test_format_for_is_case_insensitive() -> None:
@@ -439,6 +475,30 @@ def test_related_store_unknown_id(stores: dict[str, Path]) -> None:
     assert "kompas-00000000" in str(info.value)
 
 
+@pytest.mark.parametrize("k", [0, -1, 1001, 10**20, 2.0, "3", True])
+def test_related_store_bad_k(stores: dict[str, Path], k: Any) -> None:
+    store = RelatedStore(stores[".sqlite"])
+    with pytest.raises(InvalidParameterError) as info:
+        store.related(SNAKE_ID, k)
+    assert str(info.value) == f"k must be a whole number from 1 to 1,000, got {k!r}"
+
+
+def test_related_store_k_up_to_the_maximum(fitted: Recommender, stores: dict[str, Path]) -> None:
+    store = RelatedStore(stores[".sqlite"])
+    expected = [r.id for r in fitted.related(SNAKE_ID, k=K)]
+    assert [r.id for r in store.related(SNAKE_ID, 1000)] == expected  # all K stored
+    assert [r.id for r in store.related(SNAKE_ID, np.int64(2))] == expected[:2]
+    assert [r.id for r in store.related(SNAKE_ID, 1)] == expected[:1]
+
+
+@pytest.mark.parametrize("padded", [f" {SNAKE_ID} ", f"\t{SNAKE_ID}\n", f"{SNAKE_ID} "])
+def test_related_store_ignores_whitespace_around_an_id(stores: dict[str, Path], padded: str) -> None:
+    store = RelatedStore(stores[".sqlite"])
+    assert store.related(padded) == store.related(SNAKE_ID) != []
+    with pytest.raises(UnknownArticleError):
+        store.related(" kompas-00000000 ")
+
+
 def test_related_store_missing_file(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no store"):
         RelatedStore(tmp_path / "missing.sqlite")
@@ -457,6 +517,34 @@ def test_related_store_on_files_that_are_not_stores(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(StoreError, match="not a recommender store"):
         RelatedStore(empty_db).related(SNAKE_ID)
+
+
+def test_related_store_waits_for_a_commit_then_gives_up_clearly(
+    fitted: Recommender, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "related.sqlite"
+    precompute(fitted, path, k=3)
+    monkeypatch.setattr(store_module, "READ_TIMEOUT", 0.2)
+    store = RelatedStore(path)
+    expected = store.related(SNAKE_ID)
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN EXCLUSIVE")  # as a writer's COMMIT holds the file
+        with pytest.raises(StoreError) as info:
+            store.related(SNAKE_ID)
+        assert str(info.value) == f"{path} stayed locked by a writer for 0.2 s: try again"
+    finally:
+        writer.close()
+    assert store.related(SNAKE_ID) == expected
+
+
+def test_related_store_whose_file_went_away(fitted: Recommender, tmp_path: Path) -> None:
+    path = tmp_path / "related.sqlite"
+    precompute(fitted, path, k=3)
+    store = RelatedStore(path)
+    path.unlink()
+    with pytest.raises(StoreError, match=r"^cannot open .*related.sqlite: unable to open database file$"):
+        store.related(SNAKE_ID)
 
 
 def test_related_store_is_read_only(stores: dict[str, Path]) -> None:
@@ -488,6 +576,7 @@ def test_related_store_from_several_threads(fitted: Recommender, stores: dict[st
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a reader thread hung"
     assert errors == []
     assert mismatches == []
     assert {r.id for r in expected[SNAKE_ID][:4]} == SNAKE_OTHERS

@@ -9,11 +9,13 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from conftest import is_locked_for_readers, wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -205,7 +207,7 @@ def snapshot(*paths: Path) -> dict[str, bytes]:
     found: dict[str, bytes] = {}
     for directory in {p.parent for p in paths}:
         for p in sorted(directory.iterdir()):
-            if p.suffix != ".sqlite" and not p.name.endswith(("-wal", "-shm")):
+            if p.suffix != ".sqlite" and not p.name.endswith("-journal"):
                 found[p.name] = p.read_bytes()
     return found
 
@@ -327,19 +329,30 @@ def test_a_killed_update_leaves_model_and_store_consistent(
 def test_readers_see_the_old_lists_or_the_new_never_a_mix(
     base_model: Path, timeline: list[Article], tmp_path: Path
 ) -> None:
+    """A reader holding a transaction open keeps seeing the old lists: the update's COMMIT waits for it
+    (a rollback journal locks the file to commit), and the reader's next transaction sees the new lists."""
     model, store = fresh(base_model, tmp_path)
     old = contents(store)
-    reader = sqlite3.connect(store, isolation_level=None)
+    updater = Updater(model, store)
+    reader = sqlite3.connect(store, isolation_level=None, check_same_thread=False)
     try:
         reader.execute("BEGIN")
         assert reader.execute("SELECT count(*) FROM related").fetchone() == (len(old["related"]),)
-        Updater(model, store).add(timeline[300:320])
-        # the open read transaction still sees the complete old lists, the next one the new
-        assert reader.execute("SELECT count(*) FROM articles").fetchone() == (300,)
-        reader.execute("COMMIT")
+        done: list[Any] = []
+        writer = threading.Thread(target=lambda: done.append(updater.add(timeline[300:320])))
+        writer.start()
+        try:
+            assert wait_until(lambda: is_locked_for_readers(store) or not writer.is_alive())
+            assert writer.is_alive() and not done, "the update committed under an open read transaction"
+            assert reader.execute("SELECT count(*) FROM articles").fetchone() == (300,)
+            reader.execute("COMMIT")
+        finally:
+            writer.join(timeout=120)
+        assert not writer.is_alive() and done
         assert reader.execute("SELECT count(*) FROM articles").fetchone() == (320,)
     finally:
         reader.close()
+    assert_store_equals_full_precompute(model, store)
 
 
 def test_two_updaters_take_turns(base_model: Path, timeline: list[Article], tmp_path: Path) -> None:
@@ -350,6 +363,95 @@ def test_two_updaters_take_turns(base_model: Path, timeline: list[Article], tmp_
     two.add(timeline[305:310])
     one.remove([timeline[301].id])
     assert len(one.model) == 309 and two.model.updates_["generation"] == 2
+    assert_store_equals_full_precompute(model, store)
+
+
+TAKING_TURNS = """
+import dataclasses, json, sys, time
+from pathlib import Path
+from recommender import Article, Updater
+
+model, store, plan_file, me, mode, turns = sys.argv[1:7]
+plan, turns = json.loads(Path(plan_file).read_text()), Path(turns)
+
+
+def wait_for(path):
+    deadline = time.monotonic() + 120
+    while not path.exists():
+        assert time.monotonic() < deadline, f"timed out waiting for {path.name}"
+        time.sleep(0.005)
+
+
+updater = Updater(model, store)
+(turns / f"ready-{me}").touch()
+for other in plan["order"]:  # everyone has loaded the model before anyone updates it
+    wait_for(turns / f"ready-{other}")
+for step, (owner, change) in enumerate(zip(plan["order"], plan["steps"])):
+    if owner != me:
+        continue
+    if mode == "alternate" and step > 0:
+        wait_for(turns / f"done-{step - 1}")  # the other process's update, which this one must pick up
+    if "add" in change:
+        result = updater.add([Article(**{**a, "tags": tuple(a["tags"])}) for a in change["add"]])
+    else:
+        result = updater.remove(change["remove"])
+    print(json.dumps({"step": step, "generation": result.generation, "rebuilt": result.store_rebuilt}), flush=True)
+    (turns / f"done-{step}").touch()
+"""
+
+
+@pytest.mark.parametrize("mode", ["alternate", "concurrent"])
+def test_updaters_in_two_processes_take_turns(
+    base_model: Path, timeline: list[Article], tmp_path: Path, mode: str
+) -> None:
+    """Two processes, each with its own Updater on the same model and store: strictly in turn (each must
+    reload what the other changed), or both at once (the lock on the manifest orders them). The end state
+    equals a full precompute of the final corpus, and no update was lost."""
+    model, store = fresh(base_model, tmp_path / "m")
+    article = dataclasses.asdict
+    # The two processes' changes do not depend on each other, so any interleaving reaches the same corpus.
+    order = ["a", "b", "a", "b", "a", "b"]
+    steps: list[dict[str, Any]] = [
+        {"add": [article(a) for a in timeline[300:305]]},
+        {"add": [article(a) for a in timeline[305:310]]},
+        {"remove": [timeline[3].id, timeline[301].id]},
+        {"add": [article(edited(timeline[9], timeline[350].body))]},
+        {"add": [article(a) for a in (edited(timeline[7], timeline[340].body), *timeline[310:313])]},
+        {"remove": [timeline[306].id, timeline[50].id]},
+    ]
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"order": order, "steps": steps}))
+    turns = tmp_path / "turns"
+    turns.mkdir()
+    procs = {
+        me: subprocess.Popen(
+            [sys.executable, "-c", TAKING_TURNS, str(model), str(store), str(plan), me, mode, str(turns)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for me in ("a", "b")
+    }
+    reports = {}
+    for proc in procs.values():
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+        for line in out.splitlines():
+            report = json.loads(line)
+            reports[report["step"]] = report
+    assert sorted(reports) == list(range(len(steps)))
+    generations = sorted(r["generation"] for r in reports.values())
+    assert generations == list(range(1, len(steps) + 1))  # every update built on all the earlier ones
+    assert not any(r["rebuilt"] for r in reports.values())  # the store always kept up with the model
+    if mode == "alternate":
+        assert [reports[step]["generation"] for step in range(len(steps))] == list(range(1, len(steps) + 1))
+
+    removed = {timeline[3].id, timeline[301].id, timeline[306].id, timeline[50].id}
+    expected = {a.id for a in timeline[:313]} - removed
+    final = Recommender.load(model)
+    assert set(final.ids_.to_list()) == expected and len(final) == len(expected)
+    assert final.updates_["generation"] == len(steps)
+    assert final.updates_["edited"] == 2 and final.updates_["removed"] == 4
     assert_store_equals_full_precompute(model, store)
 
 
