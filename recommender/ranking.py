@@ -53,7 +53,7 @@ MAX_K = 1000
 def check_k(k: object) -> int:
     """``k`` as an int, or :class:`InvalidParameterError` unless it is a whole number from 1 to :data:`MAX_K`."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
-        raise InvalidParameterError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
+        raise InvalidParameterError(f"k must be a whole number from 1 to {MAX_K:,}, got {k!r}")
     return int(k)
 
 

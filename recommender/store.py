@@ -29,14 +29,14 @@ import numpy as np
 
 from ._atomic import atomic_write
 from .cluster import check_cluster_options, cluster_blocks
-from .errors import InvalidParameterError, StoreError, UnknownArticleError
+from .errors import StoreError, UnknownArticleError
 from .model import Recommender, Related, StringColumn
 from .neighbors import Block, Plan, ProgressCallback
+from .ranking import check_k
 
-__all__ = ["FORMATS", "MAX_K", "PrecomputeResult", "RelatedStore", "check_output", "format_for", "precompute"]
+__all__ = ["FORMATS", "PrecomputeResult", "RelatedStore", "check_output", "format_for", "precompute"]
 
 FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".sqlite": "sqlite", ".sqlite3": "sqlite", ".db": "sqlite"}
-MAX_K = 1000  # the most related articles a lookup returns (the documented maximum k)
 # Seconds a writer waits for another writer, for readers to finish before its COMMIT, and for a store an
 # older version left in WAL mode to be free to convert.
 LOCK_TIMEOUT = 30.0
@@ -134,6 +134,7 @@ def precompute(
     cluster of that many processes) computes the lists on a cluster instead, identical (``recommender[dask]``).
     """
     path = Path(path)
+    check_k(k)  # first: a mistyped k must not start a job sized by it
     kind = check_output(path)
     on_cluster = scheduler is not None or workers is not None
     if on_cluster:
@@ -405,9 +406,9 @@ class RelatedStore:
 
     def related(self, article_id: str, k: int | None = None) -> list[Related]:
         """The stored list of ``article_id`` (surrounding whitespace ignored, as when a corpus is read), best
-        first, at most ``k`` (1 to :data:`MAX_K`; ``None``: all stored)."""
-        if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K):
-            raise InvalidParameterError(f"k must be a whole number from 1 to {MAX_K:,}, got {k!r}")
+        first, at most ``k`` (1 to :data:`~recommender.ranking.MAX_K`; ``None``: all stored)."""
+        if k is not None:
+            k = check_k(k)
         if isinstance(article_id, str):
             article_id = article_id.strip()
         rows = self._read(

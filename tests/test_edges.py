@@ -66,7 +66,7 @@ def write_jsonl(path: Path, items: list[dict[str, Any]]) -> Path:
 
 @pytest.mark.parametrize("k", [0, -1, MAX_K + 1, 10**9, 10**20, 2.0, True, "5"])
 def test_k_outside_1_to_max_is_a_named_error(fitted: Recommender, k: Any) -> None:
-    message = f"k must be a whole number from 1 to {MAX_K}, got"
+    message = f"k must be a whole number from 1 to {MAX_K:,}, got"
     with pytest.raises(InvalidParameterError, match=message):
         fitted.related(SNAKE_ID, k)
     with pytest.raises(InvalidParameterError, match=message):
@@ -85,7 +85,7 @@ def test_the_maximum_k_is_allowed(fitted: Recommender) -> None:
 def test_cli_k_outside_the_range(model_path: Path, k: str) -> None:
     assert_user_error(
         invoke("related", SNAKE_ID, "-k", k, "--model", model_path, "--json"),
-        f"k must be a whole number from 1 to 1000, got {k}",
+        f"k must be a whole number from 1 to 1,000, got {k}",
     )
 
 
@@ -93,7 +93,7 @@ def test_precompute_with_k_outside_the_range_writes_nothing(model_path: Path, tm
     out = tmp_path / "related.sqlite"
     assert_user_error(
         invoke("precompute", "--out", out, "-k", "1000000000", "--model", model_path),
-        "k must be a whole number from 1 to 1000, got 1000000000",
+        "k must be a whole number from 1 to 1,000, got 1000000000",
     )
     fitted = Recommender.load(model_path)
     with pytest.raises(InvalidParameterError):
