@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from . import _numba_cache  # noqa: F401  (first: where compiled kernels are cached, before any is defined)
 from .corpus import Article, Corpus, SkippedRecord, read_articles
 from .errors import (
     ClusterError,

@@ -6,6 +6,12 @@ import hashlib
 import itertools
 import json
 import math
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -282,3 +288,39 @@ def test_unsafe_urls_are_corpus_errors(tmp_path: Path, url: str) -> None:
 def test_safe_urls_pass(url: str) -> None:
     assert check_url(url) == url
     assert Article(id="a", title="t", url=url).url == url
+
+
+# --- another user ---------------------------------------------------------------------------------------
+
+IMPORT_AND_LOOK_UP = """
+import sys
+from recommender import Recommender, read_articles
+from recommender._numba_cache import cache_dir
+model = Recommender.train(read_articles(sys.argv[1]).articles[:60], n_jobs=1)
+print(cache_dir(), len(model.related(model.ids_[0], 3, min_score=0)))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="needs root to run as another user")
+def test_a_user_who_cannot_write_beside_the_package_can_use_it(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A CMS running as another user (here ``nobody``, whose home does not exist) imports recommender and
+    runs the compiled kernels: numba caches them in a private directory of its own, not beside the sources."""
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv is missing")
+    shared = Path(tempfile.mkdtemp(prefix="recommender-user-"))
+    try:
+        shared.chmod(0o755)
+        corpus = shutil.copy(SAMPLE, shared / "sample.jsonl")
+        os.chmod(corpus, 0o644)
+        nobody = pwd.getpwnam("nobody")
+        env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+        as_nobody = ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups"]
+        command = [*as_nobody, sys.executable, "-I", "-c", IMPORT_AND_LOOK_UP, str(corpus)]
+        done = subprocess.run(command, capture_output=True, text=True, cwd=shared, env=env, timeout=600)
+        assert done.returncode == 0, done.stderr
+        where, found = done.stdout.split()
+        assert found == "3"
+        info = Path(where).stat()
+        assert info.st_uid == nobody.pw_uid and info.st_mode & 0o077 == 0  # private to that user
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
