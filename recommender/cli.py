@@ -36,7 +36,7 @@ from .evaluate import (
     unjudged_pairs,
     write_packet,
 )
-from .model import Recommender, Related, read_manifest
+from .model import Recommender, Related, data_path, load_with_manifest
 from .neighbors import ProgressCallback
 from .ranking import MIN_RESULTS, MIN_SCORE
 from .render import render_related
@@ -137,8 +137,8 @@ def _field_map(fields: list[str]) -> dict[str, str]:
     return mapping
 
 
-def _mb(path: Path) -> str:
-    return f"{path.stat().st_size / 1e6:.1f} MB"
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
 
 
 FieldOption = Annotated[
@@ -220,7 +220,9 @@ def train(
         manifest = fitted.save(model)
         elapsed = time.perf_counter() - started
         typer.echo(f"Trained on {len(fitted):,} articles, {manifest['terms']:,} terms in {elapsed:.1f} s")
-        typer.echo(f"Saved {model} ({_mb(model)}) and its manifest {model.with_suffix('.json').name}")
+        data = data_path(model, manifest).name
+        size = _mb(manifest["model_file"]["bytes"])
+        typer.echo(f"Saved {model} ({size}): manifest {model.with_suffix('.json').name}, data file {data}")
 
 
 def _related_table(results: list[Related], explain: bool = False) -> Table:
@@ -442,8 +444,7 @@ def info(model: ModelOption = DEFAULT_MODEL, as_json: JsonOption = False) -> Non
     """Show a model's manifest: versions, parameters, corpus figures."""
     with _user_errors():
         started = time.perf_counter()
-        manifest = read_manifest(model)
-        recommender = Recommender.load(model)
+        recommender, manifest = load_with_manifest(model)
         load_seconds = time.perf_counter() - started
         fresh = freshness(recommender)
         if as_json:
@@ -456,7 +457,10 @@ def info(model: ModelOption = DEFAULT_MODEL, as_json: JsonOption = False) -> Non
         table.add_column(style="bold")
         table.add_column()
         rows = {
-            "model": f"{model} ({_mb(model)}, loads in {load_seconds * 1000:.0f} ms)",
+            "model": (
+                f"{model} ({data_path(model, manifest).name}, {_mb(manifest['model_file']['bytes'])}, "
+                f"loads in {load_seconds * 1000:.0f} ms)"
+            ),
             "sha256": manifest["model_file"]["sha256"],
             "created": manifest["created_at"],
             "format": f"{manifest['format_version']} (recommender {manifest['package_version']})",
