@@ -36,6 +36,7 @@ import scipy.sparse as sp
 
 from . import __version__
 from ._atomic import fsync_directory, fsync_file, locked_directory, sweep_leftovers, temporary_beside
+from ._manifest import MANIFEST_SCHEMA, VERSION_SCHEMA, schema_problem
 from .corpus import Article, parse_published
 from .errors import InvalidParameterError, ModelError, UnknownArticleError
 from .features import Counts, count_terms, fit_topics, project_topics, tfidf
@@ -891,15 +892,11 @@ class Recommender:
 
     @classmethod
     def _from_data(cls, path: Path, manifest: dict[str, Any], *, mmap: bool, verify: bool) -> Recommender:
-        """The model in the data file ``manifest`` names; :class:`FileNotFoundError` if that file is gone."""
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise ModelError(
-                f"{path} has model format {manifest.get('format_version')!r}, this version of recommender "
-                f"reads format {FORMAT_VERSION}: retrain it with `recommender train`"
-            )
-        expected = manifest.get("model_file", {})
+        """The model in the data file that ``manifest`` (read and checked by :func:`read_manifest`) names;
+        :class:`FileNotFoundError` if that file is gone."""
+        expected = manifest["model_file"]
         data = data_path(path, manifest)
-        if data.stat().st_size != expected.get("bytes") or (verify and _sha256(data) != expected.get("sha256")):
+        if data.stat().st_size != expected["bytes"] or (verify and _sha256(data) != expected["sha256"]):
             raise ModelError(
                 f"{data} does not match its manifest {manifest_path(path).name} (corrupt, truncated or "
                 "tampered with): retrain it with `recommender train`"
@@ -932,11 +929,11 @@ class Recommender:
         model.corpus_ = state["corpus"]
         model.fitted_at_ = state["fitted_at"]
         model.updates_ = dict(state.get("updates", _no_updates()))
-        model._set_base(expected.get("sha256"))
+        model._set_base(expected["sha256"])
         model._reset_lookups()
         from .updates import apply_overlay, read_overlay
 
-        overlay = read_overlay(path, str(expected.get("sha256")))
+        overlay = read_overlay(path, expected["sha256"])
         return model if overlay is None else apply_overlay(model, overlay)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -957,7 +954,8 @@ class Recommender:
 
 
 def read_manifest(model_path: str | Path) -> dict[str, Any]:
-    """The manifest beside ``model_path``, or :class:`ModelError` saying what is wrong with it."""
+    """The manifest beside ``model_path``, checked against the manifest's JSON Schema; :class:`ModelError`
+    saying what is wrong with it (the field, what it must be, what it is)."""
     mpath = manifest_path(model_path)
     if not mpath.is_file():
         if not Path(model_path).exists() and not _data_files(Path(model_path)):
@@ -969,6 +967,16 @@ def read_manifest(model_path: str | Path) -> dict[str, Any]:
         raise ModelError(f"manifest {mpath} is unreadable ({exc}): retrain with `recommender train`") from None
     if not isinstance(manifest, dict):
         raise ModelError(f"manifest {mpath} is not a JSON object: retrain with `recommender train`")
+    # The version first: a manifest of another format is not expected to meet this format's schema.
+    problem = schema_problem(manifest, VERSION_SCHEMA)
+    if problem is None and manifest["format_version"] != FORMAT_VERSION:
+        raise ModelError(
+            f"{model_path} has model format {manifest['format_version']}, this version of recommender reads "
+            f"format {FORMAT_VERSION}: retrain it with `recommender train`"
+        )
+    problem = problem or schema_problem(manifest, MANIFEST_SCHEMA)
+    if problem is not None:
+        raise ModelError(f"manifest {mpath}: {problem}: retrain with `recommender train` or restore the file")
     return manifest
 
 

@@ -689,6 +689,40 @@ def test_info_model_from_env(model_path: Path) -> None:
     assert json.loads(result.stdout)["corpus"]["articles"] == 380
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("corpus", "x", "field 'corpus' must be an object, got \"x\""),
+        ("corpus.sections", None, "field 'corpus.sections' must be an object, got null"),
+        ("created_at", ..., "field 'created_at' is missing"),
+        ("format_version", "1", "field 'format_version' must be an integer, got \"1\""),
+    ],
+    ids=["corpus-x", "sections-null", "no-created-at", "format-as-string"],
+)
+@pytest.mark.parametrize("command", [["info"], ["info", "--json"], ["related", SNAKE_ID]], ids=" ".join)
+def test_a_hand_edited_manifest_is_one_error_line(
+    model_path: Path, tmp_path: Path, command: list[str], field: str, value: object, problem: str
+) -> None:
+    # Reported: TypeError, AttributeError and KeyError tracebacks from `info`, and "has model format
+    # '1', this version of recommender reads format 1".
+    model = copy_model(model_path, tmp_path)
+    manifest_file = model.with_suffix(".json")
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    *parents, name = field.split(".")
+    where = manifest
+    for parent in parents:
+        where = where[parent]
+    if value is ...:
+        del where[name]
+    else:
+        where[name] = value
+    manifest_file.write_text(json.dumps(manifest), encoding="utf-8")
+    before = model_bytes(model)
+    line = assert_user_error(invoke(*command, "--model", model))
+    assert line == f"Error: manifest {manifest_file}: {problem}: retrain with `recommender train` or restore the file"
+    assert model_bytes(model) == before
+
+
 # --- related: ranking options ----------------------------------------------------------------------
 
 SNAKE_PUBLISHED = "2019-09-20T10:34:00+07:00"
