@@ -1,4 +1,5 @@
-"""The model manifest's JSON Schema (format 1), and the first way a manifest breaks it, in words.
+"""The model manifest's JSON Schema (format 1), and the first way a manifest breaks it, in words; and the
+first field in which a manifest contradicts the model file it names.
 
 Fields that older saves of format 1 lack (``updates``; parameters added since) are optional, and fields
 this version does not know are allowed, so that manifests written before and after it still read.
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
     from jsonschema import Validator
     from jsonschema.exceptions import ValidationError
 
-__all__ = ["MANIFEST_SCHEMA", "VERSION_SCHEMA", "schema_problem"]
+__all__ = ["MANIFEST_SCHEMA", "VERSION_SCHEMA", "disagreement", "schema_problem"]
 
 _COUNT: dict[str, Any] = {"type": "integer", "minimum": 0}
 _SHA256: dict[str, Any] = {
@@ -184,3 +185,29 @@ def _describe(error: ValidationError) -> str:
     else:  # a keyword this schema does not use yet: jsonschema's own words
         return f"{where} is invalid: {error.message}"
     return f"{where} must be {wanted}, got {_shown(value)}"
+
+
+def disagreement(manifest: dict[str, Any], facts: dict[str, Any], source: str) -> str | None:
+    """The first field in which ``manifest`` contradicts ``facts`` (the same fields, as the model file
+    ``source`` has them), in words, or ``None``. Objects are compared field by field; of ``params``
+    only those the manifest has (older manifests lack the newer ones, which load with their defaults)."""
+    for name, actual in facts.items():
+        if name not in manifest:  # optional in the schema, and absent: nothing to contradict
+            continue
+        stated = manifest[name]
+        if isinstance(stated, dict) and isinstance(actual, dict):
+            keys = list(stated) if name == "params" else sorted(set(stated) | set(actual))
+            pairs = [(f"{name}.{key}", stated.get(key, _ABSENT), actual.get(key, _ABSENT)) for key in keys]
+        else:
+            pairs = [(name, stated, actual)]
+        for field, said, has in pairs:
+            if said != has:
+                return f"field '{field}' is {_stated(said)}, but the data file {source} has {_stated(has)}"
+    return None
+
+
+_ABSENT = object()
+
+
+def _stated(value: object) -> str:
+    return "no such field" if value is _ABSENT else _shown(value)

@@ -465,7 +465,7 @@ def info(model: ModelOption = DEFAULT_MODEL, as_json: JsonOption = False) -> Non
             "created": manifest["created_at"],
             "format": f"{manifest['format_version']} (recommender {manifest['package_version']})",
             "versions": ", ".join(f"{k} {v}" for k, v in manifest["versions"].items()),
-            "params": ", ".join(f"{k}={v}" for k, v in manifest["params"].items()),
+            "params": ", ".join(f"{k}={v}" for k, v in recommender.get_params().items()),  # all, as used
             "articles": f"{len(recommender):,} ({corpus['empty_bodies']:,} with an empty body)",
             "terms": f"{manifest['terms']:,}",
             "corpus sha256": corpus["checksum"],

@@ -36,7 +36,7 @@ import scipy.sparse as sp
 
 from . import __version__
 from ._atomic import fsync_directory, fsync_file, locked_directory, sweep_leftovers, temporary_beside
-from ._manifest import MANIFEST_SCHEMA, VERSION_SCHEMA, schema_problem
+from ._manifest import MANIFEST_SCHEMA, VERSION_SCHEMA, disagreement, schema_problem
 from .corpus import Article, parse_published
 from .errors import InvalidParameterError, ModelError, UnknownArticleError
 from .features import Counts, count_terms, fit_topics, project_topics, tfidf
@@ -929,6 +929,22 @@ class Recommender:
         model.corpus_ = state["corpus"]
         model.fitted_at_ = state["fitted_at"]
         model.updates_ = dict(state.get("updates", _no_updates()))
+        # What lookups use comes from the data file; the manifest must say the same, or `info` (which shows
+        # it) and hand edits would silently disagree with the model.
+        facts = {
+            "params": model.get_params(),
+            "corpus": model.corpus_,
+            "created_at": model.fitted_at_,
+            "terms": int(model.idf_.shape[0]),
+            "nonzeros": int(model.matrix_.nnz),
+            "updates": model.updates_,
+        }
+        problem = disagreement(manifest, facts, data.name)
+        if problem is not None:
+            raise ModelError(
+                f"manifest {manifest_path(path)}: {problem}: restore the manifest, or retrain with "
+                "`recommender train` to change the model"
+            )
         model._set_base(expected["sha256"])
         model._reset_lookups()
         from .updates import apply_overlay, read_overlay

@@ -683,6 +683,38 @@ def test_info_json(model_path: Path) -> None:
     assert manifest["model_file"]["bytes"] == data_path(model_path).stat().st_size
 
 
+def test_info_refuses_a_parameter_edited_in_the_manifest(model_path: Path, tmp_path: Path) -> None:
+    # Reported: half_life_days edited to 300 in model.json showed as 300 in `info`, while lookups used 7.
+    model = copy_model(model_path, tmp_path)
+    manifest_file = model.with_suffix(".json")
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    manifest["params"]["half_life_days"] = 300
+    manifest_file.write_text(json.dumps(manifest), encoding="utf-8")
+    for command in (["info"], ["related", SNAKE_ID]):
+        line = assert_user_error(invoke(*command, "--model", model))
+        assert line == (
+            f"Error: manifest {manifest_file}: field 'params.half_life_days' is 300, but the data file "
+            f"{data_path(model).name} has 7.0: restore the manifest, or retrain with `recommender train` to "
+            "change the model"
+        )
+
+
+def test_info_shows_the_parameters_the_model_uses(model_path: Path, tmp_path: Path) -> None:
+    # A manifest of format 1 may lack parameters added since (its model loads with what it was built
+    # with): `info` shows every parameter the loaded model uses, not only those the manifest lists.
+    model = copy_model(model_path, tmp_path)
+    manifest_file = model.with_suffix(".json")
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    del manifest["params"]["topic_dims"], manifest["params"]["time_weight"]
+    manifest_file.write_text(json.dumps(manifest), encoding="utf-8")
+    result = invoke("info", "--model", model)
+    assert result.exit_code == 0, result.output
+    params = re.search(r"^params\s+\S\s+(.*(?:\n\s+\S\s+\S.*)*)", result.stdout, re.MULTILINE)
+    assert params, result.stdout
+    shown = " ".join(part.strip(" │") for part in params.group(1).splitlines())
+    assert "topic_dims=64" in shown and "time_weight=0.2" in shown, shown
+
+
 def test_info_model_from_env(model_path: Path) -> None:
     result = invoke("info", "--json", env={"RECOMMENDER_MODEL": str(model_path)})
     assert result.exit_code == 0, result.output

@@ -560,6 +560,42 @@ def test_a_manifest_that_breaks_the_schema_is_a_model_error_naming_the_field(
         assert str(info.value) == expected
 
 
+# Hand edits that the schema allows but that contradict the data file: what the manifest says about the
+# model must be what the model is (reported: half_life_days edited to 300 showed in `info`, while
+# lookups still used the model's own).
+DISAGREEMENTS: list[tuple[str, Callable[[dict[str, Any]], object], str]] = [
+    ("half-life", lambda m: m["params"].update(half_life_days=300), "field 'params.half_life_days' is 300"),
+    ("dedup-off", lambda m: m["params"].update(dedup=None), "field 'params.dedup' is null"),
+    ("stem", lambda m: m["params"].update(stem=True), "field 'params.stem' is true"),
+    ("articles", lambda m: m["corpus"].update(articles=999), "field 'corpus.articles' is 999"),
+    ("sections", lambda m: m["corpus"]["sections"].update(olahraga=1), "field 'corpus.sections' is {"),
+    ("created-at", lambda m: m.update(created_at="2020-01-01T00:00:00+00:00"), "field 'created_at' is \"2020-"),
+    ("terms", lambda m: m.update(terms=1), "field 'terms' is 1"),
+    ("nonzeros", lambda m: m.update(nonzeros=1), "field 'nonzeros' is 1"),
+    ("updates", lambda m: m["updates"].update(generation=4), "field 'updates.generation' is 4"),
+    ("extra-corpus-field", lambda m: m["corpus"].update(pages=3), "field 'corpus.pages' is 3"),
+]
+
+
+@pytest.mark.parametrize(("edit", "problem"), [d[1:] for d in DISAGREEMENTS], ids=[d[0] for d in DISAGREEMENTS])
+def test_a_manifest_that_contradicts_its_data_file_is_a_model_error_naming_the_field(
+    model_path: Path, tmp_path: Path, edit: Callable[[dict[str, Any]], object], problem: str
+) -> None:
+    path = copy_model(model_path, tmp_path)
+    edit_manifest(path, edit)
+    message = load_error(path)
+    assert message.startswith(f"manifest {manifest_path(path)}: {problem}"), message
+    assert f"but the data file {data_path(path).name} has " in message
+    assert message.endswith(": restore the manifest, or retrain with `recommender train` to change the model")
+    assert load_error(path, verify=False) == message  # not a matter of the SHA-256 check
+
+
+def test_lookups_use_the_parameters_the_manifest_shows(fitted: Recommender, model_path: Path) -> None:
+    loaded = Recommender.load(model_path)
+    assert read_manifest(model_path)["params"] == loaded.get_params() == fitted.get_params()
+    assert loaded._options() == fitted._options()
+
+
 def test_the_manifest_schema_lets_older_manifests_through(model_path: Path, tmp_path: Path) -> None:
     # Manifests of format 1 written before the updates and the newer parameters existed, or with fields
     # added by a later version, still read.
