@@ -457,10 +457,8 @@ def info(model: ModelOption = DEFAULT_MODEL, as_json: JsonOption = False) -> Non
         table.add_column(style="bold")
         table.add_column()
         rows = {
-            "model": (
-                f"{model} ({data_path(model, manifest).name}, {_mb(manifest['model_file']['bytes'])}, "
-                f"loads in {load_seconds * 1000:.0f} ms)"
-            ),
+            "model": f"{model} ({_mb(manifest['model_file']['bytes'])}, loads in {load_seconds * 1000:.0f} ms)",
+            "data file": data_path(model, manifest).name,
             "sha256": manifest["model_file"]["sha256"],
             "created": manifest["created_at"],
             "format": f"{manifest['format_version']} (recommender {manifest['package_version']})",

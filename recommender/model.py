@@ -992,7 +992,10 @@ def read_manifest(model_path: str | Path) -> dict[str, Any]:
         )
     problem = problem or schema_problem(manifest, MANIFEST_SCHEMA)
     if problem is not None:
-        raise ModelError(f"manifest {mpath}: {problem}: retrain with `recommender train` or restore the file")
+        raise ModelError(
+            f"manifest {mpath}: field '{problem.field}' {problem.text}: retrain with `recommender train` or "
+            "restore the file"
+        )
     return manifest
 
 

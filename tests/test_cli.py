@@ -666,6 +666,7 @@ def test_info(model_path: Path) -> None:
     for key in ("model", "sha256", "created", "format", "versions", "params", "articles", "terms", "sections"):
         assert re.search(rf"^{key}\s", out, re.MULTILINE), key
     assert re.search(r"^articles\s+\S\s+380 \(", out, re.MULTILINE), out
+    assert re.search(rf"^data file\s+\S\s+{data_path(model_path).name}\s*$", out, re.MULTILINE), out
     assert manifest["model_file"]["sha256"] in out
     assert manifest["corpus"]["checksum"] in out
     assert "stem=False" in out and "title_weight=3" in out
