@@ -972,13 +972,36 @@ class Recommender:
 def read_manifest(model_path: str | Path) -> dict[str, Any]:
     """The manifest beside ``model_path``, checked against the manifest's JSON Schema; :class:`ModelError`
     saying what is wrong with it (the field, what it must be, what it is)."""
+    return _read_manifest(Path(model_path))[0]
+
+
+_Stamp = tuple[int, int, int, int]  # which file a manifest was: device, inode, modification time, size
+
+
+def _stamp(stat: os.stat_result) -> _Stamp:
+    return (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+def _manifest_stamp(model_path: Path) -> _Stamp | None:
+    """Which file the manifest beside ``model_path`` is now (``None``: none). A save commits by renaming a
+    new manifest into place, so a save that commits changes it."""
+    try:
+        return _stamp(os.stat(manifest_path(model_path)))
+    except OSError:
+        return None
+
+
+def _read_manifest(model_path: Path) -> tuple[dict[str, Any], _Stamp]:
+    """:func:`read_manifest`, and which file it read."""
     mpath = manifest_path(model_path)
     if not mpath.is_file():
-        if not Path(model_path).exists() and not _data_files(Path(model_path)):
+        if not model_path.exists() and not _data_files(model_path):
             raise ModelError(f"no model at {model_path}: train one first with `recommender train`")
         raise ModelError(f"no manifest {mpath.name} beside {model_path}: was it saved by recommender?")
     try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        with open(mpath, "rb") as fh:
+            stamp = _stamp(os.fstat(fh.fileno()))
+            manifest = json.loads(fh.read().decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"manifest {mpath} is unreadable ({exc}): retrain with `recommender train`") from None
     if not isinstance(manifest, dict):
@@ -996,7 +1019,7 @@ def read_manifest(model_path: str | Path) -> dict[str, Any]:
             f"manifest {mpath}: field '{problem.field}' {problem.text}: retrain with `recommender train` or "
             "restore the file"
         )
-    return manifest
+    return manifest, stamp
 
 
 def load_with_manifest(
@@ -1004,26 +1027,30 @@ def load_with_manifest(
 ) -> tuple[Recommender, dict[str, Any]]:
     """:meth:`Recommender.load`, and the manifest it checked the model against (the one it loaded)."""
     path = Path(path)
-    for attempt in range(2):
-        manifest = read_manifest(path)
+    for _ in range(3):
+        manifest, stamp = _read_manifest(path)
         try:
-            return Recommender._from_data(path, manifest, mmap=mmap, verify=verify), manifest
+            model = Recommender._from_data(path, manifest, mmap=mmap, verify=verify)
         except FileNotFoundError:
-            # A save replaced the manifest and deleted the data file it named after we read it: the
-            # manifest read again names the new one. Missing twice: the data file is really gone.
-            if attempt:
+            if _manifest_stamp(path) == stamp:  # still the manifest we read: its data file is really gone
                 raise ModelError(
                     f"no model file {data_path(path, manifest)} beside its manifest {manifest_path(path).name}: "
                     "retrain with `recommender train`"
                 ) from None
-    raise AssertionError("unreachable")
+            continue
+        # A save that committed meanwhile may have deleted the data file or the updates this manifest
+        # names, before or while they were read: then start again from the new manifest. A save that
+        # commits after this check leaves a model that was whole when loaded.
+        if _manifest_stamp(path) == stamp:
+            return model, manifest
+    raise ModelError(f"{path} changed three times while it was being loaded (saves in quick succession): load it again")
 
 
 def _named_data(path: Path) -> Path | None:
     """The data file the manifest beside ``path`` names now, or ``None`` if there is no usable manifest."""
     try:
         return data_path(path)
-    except (ModelError, KeyError, TypeError):
+    except ModelError:
         return None
 
 

@@ -5,6 +5,7 @@ save leaves only the manifest and the data file it names."""
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -19,7 +20,8 @@ import pytest
 from conftest import copy_model
 
 import recommender.model as model_module
-from recommender import Article, Recommender, read_articles, read_manifest
+import recommender.updates as updates_module
+from recommender import Article, Recommender, Updater, read_articles, read_manifest
 from recommender.model import data_path
 
 SAMPLE = Path(__file__).parent / "data" / "sample.jsonl"
@@ -221,19 +223,18 @@ def test_a_reader_that_read_the_old_manifest_reads_it_again_once(
     # reader must read the manifest again and load the new model, not fail on the vanished file.
     path = copy_model(model_path, tmp_path)
     new = Recommender.train(sample_articles[:60], n_jobs=1)
-    real_read_manifest = model_module.read_manifest
-    saved: list[Path] = []
+    real_data_path = model_module.data_path
+    named: list[Path] = []
 
-    def read_then_a_save_commits(at: str | Path) -> dict[str, Any]:
-        manifest = real_read_manifest(at)
-        if not saved:
-            saved.append(data_path(path, manifest))
+    def a_save_commits_meanwhile(at: str | Path, manifest: dict[str, Any] | None = None) -> Path:
+        if not named:
+            named.append(real_data_path(at, manifest))
             new.save(path)
-        return manifest
+        return real_data_path(at, manifest)
 
-    monkeypatch.setattr(model_module, "read_manifest", read_then_a_save_commits)
+    monkeypatch.setattr(model_module, "data_path", a_save_commits_meanwhile)
     loaded = Recommender.load(path)
-    assert not saved[0].exists()  # the data file the reader was first told of is gone
+    assert not named[0].exists()  # the data file the reader was first told of is gone
     assert fingerprint(loaded) == fingerprint(new)
 
 
@@ -294,3 +295,29 @@ def test_a_writer_holds_the_folder_until_its_manifest_names_its_data_file(
             writer.communicate()
     assert fingerprint(path) == fingerprint(source)
     assert sorted(p.name for p in path.parent.iterdir()) == sorted(["model.json", data_path(path).name])
+
+
+def test_a_load_that_a_save_overtakes_starts_again(
+    model_path: Path, sample_articles: list[Article], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A load has read the manifest and the data file of a model with updates; before it reads the
+    # updates, a save commits a new model and deletes them. Without the updates it would have the fitted
+    # rows only, neither the old model nor the new one: it must notice the manifest changed and start
+    # again.
+    path = copy_model(model_path, tmp_path)
+    Updater(path).add([dataclasses.replace(sample_articles[0], id="added-1")])
+    old = fingerprint(path)
+    assert old[0] == 381
+    new = Recommender.train(sample_articles[:60], n_jobs=1)
+    real_read_overlay = updates_module.read_overlay
+    overtaken: list[bool] = []
+
+    def a_save_commits_first(model_path: Path, base_sha256: str) -> dict[str, Any] | None:
+        if not overtaken:
+            overtaken.append(True)
+            new.save(path)
+        return real_read_overlay(model_path, base_sha256)
+
+    monkeypatch.setattr(updates_module, "read_overlay", a_save_commits_first)
+    assert fingerprint(path) == fingerprint(new) != old
+    assert overtaken
