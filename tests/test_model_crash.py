@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import joblib
 import pytest
 from conftest import copy_model
 
@@ -320,4 +321,26 @@ def test_a_load_that_a_save_overtakes_starts_again(
 
     monkeypatch.setattr(updates_module, "read_overlay", a_save_commits_first)
     assert fingerprint(path) == fingerprint(new) != old
+    assert overtaken
+
+
+def test_a_load_whose_updates_vanish_as_it_opens_them_starts_again(
+    model_path: Path, sample_articles: list[Article], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same race a step later: the updates file is there when the load looks, and gone (a save
+    # committed and deleted it) when the load opens it.
+    path = copy_model(model_path, tmp_path)
+    Updater(path).add([dataclasses.replace(sample_articles[0], id="added-1")])
+    new = Recommender.train(sample_articles[:60], n_jobs=1)
+    real_load = joblib.load
+    overtaken: list[bool] = []
+
+    def a_save_commits_first(filename: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(filename).endswith(".updates.joblib") and not overtaken:
+            overtaken.append(True)
+            new.save(path)
+        return real_load(filename, *args, **kwargs)
+
+    monkeypatch.setattr(joblib, "load", a_save_commits_first)
+    assert fingerprint(path) == fingerprint(new)
     assert overtaken
