@@ -56,7 +56,12 @@ err = Console(stderr=True)
 
 ModelOption = Annotated[
     Path,
-    typer.Option("--model", "-m", envvar="RECOMMENDER_MODEL", help="Model file (env RECOMMENDER_MODEL)."),
+    typer.Option(
+        "--model",
+        "-m",
+        envvar="RECOMMENDER_MODEL",
+        help="Model path (its manifest and data file are beside it; env RECOMMENDER_MODEL).",
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON Lines, one object per line.")]
 NewerOption = Annotated[
