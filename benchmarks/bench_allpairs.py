@@ -210,7 +210,9 @@ def synthetic(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         path = str(Path(tmp) / "model.joblib")
         built, rss_build = _in_fresh_process(build_synthetic, n, args.seed, path)
-        size_mb = os.path.getsize(path) / 2**20
+        from recommender.model import data_path
+
+        size_mb = os.path.getsize(data_path(path)) / 2**20  # the data file the manifest names
         ran, rss_run = _in_fresh_process(synthetic_precompute, path, str(Path(tmp) / "related.sqlite"))
         base, _ = _in_fresh_process(exact_sample, path, args.exact_sample)
     extrapolated = base["per_row"] * n

@@ -130,7 +130,9 @@ def main() -> None:
         path = str(Path(tmp) / "model.joblib")
         with ctx.Pool(1) as pool:  # built in its own process: its peak memory is not the jobs'
             built = pool.apply(build, (args.n, args.seed, path))
-        size_mb = os.path.getsize(path) / 2**20
+        from recommender.model import data_path
+
+        size_mb = os.path.getsize(data_path(path)) / 2**20  # the data file the manifest names
         r = run(path, tmp, args.workers, args.repeats)
     print(f"corpus: synthetic, {args.n:,} articles (seed {args.seed}), {built['terms']:,} terms, "
           f"{built['nnz']:,} nonzeros; model {size_mb:.0f}MB on disk")  # fmt: skip

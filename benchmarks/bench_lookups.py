@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic import generate
 
 from recommender import Recommender, RelatedStore, precompute
+from recommender.model import data_path
 
 
 def percentiles(fn: Callable[[int], object], count: int) -> tuple[float, float]:
@@ -72,7 +73,8 @@ def main() -> None:
         model.save(path)
         store_path = Path(tmp) / "related.sqlite"
         pre = precompute(model, store_path, 10)
-        size_mb = path.stat().st_size / 2**20
+        data = data_path(path)  # the file the manifest names
+        size_mb = data.stat().st_size / 2**20
 
         def timed(fn: Callable[[], object]) -> float:
             started = time.perf_counter()
@@ -80,7 +82,7 @@ def main() -> None:
             return time.perf_counter() - started
 
         load_ours = statistics.median(timed(lambda: Recommender.load(path)) for _ in range(7))
-        load_base = statistics.median(timed(lambda: joblib.load(path)) for _ in range(7))
+        load_base = statistics.median(timed(lambda: joblib.load(data)) for _ in range(7))
 
         served = Recommender.load(path)
         text_ours = percentiles(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 # Read once at import: os.umask can only be read by setting it, which is not thread-safe later on.
@@ -34,7 +36,7 @@ def temporary_beside(path: Path, *, make_parents: bool = True) -> Path:
     ``make_parents`` is false."""
     if make_parents:
         path.parent.mkdir(parents=True, exist_ok=True)
-    _sweep_leftovers(path)
+    sweep_leftovers(path)
     # The writer's PID in the name tells a later writer whether the file is a killed job's leftover.
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
@@ -46,7 +48,7 @@ def temporary_beside(path: Path, *, make_parents: bool = True) -> Path:
     return Path(tmp_name)
 
 
-def _sweep_leftovers(path: Path) -> None:
+def sweep_leftovers(path: Path) -> None:
     """Remove temporary files that killed writers (SIGKILL, power loss) left beside ``path``."""
     prefix = f".{path.name}."
     for leftover in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
@@ -63,3 +65,35 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # another user's process: alive
         return True
     return True
+
+
+def fsync_file(path: Path) -> None:
+    """Flush ``path``'s data to disk, so a rename that publishes it cannot outlive it in a power cut."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_directory(path: Path) -> None:
+    """Flush ``path``'s entries (the renames made in it) to disk."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def locked_directory(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the directory ``path`` (writers of files in it take turns).
+
+    A lock on the directory itself needs no lock file; the kernel drops it when its holder dies.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -39,7 +39,7 @@ from .evaluate import (
     unjudged_pairs,
     write_packet,
 )
-from .model import Recommender, Related, read_manifest
+from .model import Recommender, Related, data_path, load_with_manifest
 from .neighbors import ProgressCallback
 from .ranking import MIN_RESULTS, MIN_SCORE
 from .render import render_related
@@ -85,7 +85,11 @@ err = Console(stderr=True)
 ModelOption = Annotated[
     Path,
     typer.Option(
-        "--model", "-m", metavar="PATH", envvar="RECOMMENDER_MODEL", help="Model file (env RECOMMENDER_MODEL)."
+        "--model",
+        "-m",
+        metavar="PATH",
+        envvar="RECOMMENDER_MODEL",
+        help="Model path (its manifest and data file are beside it; env RECOMMENDER_MODEL).",
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON Lines, one object per line.")]
@@ -170,8 +174,8 @@ def _field_map(fields: list[str]) -> dict[str, str]:
     return mapping
 
 
-def _mb(path: Path) -> str:
-    return f"{path.stat().st_size / 1e6:.1f} MB"
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
 
 
 FieldOption = Annotated[
@@ -269,7 +273,9 @@ def train(
         manifest = fitted.save(model)
         elapsed = time.perf_counter() - started
         typer.echo(f"Trained on {len(fitted):,} articles, {manifest['terms']:,} terms in {elapsed:.1f} s")
-        typer.echo(f"Saved {model} ({_mb(model)}) and its manifest {model.with_suffix('.json').name}")
+        data = data_path(model, manifest).name
+        size = _mb(manifest["model_file"]["bytes"])
+        typer.echo(f"Saved {model} ({size}): manifest {model.with_suffix('.json').name}, data file {data}")
 
 
 def _related_table(results: list[Related], explain: bool = False) -> Table:
@@ -508,8 +514,7 @@ def info(
     """Show a model's manifest: versions, parameters, corpus figures."""
     with _user_errors():
         started = time.perf_counter()
-        manifest = read_manifest(model)
-        recommender = Recommender.load(model)
+        recommender, manifest = load_with_manifest(model)
         load_seconds = time.perf_counter() - started
         fresh = freshness(recommender)
         if as_json:
@@ -522,12 +527,13 @@ def info(
         table.add_column(style="bold")
         table.add_column()
         rows = {
-            "model": f"{model} ({_mb(model)}, loads in {load_seconds * 1000:.0f} ms)",
+            "model": f"{model} ({_mb(manifest['model_file']['bytes'])}, loads in {load_seconds * 1000:.0f} ms)",
+            "data file": data_path(model, manifest).name,
             "sha256": manifest["model_file"]["sha256"],
             "created": manifest["created_at"],
             "format": f"{manifest['format_version']} (recommender {manifest['package_version']})",
             "versions": ", ".join(f"{k} {v}" for k, v in manifest["versions"].items()),
-            "params": ", ".join(f"{k}={v}" for k, v in manifest["params"].items()),
+            "params": ", ".join(f"{k}={v}" for k, v in recommender.get_params().items()),  # all, as used
             "articles": f"{len(recommender):,} ({corpus['empty_bodies']:,} with an empty body)",
             "terms": f"{manifest['terms']:,}",
             "corpus sha256": corpus["checksum"],

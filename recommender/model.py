@@ -1,8 +1,13 @@
 """The TF-IDF related-articles model: fit, look up, save and load (with a JSON manifest).
 
-A saved model is two files: ``model.joblib`` (numpy arrays, memory-mapped on load) and
-``model.json`` beside it (format and library versions, parameters, corpus size and checksum,
-creation time, and the model file's SHA-256, checked on load).
+A model saved as ``models/model.joblib`` is two files: the manifest ``models/model.json`` (format and
+library versions, parameters, corpus size and checksum, creation time, and the data file's name, size
+and SHA-256) and the data file it names, ``models/model-<first 16 hex digits of its SHA-256>.joblib``
+(numpy arrays, memory-mapped on load). The manifest is the single commit point: a save writes a new
+data file beside the old one, then replaces the manifest, then deletes the data files no manifest names;
+whenever a save dies, the manifest names a complete data file, the old one or the new one. Models
+saved before content-addressed names (a manifest naming ``model.joblib``) keep their data at the model
+path itself, and still load.
 
 joblib files are pickles: loading one can execute code. Load only models you built yourself.
 """
@@ -13,7 +18,9 @@ import hashlib
 import importlib.metadata
 import itertools
 import json
+import os
 import platform
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -28,7 +35,8 @@ import scipy
 import scipy.sparse as sp
 
 from . import __version__
-from ._atomic import atomic_write
+from ._atomic import fsync_directory, fsync_file, locked_directory, sweep_leftovers, temporary_beside
+from ._manifest import MANIFEST_SCHEMA, VERSION_SCHEMA, disagreement, schema_problem
 from .corpus import Article, parse_published
 from .errors import InvalidParameterError, ModelError, UnknownArticleError
 from .features import Counts, count_terms, fit_topics, project_topics, tfidf
@@ -63,7 +71,16 @@ from .text import Analyzer, stopword_list
 if TYPE_CHECKING:
     from .updates import Changes
 
-__all__ = ["FORMAT_VERSION", "Recommender", "Related", "StringColumn", "manifest_path"]
+__all__ = [
+    "FORMAT_VERSION",
+    "Recommender",
+    "Related",
+    "StringColumn",
+    "data_path",
+    "load_with_manifest",
+    "manifest_path",
+    "read_manifest",
+]
 
 FORMAT_VERSION = 1
 ARTICLES_PER_TOPIC = 100  # the topic gate's space has at most len(corpus) // 100 dimensions
@@ -147,8 +164,24 @@ class StringColumn:
 
 
 def manifest_path(model_path: str | Path) -> Path:
-    """Where the manifest of a model file lives: ``model.joblib`` → ``model.json``."""
+    """Where the manifest of a model lives: ``models/model.joblib`` → ``models/model.json``."""
     return Path(model_path).with_suffix(".json")
+
+
+_DATA_NAME = re.compile(r"-[0-9a-f]{16}\.joblib\Z")  # the tail of a content-addressed data file's name
+
+
+def data_path(model_path: str | Path, manifest: dict[str, Any] | None = None) -> Path:
+    """The file holding a model's arrays: the one its manifest (read now unless given) names beside it,
+    ``model-<sha256[:16]>.joblib``; for a model saved before names were content-addressed, the model
+    path itself."""
+    model_path = Path(model_path)
+    name = str((manifest if manifest is not None else read_manifest(model_path))["model_file"]["name"])
+    return model_path.with_name(name) if _DATA_NAME.search(name) else model_path
+
+
+def _data_name(model_path: Path, sha256: str) -> str:
+    return f"{model_path.stem}-{sha256[:16]}.joblib"
 
 
 def _sha256(path: Path) -> str:
@@ -794,7 +827,9 @@ class Recommender:
         }
 
     def save(self, path: str | Path) -> dict[str, Any]:
-        """Save to ``path`` (joblib) and its manifest beside it, each atomically; returns the manifest."""
+        """Save as ``path``: a new data file beside it, then its manifest, which commits the save (see the
+        module's notes); returns the manifest. Whenever the process dies, ``path`` loads as the previous
+        model or as this one."""
         self._check_fitted()
         path = Path(path)
         state = {
@@ -817,23 +852,45 @@ class Recommender:
             "updates": self.updates_,
         }
         manifest = self.manifest()
-
-        # Both temporary files are written in full before either is renamed into place: a crash while
-        # writing leaves the previous model and manifest as they were (only the two renames remain).
-        def write_manifest(manifest_tmp: Path) -> None:
-            def write_model(tmp: Path) -> None:
-                joblib.dump(state, tmp)  # uncompressed, so arrays can be memory-mapped on load
-                manifest["model_file"] = {"name": path.name, "bytes": tmp.stat().st_size, "sha256": _sha256(tmp)}
-                manifest_tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-            atomic_write(path, write_model)
-
-        atomic_write(manifest_path(path), write_manifest)
-        # The file now holds every update: an overlay of earlier updates beside it is obsolete.
+        mpath = manifest_path(path)
+        data_tmp = temporary_beside(path)
+        manifest_tmp: Path | None = None
+        try:
+            joblib.dump(state, data_tmp)  # uncompressed, so arrays can be memory-mapped on load
+            fsync_file(data_tmp)
+            sha256 = _sha256(data_tmp)
+            data = path.with_name(_data_name(path, sha256))
+            manifest["model_file"] = {"name": data.name, "bytes": data_tmp.stat().st_size, "sha256": sha256}
+            # Written in full before anything is renamed: a manifest that cannot be written changes nothing.
+            manifest_tmp = temporary_beside(mpath)
+            manifest_tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            fsync_file(manifest_tmp)
+            # Writers of models in this folder take turns from here: the deletions below must not take a
+            # data file that another writer has renamed into place but not named in its manifest yet.
+            with locked_directory(path.parent):
+                previous = _named_data(path)
+                os.replace(data_tmp, data)
+                try:
+                    fsync_directory(path.parent)  # the data file's name is on disk before a manifest names it
+                    os.replace(manifest_tmp, mpath)  # the commit point
+                except BaseException:
+                    if data != previous:  # ours, and named by no manifest
+                        data.unlink(missing_ok=True)
+                    raise
+                fsync_directory(path.parent)
+                _delete_unnamed(path, data)
+        except BaseException:
+            data_tmp.unlink(missing_ok=True)
+            if manifest_tmp is not None:
+                manifest_tmp.unlink(missing_ok=True)
+            raise
+        # The data file now holds every update: an overlay of earlier updates beside it is obsolete (and
+        # ignored until deleted: it names the previous data file's SHA-256).
         from .updates import overlay_path
 
         overlay_path(path).unlink(missing_ok=True)
-        self._set_base(manifest["model_file"]["sha256"])
+        sweep_leftovers(overlay_path(path))  # and what killed updaters left of theirs
+        self._set_base(sha256)
         return manifest
 
     @classmethod
@@ -842,27 +899,27 @@ class Recommender:
 
         Only load files you built: joblib files can execute code when loaded.
         """
-        path = Path(path)
-        manifest = read_manifest(path)
-        if not path.is_file():
-            raise ModelError(f"no model file at {path} (train one with `recommender train`)")
-        if manifest.get("format_version") != FORMAT_VERSION:
+        return load_with_manifest(path, mmap=mmap, verify=verify)[0]
+
+    @classmethod
+    def _from_data(cls, path: Path, manifest: dict[str, Any], *, mmap: bool, verify: bool) -> Recommender:
+        """The model in the data file that ``manifest`` (read and checked by :func:`read_manifest`) names;
+        :class:`FileNotFoundError` if that file is gone."""
+        expected = manifest["model_file"]
+        data = data_path(path, manifest)
+        if data.stat().st_size != expected["bytes"] or (verify and _sha256(data) != expected["sha256"]):
             raise ModelError(
-                f"{path} has model format {manifest.get('format_version')!r}, this version of recommender "
-                f"reads format {FORMAT_VERSION}: retrain it with `recommender train`"
-            )
-        expected = manifest.get("model_file", {})
-        if path.stat().st_size != expected.get("bytes") or (verify and _sha256(path) != expected.get("sha256")):
-            raise ModelError(
-                f"{path} does not match its manifest {manifest_path(path).name} (corrupt, truncated or "
+                f"{data} does not match its manifest {manifest_path(path).name} (corrupt, truncated or "
                 "tampered with): retrain it with `recommender train`"
             )
         try:
-            state = joblib.load(path, mmap_mode="r" if mmap else None)
+            state = joblib.load(data, mmap_mode="r" if mmap else None)
+        except FileNotFoundError:
+            raise
         except Exception as exc:  # a pickle can fail in many ways; all mean the file is unusable
-            raise ModelError(f"cannot read model file {path}: {exc}") from None
+            raise ModelError(f"cannot read model file {data}: {exc}") from None
         if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
-            raise ModelError(f"{path} is not a recommender model file of format {FORMAT_VERSION}")
+            raise ModelError(f"{data} is not a recommender model file of format {FORMAT_VERSION}")
         params = dict(state["params"])
         # Saved before these parameters existed: what the model was built and ranked with then.
         params.setdefault("time_weight", 1.0)
@@ -883,11 +940,27 @@ class Recommender:
         model.corpus_ = state["corpus"]
         model.fitted_at_ = state["fitted_at"]
         model.updates_ = dict(state.get("updates", _no_updates()))
-        model._set_base(expected.get("sha256"))
+        # What lookups use comes from the data file; the manifest must say the same, or `info` (which shows
+        # it) and hand edits would silently disagree with the model.
+        facts = {
+            "params": model.get_params(),
+            "corpus": model.corpus_,
+            "created_at": model.fitted_at_,
+            "terms": int(model.idf_.shape[0]),
+            "nonzeros": int(model.matrix_.nnz),
+            "updates": model.updates_,
+        }
+        problem = disagreement(manifest, facts, data.name)
+        if problem is not None:
+            raise ModelError(
+                f"manifest {manifest_path(path)}: {problem}: restore the manifest, or retrain with "
+                "`recommender train` to change the model"
+            )
+        model._set_base(expected["sha256"])
         model._reset_lookups()
         from .updates import apply_overlay, read_overlay
 
-        overlay = read_overlay(path, str(expected.get("sha256")))
+        overlay = read_overlay(path, expected["sha256"])
         return model if overlay is None else apply_overlay(model, overlay)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -908,19 +981,109 @@ class Recommender:
 
 
 def read_manifest(model_path: str | Path) -> dict[str, Any]:
-    """The manifest beside ``model_path``, or :class:`ModelError` saying what is wrong with it."""
+    """The manifest beside ``model_path``, checked against the manifest's JSON Schema; :class:`ModelError`
+    saying what is wrong with it (the field, what it must be, what it is)."""
+    return _read_manifest(Path(model_path))[0]
+
+
+_Stamp = tuple[int, int, int, int]  # which file a manifest was: device, inode, modification time, size
+
+
+def _stamp(stat: os.stat_result) -> _Stamp:
+    return (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+def _manifest_stamp(model_path: Path) -> _Stamp | None:
+    """Which file the manifest beside ``model_path`` is now (``None``: none). A save commits by renaming a
+    new manifest into place, so a save that commits changes it."""
+    try:
+        return _stamp(os.stat(manifest_path(model_path)))
+    except OSError:
+        return None
+
+
+def _read_manifest(model_path: Path) -> tuple[dict[str, Any], _Stamp]:
+    """:func:`read_manifest`, and which file it read."""
     mpath = manifest_path(model_path)
     if not mpath.is_file():
-        if not Path(model_path).exists():
+        if not model_path.exists() and not _data_files(model_path):
             raise ModelError(f"no model at {model_path}: train one first with `recommender train`")
         raise ModelError(f"no manifest {mpath.name} beside {model_path}: was it saved by recommender?")
     try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        with open(mpath, "rb") as fh:
+            stamp = _stamp(os.fstat(fh.fileno()))
+            manifest = json.loads(fh.read().decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"manifest {mpath} is unreadable ({exc}): retrain with `recommender train`") from None
     if not isinstance(manifest, dict):
         raise ModelError(f"manifest {mpath} is not a JSON object: retrain with `recommender train`")
-    return manifest
+    # The version first: a manifest of another format is not expected to meet this format's schema.
+    problem = schema_problem(manifest, VERSION_SCHEMA)
+    if problem is None and manifest["format_version"] != FORMAT_VERSION:
+        raise ModelError(
+            f"{model_path} has model format {manifest['format_version']}, this version of recommender reads "
+            f"format {FORMAT_VERSION}: retrain it with `recommender train`"
+        )
+    problem = problem or schema_problem(manifest, MANIFEST_SCHEMA)
+    if problem is not None:
+        raise ModelError(
+            f"manifest {mpath}: field '{problem.field}' {problem.text}: retrain with `recommender train` or "
+            "restore the file"
+        )
+    return manifest, stamp
+
+
+def load_with_manifest(
+    path: str | Path, *, mmap: bool = True, verify: bool = True
+) -> tuple[Recommender, dict[str, Any]]:
+    """:meth:`Recommender.load`, and the manifest it checked the model against (the one it loaded)."""
+    path = Path(path)
+    for _ in range(3):
+        manifest, stamp = _read_manifest(path)
+        try:
+            model = Recommender._from_data(path, manifest, mmap=mmap, verify=verify)
+        except FileNotFoundError:
+            if _manifest_stamp(path) == stamp:  # still the manifest we read: its data file is really gone
+                raise ModelError(
+                    f"no model file {data_path(path, manifest)} beside its manifest {manifest_path(path).name}: "
+                    "retrain with `recommender train`"
+                ) from None
+            continue
+        # A save that committed meanwhile may have deleted the data file or the updates this manifest
+        # names, before or while they were read: then start again from the new manifest. A save that
+        # commits after this check leaves a model that was whole when loaded.
+        if _manifest_stamp(path) == stamp:
+            return model, manifest
+    raise ModelError(f"{path} changed three times while it was being loaded (saves in quick succession): load it again")
+
+
+def _named_data(path: Path) -> Path | None:
+    """The data file the manifest beside ``path`` names now, or ``None`` if there is no usable manifest."""
+    try:
+        return data_path(path)
+    except ModelError:
+        return None
+
+
+def _data_files(path: Path) -> list[Path]:
+    """The files beside ``path`` named as its data files are (``model-<16 hex digits>.joblib``)."""
+    own = re.compile(re.escape(path.stem) + _DATA_NAME.pattern)
+    try:
+        # A file so named may be another model's own path (model-0123456789abcdef.joblib with its
+        # manifest beside it): not ours.
+        return [p for p in path.parent.iterdir() if own.fullmatch(p.name) and not manifest_path(p).exists()]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _delete_unnamed(path: Path, keep: Path) -> None:
+    """Delete the data files of the model ``path`` other than ``keep``: those of earlier saves, and those
+    of saves killed before their manifest named them; and the data file of an older layout (``path``)."""
+    for entry in _data_files(path):
+        if entry != keep:
+            entry.unlink(missing_ok=True)
+    if path != keep and path.is_file():
+        path.unlink(missing_ok=True)
 
 
 def _no_updates() -> dict[str, int]:

@@ -367,6 +367,8 @@ def read_overlay(model_path: Path, base_sha256: str) -> dict[str, Any] | None:
         return None
     try:
         state = joblib.load(path)
+    except FileNotFoundError:  # deleted since: a save committed a new model, which the load notices
+        return None
     except Exception:  # a pickle can fail in many ways (its messages say little); all mean the file is unusable
         raise ModelError(
             f"cannot read the model's updates {path} (corrupt or truncated): delete it to go back to the fitted "

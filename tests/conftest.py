@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from recommender import Article, Recommender, read_articles
+from recommender import Article, Recommender, read_articles, read_manifest
+from recommender.model import data_path, manifest_path
 
 DATA = Path(__file__).parent / "data"
 SAMPLE = DATA / "sample.jsonl"
@@ -37,11 +38,13 @@ def model_path(fitted: Recommender, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def copy_model(model_path: Path, directory: Path) -> Path:
-    """Copy a saved model and its manifest into ``directory`` (to change them without touching the original)."""
+    """Copy a saved model (its manifest and the data file it names) into ``directory`` as
+    ``model.joblib``, to change them without touching the original."""
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / "model.joblib"
-    shutil.copyfile(model_path, target)
-    shutil.copyfile(model_path.with_suffix(".json"), target.with_suffix(".json"))
+    manifest = read_manifest(model_path)
+    shutil.copyfile(data_path(model_path, manifest), data_path(target, manifest))
+    shutil.copyfile(manifest_path(model_path), manifest_path(target))
     return target
 
 

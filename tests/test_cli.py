@@ -23,6 +23,7 @@ from typer.testing import CliRunner, Result
 from recommender import InvalidParameterError, Recommender, RelatedStore, __version__, read_manifest
 from recommender.cli import app
 from recommender.corpus import parse_published
+from recommender.model import data_path
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "tests" / "data" / "sample.jsonl"
@@ -65,11 +66,9 @@ def write_jsonl(path: Path, lines: Sequence[str]) -> Path:
     return path
 
 
-def model_bytes(path: Path) -> tuple[str, str]:
-    """SHA-256 of the model file and of its manifest: equal digests, byte-identical files."""
-    return hashlib.sha256(path.read_bytes()).hexdigest(), hashlib.sha256(
-        path.with_suffix(".json").read_bytes()
-    ).hexdigest()
+def model_bytes(path: Path) -> dict[str, str]:
+    """SHA-256 of every file in a model's folder (its manifest and data file): equal, byte-identical files."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(path.parent.iterdir())}
 
 
 @pytest.fixture
@@ -112,9 +111,11 @@ def test_train_prints_exactly_three_lines_and_writes_model_and_manifest(
     assert lines[0] == "Read 380 articles from tests/data/sample.jsonl"
     trained = re.fullmatch(r"Trained on 380 articles, (\d{1,3}(?:,\d{3})*) terms in \d+\.\d s", lines[1])
     assert trained, lines[1]
-    assert lines[2] == f"Saved {model} ({model.stat().st_size / 1e6:.1f} MB) and its manifest m.json"
-    assert re.fullmatch(r"Saved .+ \(\d+\.\d MB\) and its manifest m\.json", lines[2])
     manifest = read_manifest(model)
+    data = data_path(model)
+    assert lines[2] == f"Saved {model} ({data.stat().st_size / 1e6:.1f} MB): manifest m.json, data file {data.name}"
+    assert re.fullmatch(r"Saved .+ \(\d+\.\d MB\): manifest m\.json, data file m-[0-9a-f]{16}\.joblib", lines[2])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.json", data.name])
     assert int(trained.group(1).replace(",", "")) == manifest["terms"] > 0
     assert manifest["corpus"]["articles"] == 380
     assert len(Recommender.load(model)) == 380
@@ -125,7 +126,7 @@ def test_train_model_path_from_env(small_corpus: Path, tmp_path: Path) -> None:
     result = invoke("train", small_corpus, env={"RECOMMENDER_MODEL": str(model)})
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[2].startswith(f"Saved {model} (")
-    assert model.is_file() and model.with_suffix(".json").is_file()
+    assert data_path(model).is_file() and model.with_suffix(".json").is_file()
     assert len(Recommender.load(model)) == 12
 
 
@@ -133,8 +134,8 @@ def test_train_default_model_path(small_corpus: Path, tmp_path: Path, monkeypatc
     monkeypatch.chdir(tmp_path)
     result = invoke("train", small_corpus, env={"RECOMMENDER_MODEL": None})
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "models" / "model.joblib").is_file()
     assert (tmp_path / "models" / "model.json").is_file()
+    assert data_path(tmp_path / "models" / "model.joblib").is_file()
 
 
 def test_train_skip_invalid_lists_skipped_records(bad_corpus: Path, tmp_path: Path) -> None:
@@ -168,8 +169,7 @@ def test_train_invalid_record_leaves_previous_model_byte_identical(
     model = copy_model(model_path, tmp_path / "old")
     before = model_bytes(model)
     assert_user_error(invoke("train", bad_corpus, "--model", model), "line 2: malformed JSON")
-    assert model_bytes(model) == before
-    assert sorted(p.name for p in model.parent.iterdir()) == ["model.joblib", "model.json"]
+    assert model_bytes(model) == before  # the same two files, byte for byte
     assert len(Recommender.load(model)) == 380
 
 
@@ -523,9 +523,9 @@ def test_missing_model_says_to_train(tmp_path: Path, command: list[str], monkeyp
 
 def test_tampered_model_is_refused(model_path: Path, tmp_path: Path) -> None:
     model = copy_model(model_path, tmp_path)
-    data = bytearray(model.read_bytes())
+    data = bytearray(data_path(model).read_bytes())
     data[len(data) // 2] ^= 0xFF
-    model.write_bytes(bytes(data))
+    data_path(model).write_bytes(bytes(data))
     assert_user_error(invoke("related", SNAKE_ID, "--model", model), "does not match its manifest")
 
 
@@ -674,6 +674,7 @@ def test_info(model_path: Path) -> None:
     for key in ("model", "sha256", "created", "format", "versions", "params", "articles", "terms", "sections"):
         assert re.search(rf"^{key}\s", out, re.MULTILINE), key
     assert re.search(r"^articles\s+\S\s+380 \(", out, re.MULTILINE), out
+    assert re.search(rf"^data file\s+\S\s+{data_path(model_path).name}\s*$", out, re.MULTILINE), out
     assert manifest["model_file"]["sha256"] in out
     assert manifest["corpus"]["checksum"] in out
     assert "stem=False" in out and "title_weight=3" in out
@@ -688,13 +689,79 @@ def test_info_json(model_path: Path) -> None:
     assert manifest == read_manifest(model_path)
     assert manifest["corpus"]["articles"] == 380
     assert manifest["package_version"] == __version__
-    assert manifest["model_file"]["bytes"] == model_path.stat().st_size
+    assert manifest["model_file"]["bytes"] == data_path(model_path).stat().st_size
+
+
+def test_info_refuses_a_parameter_edited_in_the_manifest(model_path: Path, tmp_path: Path) -> None:
+    # Reported: half_life_days edited to 300 in model.json showed as 300 in `info`, while lookups used 7.
+    model = copy_model(model_path, tmp_path)
+    manifest_file = model.with_suffix(".json")
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    manifest["params"]["half_life_days"] = 300
+    manifest_file.write_text(json.dumps(manifest), encoding="utf-8")
+    for command in (["info"], ["related", SNAKE_ID]):
+        line = assert_user_error(invoke(*command, "--model", model))
+        assert line == (
+            f"Error: manifest {manifest_file}: field 'params.half_life_days' is 300, but the data file "
+            f"{data_path(model).name} has 7.0: restore the manifest, or retrain with `recommender train` to "
+            "change the model"
+        )
+
+
+def test_info_shows_the_parameters_the_model_uses(model_path: Path, tmp_path: Path) -> None:
+    # A manifest of format 1 may lack parameters added since (its model loads with what it was built
+    # with): `info` shows every parameter the loaded model uses, not only those the manifest lists.
+    model = copy_model(model_path, tmp_path)
+    manifest_file = model.with_suffix(".json")
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    del manifest["params"]["topic_dims"], manifest["params"]["time_weight"]
+    manifest_file.write_text(json.dumps(manifest), encoding="utf-8")
+    result = invoke("info", "--model", model)
+    assert result.exit_code == 0, result.output
+    params = re.search(r"^params\s+\S\s+(.*(?:\n\s+\S\s+\S.*)*)", result.stdout, re.MULTILINE)
+    assert params, result.stdout
+    shown = " ".join(part.strip(" │") for part in params.group(1).splitlines())
+    assert "topic_dims=64" in shown and "time_weight=0.2" in shown, shown
 
 
 def test_info_model_from_env(model_path: Path) -> None:
     result = invoke("info", "--json", env={"RECOMMENDER_MODEL": str(model_path)})
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["corpus"]["articles"] == 380
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("corpus", "x", "field 'corpus' must be an object, got \"x\""),
+        ("corpus.sections", None, "field 'corpus.sections' must be an object, got null"),
+        ("created_at", ..., "field 'created_at' is missing"),
+        ("format_version", "1", "field 'format_version' must be an integer, got \"1\""),
+    ],
+    ids=["corpus-x", "sections-null", "no-created-at", "format-as-string"],
+)
+@pytest.mark.parametrize("command", [["info"], ["info", "--json"], ["related", SNAKE_ID]], ids=" ".join)
+def test_a_hand_edited_manifest_is_one_error_line(
+    model_path: Path, tmp_path: Path, command: list[str], field: str, value: object, problem: str
+) -> None:
+    # Reported: TypeError, AttributeError and KeyError tracebacks from `info`, and "has model format
+    # '1', this version of recommender reads format 1".
+    model = copy_model(model_path, tmp_path)
+    manifest_file = model.with_suffix(".json")
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    *parents, name = field.split(".")
+    where = manifest
+    for parent in parents:
+        where = where[parent]
+    if value is ...:
+        del where[name]
+    else:
+        where[name] = value
+    manifest_file.write_text(json.dumps(manifest), encoding="utf-8")
+    before = model_bytes(model)
+    line = assert_user_error(invoke(*command, "--model", model))
+    assert line == f"Error: manifest {manifest_file}: {problem}: retrain with `recommender train` or restore the file"
+    assert model_bytes(model) == before
 
 
 # --- related: ranking options ----------------------------------------------------------------------

@@ -20,6 +20,7 @@ import pytest
 from conftest import copy_model
 
 from recommender import Article, Recommender, read_manifest
+from recommender.model import data_path
 from recommender.store import RelatedStore, precompute
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,9 +88,9 @@ def assert_ok(result: subprocess.CompletedProcess[str]) -> None:
     assert "Traceback" not in result.stderr
 
 
-def digests(model: Path) -> tuple[str, str]:
-    """SHA-256 of a model file and of its manifest: equal digests, byte-identical files."""
-    return tuple(hashlib.sha256(p.read_bytes()).hexdigest() for p in (model, model.with_suffix(".json")))  # type: ignore[return-value]
+def digests(model: Path) -> dict[str, str]:
+    """SHA-256 of every file in a model's folder (its manifest and data file): equal, byte-identical files."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(model.parent.iterdir())}
 
 
 @pytest.fixture(scope="module")
@@ -127,10 +128,13 @@ def test_train_related_precompute_end_to_end(tmp_path: Path) -> None:
     lines = train.stdout.splitlines()
     assert lines[0] == f"Read 380 articles from {SAMPLE}"
     assert re.fullmatch(r"Trained on 380 articles, \d{1,3}(,\d{3})* terms in \d+\.\d s", lines[1]), lines[1]
-    assert re.fullmatch(r"Saved m\.joblib \(\d+\.\d MB\) and its manifest m\.json", lines[2]), lines[2]
+    saved = re.fullmatch(
+        r"Saved m\.joblib \(\d+\.\d MB\): manifest m\.json, data file (m-[0-9a-f]{16}\.joblib)", lines[2]
+    )
+    assert saved, lines[2]
     assert len(lines) == 3
     assert train.stderr.strip() == ""  # the progress bar is on stderr, and transient
-    assert (tmp_path / "m.joblib").is_file() and (tmp_path / "m.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.json", saved.group(1)])
 
     related, draft, pre, info = run_all(
         [
@@ -231,16 +235,18 @@ def test_killed_train_leaves_the_previous_model_intact(
     assert killed, "the training finished before it could be killed"
     assert proc.returncode == -signal.SIGKILL
 
-    assert digests(model) == before
+    if moment == "saving":  # the killed job's temporary file is left behind: the others are as they were
+        assert [p.name for p in model.parent.glob(".model.joblib.*.tmp")]
+        assert {n: d for n, d in digests(model).items() if not n.endswith(".tmp")} == before
+    else:
+        assert digests(model) == before
     loaded = Recommender.load(model)
     assert len(loaded) == 380
     assert {r.id for r in loaded.related(SNAKE_ID, 4)} == SNAKE_OTHERS
     if moment == "saving":
-        # The killed job's temporary file is left behind; the next save beside it removes it.
-        assert list(model.parent.glob(".model.joblib.*.tmp"))
+        # The next save beside it removes the killed job's temporary file (and the previous data file).
         loaded.save(model)
-        assert not list(model.parent.glob(".model.joblib.*.tmp"))
-        assert sorted(p.name for p in model.parent.iterdir()) == ["model.joblib", "model.json"]
+        assert sorted(p.name for p in model.parent.iterdir()) == sorted(["model.json", data_path(model).name])
 
 
 def _counts(path: Path) -> tuple[set[int], int, str | None]:

@@ -34,7 +34,7 @@ from recommender import (
     read_manifest,
 )
 from recommender.corpus import parse_published
-from recommender.model import FORMAT_VERSION, manifest_path
+from recommender.model import FORMAT_VERSION, data_path, manifest_path
 from recommender.text import default_stopwords, news_stopwords
 
 SAMPLE = Path(__file__).parent / "data" / "sample.jsonl"
@@ -53,10 +53,10 @@ SAMPLE_IDS = [a.id for a in read_articles(SAMPLE).articles]
 
 
 def copy_model(model_path: Path, folder: Path) -> Path:
-    """A private copy of the saved sample model (and its manifest) in ``folder``."""
+    """A private copy of the saved sample model (its manifest and data file) in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / model_path.name
-    shutil.copy2(model_path, target)
+    shutil.copy2(data_path(model_path), data_path(target, read_manifest(model_path)))
     shutil.copy2(manifest_path(model_path), manifest_path(target))
     return target
 
@@ -396,9 +396,12 @@ def test_manifest_beside_the_model(fitted: Recommender, model_path: Path) -> Non
     assert created.tzinfo is not None
     assert abs(datetime.now(timezone.utc) - created) < timedelta(days=1)
     model_file = manifest["model_file"]
-    assert model_file["name"] == "model.joblib"
-    assert model_file["bytes"] == model_path.stat().st_size
-    assert model_file["sha256"] == hashlib.sha256(model_path.read_bytes()).hexdigest()
+    data = model_path.parent / model_file["name"]  # content-addressed, beside the manifest
+    assert data_path(model_path) == data
+    assert model_file["sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
+    assert model_file["name"] == f"model-{model_file['sha256'][:16]}.joblib"
+    assert model_file["bytes"] == data.stat().st_size
+    assert not model_path.exists()  # the model path names the pair; no file has that name
 
 
 def test_save_returns_the_manifest_it_wrote(tmp_path: Path) -> None:
@@ -407,8 +410,10 @@ def test_save_returns_the_manifest_it_wrote(tmp_path: Path) -> None:
     manifest = model.save(path)
     assert json.loads((tmp_path / "nested" / "tiny.json").read_text(encoding="utf-8")) == manifest
     assert manifest["corpus"]["articles"] == 4
-    assert manifest["model_file"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert sorted(p.name for p in path.parent.iterdir()) == ["tiny.joblib", "tiny.json"]
+    data = data_path(path)
+    assert manifest["model_file"]["sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
+    assert data.name == f"tiny-{manifest['model_file']['sha256'][:16]}.joblib"
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted([data.name, "tiny.json"])
 
 
 def test_same_corpus_same_checksum(sample_articles: list[Article]) -> None:
@@ -445,8 +450,10 @@ def test_load_missing_manifest(model_path: Path, tmp_path: Path) -> None:
 
 def test_load_missing_model_file(model_path: Path, tmp_path: Path) -> None:
     path = copy_model(model_path, tmp_path)
-    path.unlink()
-    assert "train" in load_error(path)
+    data = data_path(path)
+    data.unlink()
+    message = load_error(path)
+    assert f"no model file {data} beside its manifest model.json" in message and "train" in message
 
 
 @pytest.mark.parametrize("content", ["{not json", "", "[1, 2, 3]", "\udcff"])
@@ -459,8 +466,8 @@ def test_load_manifest_not_json(model_path: Path, tmp_path: Path, content: str) 
 
 def test_load_truncated_model(model_path: Path, tmp_path: Path) -> None:
     path = copy_model(model_path, tmp_path)
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
+    data = data_path(path).read_bytes()
+    data_path(path).write_bytes(data[: len(data) // 2])
     for verify in (True, False):
         message = load_error(path, verify=verify)
         assert "does not match" in message and "retrain" in message
@@ -468,26 +475,144 @@ def test_load_truncated_model(model_path: Path, tmp_path: Path) -> None:
 
 def test_load_tampered_model(model_path: Path, tmp_path: Path) -> None:
     path = copy_model(model_path, tmp_path)
-    data = bytearray(path.read_bytes())
+    data = bytearray(data_path(path).read_bytes())
     data[len(data) // 2] ^= 0xFF  # one byte flipped: same size, different hash
-    path.write_bytes(bytes(data))
-    assert path.stat().st_size == model_path.stat().st_size
+    data_path(path).write_bytes(bytes(data))
+    assert data_path(path).stat().st_size == data_path(model_path).stat().st_size
     message = load_error(path)
     assert "does not match" in message and "tampered" in message
 
 
-@pytest.mark.parametrize("version", [FORMAT_VERSION + 1, 0, "1", None])
-def test_load_other_format_version(model_path: Path, tmp_path: Path, version: Any) -> None:
+@pytest.mark.parametrize("version", [FORMAT_VERSION + 1, 0])
+def test_load_other_format_version(model_path: Path, tmp_path: Path, version: int) -> None:
     path = copy_model(model_path, tmp_path)
     manifest = json.loads(manifest_path(path).read_text(encoding="utf-8"))
     manifest["format_version"] = version
     manifest_path(path).write_text(json.dumps(manifest), encoding="utf-8")
+    assert load_error(path) == (
+        f"{path} has model format {version}, this version of recommender reads format {FORMAT_VERSION}: "
+        "retrain it with `recommender train`"
+    )
+
+
+def edit_manifest(path: Path, edit: Callable[[dict[str, Any]], object]) -> None:
+    manifest = json.loads(manifest_path(path).read_text(encoding="utf-8"))
+    edit(manifest)
+    manifest_path(path).write_text(json.dumps(manifest), encoding="utf-8")
+
+
+# Hand edits of a manifest, and what is wrong with the field each breaks (the first four were reported:
+# TypeError, AttributeError, KeyError and a format "'1'" that "reads format 1").
+SCHEMA_BREAKS: list[tuple[str, Callable[[dict[str, Any]], object], str]] = [
+    ("corpus-not-object", lambda m: m.update(corpus="x"), "field 'corpus' must be an object, got \"x\""),
+    (
+        "sections-null",
+        lambda m: m["corpus"].update(sections=None),
+        "field 'corpus.sections' must be an object, got null",
+    ),
+    ("created-at-missing", lambda m: m.pop("created_at"), "field 'created_at' is missing"),
+    (
+        "format-as-string",
+        lambda m: m.update(format_version="1"),
+        "field 'format_version' must be an integer, got \"1\"",
+    ),
+    ("format-missing", lambda m: m.pop("format_version"), "field 'format_version' is missing"),
+    (
+        "half-life-as-string",
+        lambda m: m["params"].update(half_life_days="3"),
+        "field 'params.half_life_days' must be a number or null, got \"3\"",
+    ),
+    (
+        "ngram-range-short",
+        lambda m: m["params"].update(ngram_range=[1]),
+        "field 'params.ngram_range' must be two whole numbers [shortest, longest], got [1]",
+    ),
+    (
+        "unknown-param",
+        lambda m: m["params"].update(colour="red"),
+        "field 'params.colour' is not a field of this format",
+    ),
+    ("negative-count", lambda m: m["corpus"].update(articles=-5), "field 'corpus.articles' must be 0 or more, got -5"),
+    (
+        "bad-sha256",
+        lambda m: m["model_file"].update(sha256="abc"),
+        "field 'model_file.sha256' must be a SHA-256 digest (64 lowercase hexadecimal digits), got \"abc\"",
+    ),
+    (
+        "data-file-in-a-folder",
+        lambda m: m["model_file"].update(name="../model.joblib"),
+        "field 'model_file.name' must be a file name beside the manifest (no folder), got \"../model.joblib\"",
+    ),
+    ("package", lambda m: m.update(package="other"), 'field \'package\' must be "recommender", got "other"'),
+]
+
+
+@pytest.mark.parametrize(("edit", "problem"), [b[1:] for b in SCHEMA_BREAKS], ids=[b[0] for b in SCHEMA_BREAKS])
+def test_a_manifest_that_breaks_the_schema_is_a_model_error_naming_the_field(
+    model_path: Path, tmp_path: Path, edit: Callable[[dict[str, Any]], object], problem: str
+) -> None:
+    path = copy_model(model_path, tmp_path)
+    edit_manifest(path, edit)
+    expected = f"manifest {manifest_path(path)}: {problem}: retrain with `recommender train` or restore the file"
+    for read in (read_manifest, Recommender.load):
+        with pytest.raises(ModelError) as info:
+            read(path)
+        assert str(info.value) == expected
+
+
+# Hand edits that the schema allows but that contradict the data file: what the manifest says about the
+# model must be what the model is (reported: half_life_days edited to 300 showed in `info`, while
+# lookups still used the model's own).
+DISAGREEMENTS: list[tuple[str, Callable[[dict[str, Any]], object], str]] = [
+    ("half-life", lambda m: m["params"].update(half_life_days=300), "field 'params.half_life_days' is 300"),
+    ("dedup-off", lambda m: m["params"].update(dedup=None), "field 'params.dedup' is null"),
+    ("stem", lambda m: m["params"].update(stem=True), "field 'params.stem' is true"),
+    ("articles", lambda m: m["corpus"].update(articles=999), "field 'corpus.articles' is 999"),
+    ("sections", lambda m: m["corpus"]["sections"].update(olahraga=1), "field 'corpus.sections' is {"),
+    ("created-at", lambda m: m.update(created_at="2020-01-01T00:00:00+00:00"), "field 'created_at' is \"2020-"),
+    ("terms", lambda m: m.update(terms=1), "field 'terms' is 1"),
+    ("nonzeros", lambda m: m.update(nonzeros=1), "field 'nonzeros' is 1"),
+    ("updates", lambda m: m["updates"].update(generation=4), "field 'updates.generation' is 4"),
+    ("extra-corpus-field", lambda m: m["corpus"].update(pages=3), "field 'corpus.pages' is 3"),
+]
+
+
+@pytest.mark.parametrize(("edit", "problem"), [d[1:] for d in DISAGREEMENTS], ids=[d[0] for d in DISAGREEMENTS])
+def test_a_manifest_that_contradicts_its_data_file_is_a_model_error_naming_the_field(
+    model_path: Path, tmp_path: Path, edit: Callable[[dict[str, Any]], object], problem: str
+) -> None:
+    path = copy_model(model_path, tmp_path)
+    edit_manifest(path, edit)
     message = load_error(path)
-    assert "format" in message and "retrain" in message
+    assert message.startswith(f"manifest {manifest_path(path)}: {problem}"), message
+    assert f"but the data file {data_path(path).name} has " in message
+    assert message.endswith(": restore the manifest, or retrain with `recommender train` to change the model")
+    assert load_error(path, verify=False) == message  # not a matter of the SHA-256 check
+
+
+def test_lookups_use_the_parameters_the_manifest_shows(fitted: Recommender, model_path: Path) -> None:
+    loaded = Recommender.load(model_path)
+    assert read_manifest(model_path)["params"] == loaded.get_params() == fitted.get_params()
+    assert loaded._options() == fitted._options()
+
+
+def test_the_manifest_schema_lets_older_manifests_through(model_path: Path, tmp_path: Path) -> None:
+    # Manifests of format 1 written before the updates and the newer parameters existed, or with fields
+    # added by a later version, still read.
+    path = copy_model(model_path, tmp_path)
+
+    def older(manifest: dict[str, Any]) -> None:
+        del manifest["updates"]
+        manifest["a_later_field"] = {"anything": [1, 2]}
+
+    edit_manifest(path, older)
+    assert "updates" not in read_manifest(path)
+    assert len(Recommender.load(path)) == 380
 
 
 def write_with_matching_manifest(path: Path, model_path: Path) -> None:
-    """Give ``path`` a manifest like the sample model's, but with ``path``'s own size and hash."""
+    """Give ``path`` a manifest like the sample model's, but with ``path``'s own size and hash (the layout
+    of models saved before data files were content-addressed: the data at the model path itself)."""
     manifest = json.loads(manifest_path(model_path).read_text(encoding="utf-8"))
     manifest["model_file"] = {
         "name": path.name,
@@ -537,21 +662,29 @@ def test_save_crash_while_writing_model_keeps_previous_files(
 
 
 def crash_writing_manifest_to_disk(monkeypatch: pytest.MonkeyPatch) -> type[BaseException]:
-    """The disk fills up while the manifest is written (through the real atomic write)."""
-    real_atomic_write = model_module.atomic_write
+    """The disk fills up as the manifest is flushed (the data file is written, not renamed yet)."""
+    real_fsync_file = model_module.fsync_file
 
-    def crash_on_manifest(target: Path, write: Callable[[Path], None]) -> None:
-        if target.suffix != ".json":
-            real_atomic_write(target, write)
-            return
-
-        def failing(tmp: Path) -> None:
-            tmp.write_text('{"format_ver', encoding="utf-8")
+    def fsync_file(path: Path) -> None:
+        if path.name.startswith(".model.json."):
             raise OSError(28, "No space left on device")
+        real_fsync_file(path)
 
-        real_atomic_write(target, failing)
+    monkeypatch.setattr(model_module, "fsync_file", fsync_file)
+    return OSError
 
-    monkeypatch.setattr(model_module, "atomic_write", crash_on_manifest)
+
+def crash_committing_the_manifest(monkeypatch: pytest.MonkeyPatch) -> type[BaseException]:
+    """The manifest cannot be renamed into place, after the new data file was (the last step before the
+    commit point)."""
+    real_replace = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        if Path(dst).name == "model.json":
+            raise OSError(5, "Input/output error")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(model_module.os, "replace", replace)
     return OSError
 
 
@@ -569,7 +702,9 @@ def crash_serialising_manifest(monkeypatch: pytest.MonkeyPatch) -> type[BaseExce
     return TypeError
 
 
-@pytest.mark.parametrize("crash", [crash_writing_manifest_to_disk, crash_serialising_manifest])
+@pytest.mark.parametrize(
+    "crash", [crash_writing_manifest_to_disk, crash_committing_the_manifest, crash_serialising_manifest]
+)
 def test_save_crash_while_writing_manifest_keeps_a_loadable_model(
     model_path: Path,
     tmp_path: Path,
@@ -592,7 +727,9 @@ def test_save_over_a_model_replaces_both_files(model_path: Path, tmp_path: Path)
     path = copy_model(model_path, tmp_path)
     Recommender.train(tiny_corpus(), n_jobs=1).save(path)
     assert len(Recommender.load(path)) == 4
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.joblib", "model.json"]
+    # The previous data file is deleted once the new manifest names the new one.
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([data_path(path).name, "model.json"])
+    assert data_path(path) != data_path(model_path)
 
 
 def test_saved_model_files_respect_umask(tmp_path: Path) -> None:
@@ -603,7 +740,7 @@ def test_saved_model_files_respect_umask(tmp_path: Path) -> None:
         Recommender.train(tiny_corpus(), n_jobs=1).save(tmp_path / "model.joblib")
     finally:
         os.umask(umask)
-    assert (tmp_path / "model.joblib").stat().st_mode & 0o777 == 0o644
+    assert data_path(tmp_path / "model.joblib").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "model.json").stat().st_mode & 0o777 == 0o644
 
 
@@ -673,12 +810,13 @@ def test_a_model_saved_before_the_judged_defaults_loads_as_it_was_built(
     old.fit(sample_articles)
     path = tmp_path / "model.joblib"
     old.save(path)
-    state = joblib.load(path)
+    data = data_path(path)
+    state = joblib.load(data)
     for name in ("stopwords", "numbers", "time_weight"):
         del state["params"][name]
-    joblib.dump(state, path)
+    joblib.dump(state, data)
     manifest = json.loads(manifest_path(path).read_text(encoding="utf-8"))
-    manifest["model_file"] |= {"bytes": path.stat().st_size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    manifest["model_file"] |= {"bytes": data.stat().st_size, "sha256": hashlib.sha256(data.read_bytes()).hexdigest()}
     manifest_path(path).write_text(json.dumps(manifest), encoding="utf-8")
     loaded = Recommender.load(path)
     assert (loaded.stopwords, loaded.numbers, loaded.time_weight) == ("indonesian", False, 1.0)

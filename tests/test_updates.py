@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import is_locked_for_readers, wait_until
+from conftest import copy_model, is_locked_for_readers, wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -56,10 +56,7 @@ def base_model(timeline: list[Article], tmp_path_factory: pytest.TempPathFactory
 
 def fresh(base_model: Path, directory: Path, k: int = 5, **options: Any) -> tuple[Path, Path]:
     """A copy of the base model and a store precomputed from it."""
-    directory.mkdir(parents=True, exist_ok=True)
-    model = directory / "model.joblib"
-    model.write_bytes(base_model.read_bytes())
-    model.with_suffix(".json").write_bytes(base_model.with_suffix(".json").read_bytes())
+    model = copy_model(base_model, directory)
     store = directory / "related.sqlite"
     precompute(Recommender.load(model), store, k, **options)
     return model, store
