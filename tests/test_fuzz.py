@@ -128,7 +128,7 @@ def test_train_on_fuzzed_records_is_clean_and_an_error_changes_nothing(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in [*sample_records(8), *extra]), encoding="utf-8"
     )
     target = workdir / "trained" / "model.joblib"
-    if not target.exists():
+    if not target.parent.exists():
         shutil.copytree(fuzz_model.parent, target.parent)
     before = tree_digest(target.parent)
     result = invoke("train", corpus, "--model", target, "--topic-dims", 0)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import is_locked_for_readers
+from conftest import copy_model, is_locked_for_readers
 
 import recommender.store as store_module
 from recommender import Article, Recommender, RelatedStore, StoreError, Updater, precompute
@@ -194,9 +194,7 @@ def base_model(timeline: list[Article], tmp_path_factory: pytest.TempPathFactory
 
 def deploy(base_model: Path, directory: Path) -> tuple[Path, Path]:
     """A copy of the base model and a store precomputed from it, in ``directory``."""
-    model = directory / "model.joblib"
-    shutil.copyfile(base_model, model)
-    shutil.copyfile(base_model.with_suffix(".json"), model.with_suffix(".json"))
+    model = copy_model(base_model, directory)
     store = directory / "related.sqlite"
     precompute(Recommender.load(model), store, k=5)
     return model, store
