@@ -61,6 +61,85 @@ def start(args: Sequence[object], cwd: Path) -> subprocess.Popen[str]:
     )
 
 
+# Fault injection: the console script run through a launcher that, at a chosen moment of the job, writes a marker
+# file and waits there to be killed. The kill then lands at that moment however fast or slow the machine is.
+LAUNCHER = """
+import os, runpy, sys, time
+from pathlib import Path
+
+marker, moment, script = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+
+
+def stop_here():
+    marker.write_text(str(os.getpid()))
+    while True:
+        time.sleep(3600)
+
+
+if moment == "analysing":  # once the first chunk of articles is analysed, before the last
+    import recommender.model as model
+
+    count_terms = model.count_terms
+
+    def counting(analyzer, docs, *, n_jobs=-1, progress=None):
+        def step(done, total):
+            if progress is not None:
+                progress(done, total)
+            if 0 < done < total:
+                stop_here()
+
+        return count_terms(analyzer, docs, n_jobs=n_jobs, progress=step)
+
+    model.count_terms = counting
+elif moment == "saving":  # the new model file written in full beside the old one, not yet renamed over it
+    import joblib
+
+    dump = joblib.dump
+
+    def dumping(*args, **kwargs):
+        result = dump(*args, **kwargs)
+        stop_here()
+        return result
+
+    joblib.dump = dumping
+elif moment == "writing":  # every list handed to the store's writer, its transaction not yet committed
+    from recommender import Recommender
+
+    all_related = Recommender.all_related
+
+    def related_then_stop(self, *args, **kwargs):
+        blocks = all_related(self, *args, **kwargs)
+
+        def each():
+            yield from blocks
+            stop_here()
+
+        return each()
+
+    Recommender.all_related = related_then_stop
+else:
+    raise SystemExit(f"unknown moment {moment!r}")
+sys.argv = [script, *sys.argv[4:]]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def start_stopping(moment: str, args: Sequence[object], cwd: Path, marker: Path) -> subprocess.Popen[str]:
+    """Start the console script (own process group) so that it stops at ``moment``, writing ``marker`` there."""
+    launcher = marker.with_name("launcher.py")
+    launcher.write_text(LAUNCHER, encoding="utf-8")
+    return subprocess.Popen(
+        [sys.executable, str(launcher), str(marker), moment, SCRIPT, *map(str, args)],
+        cwd=cwd,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        start_new_session=True,
+    )
+
+
 def run_all(commands: Sequence[Sequence[object]], cwd: Path) -> list[subprocess.CompletedProcess[str]]:
     """Run independent commands side by side (process start-up dominates), results in the same order."""
     procs = [start(args, cwd) for args in commands]
@@ -81,6 +160,14 @@ def kill_group(proc: subprocess.Popen[str]) -> None:
     except ProcessLookupError:  # it had already finished
         pass
     proc.communicate(timeout=60)
+
+
+def kill_stopped(proc: subprocess.Popen[str]) -> None:
+    """Kill a job waiting at its stop (see LAUNCHER) with its process group, and prove the kill is what ended it."""
+    assert proc.poll() is None, f"the job ended before it could be killed: {proc.stderr.read() if proc.stderr else ''}"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
 
 
 def assert_ok(result: subprocess.CompletedProcess[str]) -> None:
@@ -223,17 +310,14 @@ def test_killed_train_leaves_the_previous_model_intact(
 ) -> None:
     model = copy_model(model_path, tmp_path / "models")
     before = digests(model)
-    proc = start(["train", big_corpus, "--model", model], tmp_path)
+    marker = tmp_path / "stopped"
+    proc = start_stopping(moment, ["train", big_corpus, "--model", model], tmp_path, marker)
     assert proc.stdout is not None
     assert proc.stdout.readline() == f"Read {380 * COPIES:,} articles from {big_corpus}\n"
-    if moment == "analysing":
-        time.sleep(0.5)
-        killed = proc.poll() is None
-    else:  # the moment the new model file is being written beside the old one
-        killed = _wait_for(lambda: any(model.parent.glob(".model.joblib.*.tmp")), proc)
-    kill_group(proc)
-    assert killed, "the training finished before it could be killed"
-    assert proc.returncode == -signal.SIGKILL
+    assert _wait_for(marker.exists, proc), f"the job ended before reaching {moment}: {proc.communicate()}"
+    if moment == "saving":  # the new model file is there, beside the old one
+        assert list(model.parent.glob(".model.joblib.*.tmp"))
+    kill_stopped(proc)
 
     if moment == "saving":  # the killed job's temporary file is left behind: the others are as they were
         assert [p.name for p in model.parent.glob(".model.joblib.*.tmp")]
@@ -246,7 +330,8 @@ def test_killed_train_leaves_the_previous_model_intact(
     if moment == "saving":
         # The next save beside it removes the killed job's temporary file (and the previous data file).
         loaded.save(model)
-        assert sorted(p.name for p in model.parent.iterdir()) == sorted(["model.json", data_path(model).name])
+        assert not list(model.parent.glob(".model.joblib.*.tmp"))
+    assert sorted(p.name for p in model.parent.iterdir()) == sorted(["model.json", data_path(model).name])
 
 
 def _counts(path: Path) -> tuple[set[int], int, str | None]:
@@ -266,24 +351,16 @@ def test_killed_precompute_leaves_the_previous_lists_intact(big_model: Path, tmp
     assert old.pairs == 2 * n
     assert _counts(out) == ({2}, n, "2")
 
-    journal = out.with_name(out.name + "-journal")
-    proc = start(["precompute", "--out", out, "-k", "50", "--model", big_model], tmp_path)
-    # Midway: the job's one transaction has begun (its rollback journal exists) and is writing new rows.
-    killed = _wait_for(journal.exists, proc)
-    if killed:
-        # A reader meanwhile (the CMS) still sees the old lists, all of them.
-        assert _counts(out) == ({2}, n, "2")
-        assert len(RelatedStore(out).related(f"{SNAKE_ID}-0")) == 2
-    kill_group(proc)
+    marker = tmp_path / "stopped"
+    proc = start_stopping("writing", ["precompute", "--out", out, "-k", "50", "--model", big_model], tmp_path, marker)
+    assert _wait_for(marker.exists, proc), f"the job ended before writing its lists: {proc.communicate()}"
+    # Every new row is in the job's open transaction; a reader meanwhile (the CMS) still sees the old lists.
+    assert _counts(out) == ({2}, n, "2")
+    assert len(RelatedStore(out).related(f"{SNAKE_ID}-0")) == 2
+    kill_stopped(proc)
 
-    lengths, articles, k = _counts(out)
-    assert articles == n
-    if killed and proc.returncode == -signal.SIGKILL:
-        assert (lengths, k) == ({2}, "2"), "a killed job must leave the old lists"
-    else:  # too quick to catch: then the new lists, complete
-        assert proc.returncode == 0, proc.stderr
-        assert (lengths, k) == ({50}, "50")
+    assert _counts(out) == ({2}, n, "2"), "a killed job must leave the old lists"
     # Readable through the store a CMS uses, and rewritable by the next job.
-    assert len(RelatedStore(out).related(f"{SNAKE_ID}-0")) == int(k or 0)
+    assert len(RelatedStore(out).related(f"{SNAKE_ID}-0")) == 2
     precompute(model, out, 3)
     assert _counts(out) == ({3}, n, "3")

@@ -246,10 +246,25 @@ def test_ranking_options_invalid(params: dict[str, Any], fragment: str) -> None:
         {"min_score": 1.0},
         {"min_results": 0},
         {"min_results": 50},
+        {"within_days": 0.0},
+        {"time_weight": 1.0},
     ],
 )
 def test_ranking_options_valid_edges(params: dict[str, Any]) -> None:
-    RankingOptions(**params)
+    options = RankingOptions(**params)
+    # Accepted, and kept as given (not clamped or replaced); every other option at its default.
+    defaults = RankingOptions()
+    for name in ("half_life_days", "time_weight", "newer", "within_days", "dedup", "diversity", "min_score"):
+        assert getattr(options, name) == params.get(name, getattr(defaults, name)), name
+    assert options.min_results == params.get("min_results", defaults.min_results)
+    # The search kernel receives the time options as given.
+    prior = options.prior()
+    assert (prior.half_life_days, prior.weight, prior.newer, prior.within_days) == (
+        options.half_life_days,
+        options.time_weight,
+        options.newer,
+        options.within_days,
+    )
 
 
 # --- title_key -------------------------------------------------------------------------------------
