@@ -184,6 +184,10 @@ def cluster_blocks(
         yield from _run(client, model, k, plan, ranking, block_rows, progress)
 
 
+# How often a job sends the model again after the cluster lost every copy of it.
+MODEL_RESENDS = 3
+
+
 def _run(
     client: Client,
     model: Recommender,
@@ -207,46 +211,63 @@ def _run(
     for name, value in list(vars(shipped).items()):
         setattr(shipped, name, _plain(value))
     shipped.n_jobs = 1  # one kernel thread per task: a worker runs as many tasks as it has threads
-    model_future = client.scatter(shipped, broadcast=True, hash=False)
     job = uuid.uuid4().hex[:8]
-    futures = [
-        client.submit(
-            _compute_block,
-            model_future,
-            k,
-            options,
-            plan.approx,
-            start,
-            stop,
-            key=f"recommender-block-{job}-{start}",
-            priority=len(bounds) - i,  # earlier rows first: the writer takes blocks in row order
-        )
-        for i, (start, stop) in enumerate(bounds)
-    ]
+
+    def submit(sent: int, todo: list[tuple[int, int]]) -> tuple[Any, list[Any]]:
+        """Send the model, then the blocks of ``todo`` that take it; ``sent`` numbers the sending."""
+        model_future = client.scatter(shipped, broadcast=True, hash=False)
+        futures = [
+            client.submit(
+                _compute_block,
+                model_future,
+                k,
+                options,
+                plan.approx,
+                start,
+                stop,
+                key=f"recommender-block-{job}-{sent}-{start}",
+                priority=len(bounds) - i,  # earlier rows first: the writer takes blocks in row order
+            )
+            for i, (start, stop) in enumerate(todo)
+        ]
+        return model_future, futures
+
+    sent = 0
+    model_future, futures = submit(sent, bounds)
     pending: dict[int, Block] = {}
     written: set[int] = set()
     next_index = 0
     done = 0
     try:
-        for future in distributed.as_completed(futures):
-            block: Block = future.result()
-            future.release()  # the worker may drop the block now
-            # A block run twice (its worker died after finishing) is written once.
-            if block.start in written or block.start in pending:
-                continue
-            pending[block.start] = block
-            if progress is not None:
-                done += int(cost[stops[block.start] - 1] - (cost[block.start - 1] if block.start else 0))
-                progress(done, total)
-            while next_index < len(starts) and starts[next_index] in pending:
-                ready = pending.pop(starts[next_index])
-                written.add(ready.start)
-                next_index += 1
-                yield ready
+        while True:
+            try:
+                for future in distributed.as_completed(futures):
+                    block: Block = future.result()
+                    future.release()  # the worker may drop the block now
+                    # A block run twice (its worker died after finishing) is written once.
+                    if block.start in written or block.start in pending:
+                        continue
+                    pending[block.start] = block
+                    if progress is not None:
+                        done += int(cost[stops[block.start] - 1] - (cost[block.start - 1] if block.start else 0))
+                        progress(done, total)
+                    while next_index < len(starts) and starts[next_index] in pending:
+                        ready = pending.pop(starts[next_index])
+                        written.add(ready.start)
+                        next_index += 1
+                        yield ready
+                break
+            except distributed.client.FutureCancelledError as exc:
+                # The model's last copy went with a dying worker (Dask's memory manager keeps copies only
+                # where blocks still need it): send it again, with the blocks not received yet.
+                sent += 1
+                if sent > MODEL_RESENDS:
+                    raise ClusterError(f"the Dask cluster lost the job: {exc}") from None
+                client.cancel([*futures, model_future])
+                received = written | set(pending)
+                model_future, futures = submit(sent, [(a, b) for a, b in bounds if a not in received])
     except distributed.KilledWorker as exc:  # the same block took down several workers: out of memory?
         raise ClusterError(f"Dask workers kept dying on one block ({exc}); give them more memory") from None
-    except distributed.client.FutureCancelledError as exc:
-        raise ClusterError(f"the Dask cluster lost the job: {exc}") from None
     finally:
         client.cancel([*futures, model_future])
     if next_index != len(starts):  # pragma: no cover - as_completed yields every future once

@@ -165,17 +165,11 @@ def test_a_block_that_kills_more_than_three_workers_fails_the_job(
     assert tables(out) == before  # the blocks written before the failure were rolled back
 
 
-@pytest.mark.xfail(
-    raises=ClusterError,
-    strict=True,
-    reason="a known bug: the model is scattered once, and Dask's active memory manager keeps copies only where "
-    "blocks still need it; a worker dying on the job's last block takes the only copy with it",
-)
-def test_a_worker_dying_on_the_last_block_loses_the_job(
+def test_a_worker_dying_on_the_last_block_with_the_only_model_copy(
     fitted: Recommender, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # README, "Scaling out": "A worker dies. Dask runs its blocks again on another worker, which fetches the model
-    # from a peer". Not once the worker running the last block holds the only copy of the model.
+    # Dask's active memory manager keeps the model only where blocks still need it: the worker running the last
+    # block holds the only copy, and its death loses it. The job sends the model again with the unfinished blocks.
     expected = tmp_path / "local.jsonl"
     precompute(fitted, expected, k=K)
     marker = tmp_path / "killed"
