@@ -577,6 +577,8 @@ class Recommender:
         if after is not None or before is not None:
             lo = _timestamp(after) if after is not None else -np.inf
             hi = _timestamp(before) if before is not None else np.inf
+            if isinstance(before, str) and _PLAIN_DATE.fullmatch(before.strip()):
+                hi += 86_400 - 1e-3  # "on or before 2019-09-30" includes that whole day
             if lo > hi:
                 raise InvalidParameterError(f"the date window ends ({before}) before it starts ({after})")
             window = (self.timestamps_ >= lo) & (self.timestamps_ <= hi)  # unknown dates (NaN) fall out
@@ -1088,6 +1090,9 @@ def _delete_unnamed(path: Path, keep: Path) -> None:
 
 def _no_updates() -> dict[str, int]:
     return {"generation": 0, "added": 0, "edited": 0, "removed": 0, "terms_known": 0, "terms_unknown": 0}
+
+
+_PLAIN_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _as_datetime(value: str | datetime) -> datetime:

@@ -324,3 +324,13 @@ def test_a_user_who_cannot_write_beside_the_package_can_use_it(tmp_path_factory:
         assert info.st_uid == nobody.pw_uid and info.st_mode & 0o077 == 0  # private to that user
     finally:
         shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_a_plain_date_as_before_includes_that_whole_day(fitted: Recommender, model_path: Path) -> None:
+    """ "On or before 2019-09-20": an article of 2019-09-20 04:19 UTC is kept, as the help says."""
+    target = "kompas-defc2e02"  # published 2019-09-20T11:19:00+07:00
+    assert target in {r.id for r in fitted.related(SNAKE_ID, 50, before="2019-09-20", min_score=0)}
+    assert target not in {r.id for r in fitted.related(SNAKE_ID, 50, before="2019-09-19", min_score=0)}
+    assert target not in {r.id for r in fitted.related(SNAKE_ID, 50, before="2019-09-20T04:00:00Z", min_score=0)}
+    shown = invoke("related", SNAKE_ID, "--before", "2019-09-20", "--model", model_path, "--json", "-k", 50)
+    assert target in shown.stdout

@@ -193,7 +193,7 @@ def test_after_before_window(fitted: Recommender) -> None:
     only_after = fitted.related(SNAKE_ID, k=10, after="2019-09-21", min_score=0.0)
     assert only_after and all(when(r) >= datetime(2019, 9, 21, tzinfo=timezone.utc) for r in only_after)
     only_before = fitted.related(SNAKE_ID, k=10, before="2019-09-01", min_score=0.0)
-    assert only_before and all(when(r) <= datetime(2019, 9, 1, tzinfo=timezone.utc) for r in only_before)
+    assert only_before and all(when(r) <= datetime(2019, 9, 2, tzinfo=timezone.utc) for r in only_before)
 
 
 def test_window_applies_to_drafts(fitted: Recommender) -> None:
