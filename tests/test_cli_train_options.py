@@ -22,6 +22,7 @@ from typer.testing import CliRunner, Result
 from recommender import Recommender, read_manifest
 from recommender.cli import app
 from recommender.corpus import parse_published
+from recommender.model import data_path
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "tests" / "data" / "sample.jsonl"
@@ -45,7 +46,10 @@ def train(path: Path, *options: str) -> Path:
     lines = result.stdout.splitlines()
     assert lines[0] == f"Read 380 articles from {SAMPLE}"
     assert re.fullmatch(rf"Trained on 380 articles, {terms:,} terms in \d+\.\d s", lines[1]), lines[1]
-    assert lines[2:] == [f"Saved {path} ({path.stat().st_size / 1e6:.1f} MB) and its manifest {path.stem}.json"]
+    data = data_path(path)
+    assert lines[2:] == [
+        f"Saved {path} ({data.stat().st_size / 1e6:.1f} MB): manifest {path.stem}.json, data file {data.name}"
+    ]
     assert result.stderr == ""
     return path
 
