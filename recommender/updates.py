@@ -18,7 +18,6 @@ store found behind its model (a crash between rename and commit) is rebuilt by t
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 import time
@@ -35,7 +34,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from ._atomic import temporary_beside
+from ._atomic import locked_directory, temporary_beside
 from .corpus import Article
 from .errors import InvalidParameterError, ModelError, StoreError, UnknownArticleError
 from .features import project_topics, weigh
@@ -579,13 +578,11 @@ class Updater:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        # One updater at a time per model: the lock is on the manifest, which every model has.
-        try:
-            handle = open(manifest_path(self.model_path), "rb")
-        except FileNotFoundError:
-            raise ModelError(f"no model at {self.model_path}: train one first with `recommender train`") from None
-        with handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        # One writer at a time per model folder: updaters, and a save's commit (see Recommender.save). A lock
+        # on the manifest would move with it when a save replaces the file.
+        if not manifest_path(self.model_path).is_file():
+            raise ModelError(f"no model at {self.model_path}: train one first with `recommender train`")
+        with locked_directory(self.model_path.parent):
             yield
 
     def _disk_signature(self) -> tuple[Any, ...]:

@@ -30,6 +30,7 @@ from recommender import (
     freshness,
     precompute,
 )
+from recommender._atomic import locked_directory
 from recommender.updates import REFIT_SHARE, overlay_path
 
 OPTIONS: list[dict[str, Any]] = [
@@ -360,6 +361,30 @@ def test_two_updaters_take_turns(base_model: Path, timeline: list[Article], tmp_
     two.add(timeline[305:310])
     one.remove([timeline[301].id])
     assert len(one.model) == 309 and two.model.updates_["generation"] == 2
+    assert_store_equals_full_precompute(model, store)
+
+
+def test_an_update_waits_for_the_model_folders_lock(base_model: Path, timeline: list[Article], tmp_path: Path) -> None:
+    """Updaters take the lock a save commits under (the model's folder), not one on the manifest, which a save
+    replaces: an update never runs between a save's renames, nor beside an updater holding the old manifest."""
+    model, store = fresh(base_model, tmp_path)
+    updater = Updater(model, store)
+    started, finished = threading.Event(), threading.Event()
+
+    def update() -> None:
+        started.set()
+        updater.add(timeline[300:302])
+        finished.set()
+
+    with locked_directory(model.parent):  # as a save holds it between its data file's rename and its commit
+        worker = threading.Thread(target=update)
+        worker.start()
+        assert started.wait(60)
+        assert not finished.wait(2), "the update ran while the folder was locked"
+        assert Recommender.load(model).updates_["generation"] == 0
+    worker.join(120)
+    assert finished.is_set() and not worker.is_alive()
+    assert Recommender.load(model).updates_["generation"] == 1
     assert_store_equals_full_precompute(model, store)
 
 
