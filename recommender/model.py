@@ -199,7 +199,7 @@ def _corpus_checksum(articles: Sequence[Article]) -> str:
     return digest.hexdigest()
 
 
-def _timestamp(value: str | datetime | None) -> float:
+def timestamp_of(value: str | datetime | None) -> float:
     if value is None:
         return float("nan")
     try:
@@ -388,7 +388,7 @@ class Recommender:
         self.urls_ = StringColumn.from_values([a.url for a in docs])
         self.published_ = StringColumn.from_values([a.published for a in docs])
         self.sections_ = StringColumn.from_values([a.section for a in docs])
-        self.timestamps_ = np.array([_timestamp(a.published) for a in docs], dtype=np.float64)
+        self.timestamps_ = np.array([timestamp_of(a.published) for a in docs], dtype=np.float64)
         self.time_origin_ = time_origin(self.timestamps_)
         self.corpus_: dict[str, Any] = {
             "articles": len(docs),
@@ -575,8 +575,8 @@ class Recommender:
             mask = np.ones(n, dtype=bool) if mask is None else mask
             mask[excluded] = False
         if after is not None or before is not None:
-            lo = _timestamp(after) if after is not None else -np.inf
-            hi = _timestamp(before) if before is not None else np.inf
+            lo = timestamp_of(after) if after is not None else -np.inf
+            hi = timestamp_of(before) if before is not None else np.inf
             if isinstance(before, str) and _PLAIN_DATE.fullmatch(before.strip()):
                 hi += 86_400 - 1e-3  # "on or before 2019-09-30" includes that whole day
             if lo > hi:
@@ -721,7 +721,7 @@ class Recommender:
             raise InvalidParameterError("give a title or a body to find related articles for")
         query = self.vectorize(title, body)
         mask = self._mask(section, exclude, after, before)
-        return self._top(query, k, mask, None, _timestamp(published), options, explain)
+        return self._top(query, k, mask, None, timestamp_of(published), options, explain)
 
     def plan_all_related(self, mode: str = "auto") -> Plan:
         """How :meth:`all_related` would run: exact, or approximate past a size (``mode`` "auto", "exact" or
@@ -839,8 +839,8 @@ class Recommender:
             "params": self.get_params() | {"ngram_range": tuple(self.ngram_range)},
             "analyzer": self.analyzer_,
             "idf": self.idf_,
-            "matrix": _csr_state(self.matrix_),
-            "index_t": _csr_state(self.index_t_),
+            "matrix": csr_state(self.matrix_),
+            "index_t": csr_state(self.index_t_),
             "columns": {
                 name: getattr(self, f"{name}_").state()
                 for name in ("terms", "ids", "titles", "urls", "published", "sections")
@@ -931,8 +931,8 @@ class Recommender:
         model = cls(**params)
         model.analyzer_ = state["analyzer"]
         model.idf_ = state["idf"]
-        model.matrix_ = _csr_from_state(state["matrix"])
-        model.index_t_ = _csr_from_state(state["index_t"])
+        model.matrix_ = csr_from_state(state["matrix"])
+        model.index_t_ = csr_from_state(state["index_t"])
         for name, column in state["columns"].items():
             setattr(model, f"{name}_", StringColumn(**column))
         model.timestamps_ = state["timestamps"]
@@ -1096,14 +1096,14 @@ _PLAIN_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _as_datetime(value: str | datetime) -> datetime:
-    return datetime.fromtimestamp(_timestamp(value), timezone.utc)
+    return datetime.fromtimestamp(timestamp_of(value), timezone.utc)
 
 
-def _csr_state(matrix: sp.csr_matrix) -> dict[str, Any]:
+def csr_state(matrix: sp.csr_matrix) -> dict[str, Any]:
     return {"data": matrix.data, "indices": matrix.indices, "indptr": matrix.indptr, "shape": matrix.shape}
 
 
-def _csr_from_state(state: dict[str, Any]) -> sp.csr_matrix:
+def csr_from_state(state: dict[str, Any]) -> sp.csr_matrix:
     # Built without copying, so memory-mapped arrays stay memory-mapped.
     matrix = sp.csr_matrix(state["shape"], dtype=np.float32)
     matrix.data, matrix.indices, matrix.indptr = state["data"], state["indices"], state["indptr"]

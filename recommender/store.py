@@ -99,10 +99,10 @@ def check_output(path: str | Path) -> str:
 
 def _pairs(model: Recommender, blocks: Iterator[Block]) -> Iterator[tuple[int, list[tuple[int, float]]]]:
     for block in blocks:
-        yield from _row_lists(range(block.start, block.start + block.indices.shape[0]), block.indices, block.scores)
+        yield from row_lists(range(block.start, block.start + block.indices.shape[0]), block.indices, block.scores)
 
 
-def _row_lists(
+def row_lists(
     rows: Iterable[int], indices: np.ndarray, scores: np.ndarray
 ) -> Iterator[tuple[int, list[tuple[int, float]]]]:
     """Each of ``rows`` with its list from ``indices``/``scores`` (one row each, ``-1`` padded), as
@@ -278,7 +278,7 @@ def _create_readable(path: Path) -> None:
     os.close(fd)
 
 
-def _insert_articles(conn: sqlite3.Connection, model: Recommender, rows: np.ndarray) -> None:
+def insert_articles(conn: sqlite3.Connection, model: Recommender, rows: np.ndarray) -> None:
     """Insert (or replace) the stored fields of ``model``'s ``rows`` into the store's ``articles``."""
     fields = [model.ids_, model.titles_, model.urls_, model.published_, model.sections_]
     if rows.size == len(model):  # every row: decode each column in one go
@@ -290,7 +290,7 @@ def _insert_articles(conn: sqlite3.Connection, model: Recommender, rows: np.ndar
     )
 
 
-def _insert_related(
+def insert_related(
     conn: sqlite3.Connection, ids: list[Any] | StringColumn, lists: Iterator[tuple[int, list[tuple[int, float]]]]
 ) -> int:
     """Insert ``lists`` (rows with their ``(related row, score)`` pairs) into ``related``, rows named by
@@ -319,8 +319,8 @@ def _write_sqlite(model: Recommender, path: Path, ids: list[Any], rows: Iterator
             conn.execute(statement)
         conn.execute("DELETE FROM related")
         conn.execute("DELETE FROM articles")
-        _insert_articles(conn, model, np.arange(len(ids)))
-        count = _insert_related(conn, ids, rows)
+        insert_articles(conn, model, np.arange(len(ids)))
+        count = insert_related(conn, ids, rows)
         stored = {
             **meta,
             "articles": str(len(ids)),

@@ -34,14 +34,14 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from ._atomic import locked_directory, temporary_beside
+from ._atomic import fsync_file, locked_directory, temporary_beside
 from .corpus import Article
 from .errors import InvalidParameterError, ModelError, StoreError, UnknownArticleError
 from .features import project_topics, weigh
-from .model import Recommender, StringColumn, _csr_from_state, _csr_state, _timestamp, manifest_path
+from .model import Recommender, StringColumn, csr_from_state, csr_state, manifest_path, timestamp_of
 from .neighbors import available_threads, lists_entered, row_ranges
 from .ranking import RankingOptions
-from .store import _insert_articles, _insert_related, _row_lists, connect_for_writing, format_for, is_busy, locked
+from .store import connect_for_writing, format_for, insert_articles, insert_related, is_busy, locked, row_lists
 
 __all__ = ["REFIT_SHARE", "Changes", "Freshness", "UpdateResult", "Updater", "freshness", "overlay_path"]
 
@@ -185,7 +185,7 @@ def fold(model: Recommender, articles: Iterable[Article], remove: Iterable[str])
         "published": [a.published for a in docs],
         "sections": [a.section for a in docs],
     }
-    timestamps = np.array([_timestamp(a.published) for a in docs], dtype=np.float64)
+    timestamps = np.array([timestamp_of(a.published) for a in docs], dtype=np.float64)
     new = _assemble(
         model,
         kept if dropped.size else None,
@@ -342,7 +342,7 @@ def overlay_state(model: Recommender, base_sha256: str) -> dict[str, Any]:
         "updates": dict(model.updates_),
         "removed_base": _others(model.base_size_, base[base >= 0]),
         "added": {
-            "matrix": _csr_state(_rows_from(model.matrix_, first_added)),
+            "matrix": csr_state(_rows_from(model.matrix_, first_added)),
             "columns": {name: getattr(model, f"{name}_").take(rows).state() for name in _ROW_FIELDS},
             "timestamps": np.asarray(model.timestamps_[first_added:]),
         },
@@ -386,7 +386,7 @@ def apply_overlay(model: Recommender, state: dict[str, Any]) -> Recommender:
     new = _assemble(
         model,
         kept,
-        _csr_from_state(added["matrix"]),
+        csr_from_state(added["matrix"]),
         {name: StringColumn(**column) for name, column in added["columns"].items()},
         np.asarray(added["timestamps"], dtype=np.float64),
     )
@@ -621,7 +621,7 @@ class Updater:
             moved = False
             try:
                 joblib.dump(state, tmp)
-                _fsync(tmp)
+                fsync_file(tmp)
                 if self.store_path is not None:
                     conn, rebuilt, changed = self._write_store(old, new, delta)
                 os.replace(tmp, target)  # the model moves on; the store follows at COMMIT
@@ -674,7 +674,7 @@ class Updater:
                 rows = np.arange(len(new))
                 conn.execute("DELETE FROM related")
                 conn.execute("DELETE FROM articles")
-                _insert_articles(conn, new, rows)
+                insert_articles(conn, new, rows)
             else:
                 assert self._lists is not None
                 rows, lists = _changed_lists(old, new, delta, self._lists)
@@ -683,8 +683,8 @@ class Updater:
                 conn.executemany("DELETE FROM related WHERE article_id = ?", ((i,) for i in dropped_ids))
                 ids = new.ids_
                 conn.executemany("DELETE FROM related WHERE article_id = ?", ((ids[int(r)],) for r in rows))
-                _insert_articles(conn, new, delta.new_rows)
-            _insert_related(conn, new.ids_, _row_lists(rows.tolist(), lists.indices[rows], lists.scores[rows]))
+                insert_articles(conn, new, delta.new_rows)
+            insert_related(conn, new.ids_, row_lists(rows.tolist(), lists.indices[rows], lists.scores[rows]))
             conn.executemany(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                 {
@@ -737,11 +737,3 @@ def _meta(conn: sqlite3.Connection) -> dict[str, str]:
 def _lists_key(meta: dict[str, str]) -> tuple[str | None, ...]:
     """What identifies a store's lists: the job that wrote them and the update they are at."""
     return (meta.get("written_at"), meta.get("model_generation"), meta.get("model_created_at"))
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
