@@ -37,6 +37,20 @@ def model_path(fitted: Recommender, tmp_path_factory: pytest.TempPathFactory) ->
     return path
 
 
+@pytest.fixture(scope="module")
+def timeline(sample_articles: list[Article]) -> list[Article]:
+    """The sample in publication order: a model is fitted on the first part, the rest arrives later."""
+    return sorted(sample_articles, key=lambda a: (a.published or "", a.id))
+
+
+@pytest.fixture(scope="module")
+def base_model(timeline: list[Article], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model fitted on the first 300 articles of the timeline (the updates' and readers' tests add the rest)."""
+    path = tmp_path_factory.mktemp("base") / "model.joblib"
+    Recommender(n_jobs=1).fit(timeline[:300]).save(path)
+    return path
+
+
 def copy_model(model_path: Path, directory: Path) -> Path:
     """Copy a saved model (its manifest and the data file it names) into ``directory`` as
     ``model.joblib``, to change them without touching the original."""

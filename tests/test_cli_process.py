@@ -49,8 +49,12 @@ def _env() -> dict[str, str]:
 
 def start(args: Sequence[object], cwd: Path) -> subprocess.Popen[str]:
     """Start the console script in its own process group (so a kill also reaches its workers)."""
+    return _spawn([SCRIPT, *map(str, args)], cwd)
+
+
+def _spawn(command: list[str], cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [SCRIPT, *map(str, args)],
+        command,
         cwd=cwd,
         env=_env(),
         stdout=subprocess.PIPE,
@@ -128,16 +132,7 @@ def start_stopping(moment: str, args: Sequence[object], cwd: Path, marker: Path)
     """Start the console script (own process group) so that it stops at ``moment``, writing ``marker`` there."""
     launcher = marker.with_name("launcher.py")
     launcher.write_text(LAUNCHER, encoding="utf-8")
-    return subprocess.Popen(
-        [sys.executable, str(launcher), str(marker), moment, SCRIPT, *map(str, args)],
-        cwd=cwd,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-        start_new_session=True,
-    )
+    return _spawn([sys.executable, str(launcher), str(marker), moment, SCRIPT, *map(str, args)], cwd)
 
 
 def run_all(commands: Sequence[Sequence[object]], cwd: Path) -> list[subprocess.CompletedProcess[str]]:

@@ -180,18 +180,6 @@ def shared_dir() -> Iterator[Path]:
         shutil.rmtree(directory)
 
 
-@pytest.fixture(scope="module")
-def timeline(sample_articles: list[Article]) -> list[Article]:
-    return sorted(sample_articles, key=lambda a: (a.published or "", a.id))
-
-
-@pytest.fixture(scope="module")
-def base_model(timeline: list[Article], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("base") / "model.joblib"
-    Recommender(n_jobs=1).fit(timeline[:300]).save(path)
-    return path
-
-
 def deploy(base_model: Path, directory: Path) -> tuple[Path, Path]:
     """A copy of the base model and a store precomputed from it, in ``directory``."""
     model = copy_model(base_model, directory)

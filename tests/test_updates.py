@@ -42,19 +42,6 @@ OPTIONS: list[dict[str, Any]] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def timeline(sample_articles: list[Article]) -> list[Article]:
-    """The sample in publication order: a model is fitted on the first part, the rest arrives later."""
-    return sorted(sample_articles, key=lambda a: (a.published or "", a.id))
-
-
-@pytest.fixture(scope="module")
-def base_model(timeline: list[Article], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("base") / "model.joblib"
-    Recommender(n_jobs=1).fit(timeline[:300]).save(path)
-    return path
-
-
 def fresh(base_model: Path, directory: Path, k: int = 5, **options: Any) -> tuple[Path, Path]:
     """A copy of the base model and a store precomputed from it."""
     model = copy_model(base_model, directory)
