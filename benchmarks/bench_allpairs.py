@@ -191,11 +191,12 @@ def synthetic_precompute(path: str, out: str) -> dict[str, Any]:
 
 def exact_sample(path: str, sample: int) -> dict[str, Any]:
     from recommender import Recommender
+    from recommender.lookups import search_index
     from recommender.neighbors import available_threads, search_blocks
 
     model = Recommender.load(path)
     rows = np.sort(np.random.default_rng(1).choice(len(model), size=sample, replace=False))
-    index = model._index()
+    index = search_index(model.fitted_state())
     for _ in search_blocks(index, 50, rows=rows[:50], threads=available_threads()):
         pass  # warm up: compiled code loaded, pages mapped
     started = time.perf_counter()

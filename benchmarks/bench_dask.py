@@ -58,10 +58,10 @@ def _cpu_seconds() -> float:
 
 def _warm_up() -> None:
     from recommender import Article, Recommender
-    from recommender.cluster import _compute_block
+    from recommender.cluster import compute_block
 
     model = Recommender(n_jobs=1).fit([Article(id=str(i), title=f"kata{i} umum") for i in range(3)])
-    _compute_block(model, 1, model._options(), None, 0, 3)
+    compute_block(model.fitted_state(), 1, model.ranking_options(), None, 0, 3)
 
 
 def run(model_path: str, tmp: str, workers: int, repeats: int) -> dict[str, Any]:

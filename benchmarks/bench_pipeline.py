@@ -25,9 +25,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.neighbors import NearestNeighbors
 
 from recommender import Recommender, read_articles
+from recommender.batch import precompute
 from recommender.corpus import bundled_corpus_path
 from recommender.model import data_path
-from recommender.store import precompute
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:

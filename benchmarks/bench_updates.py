@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from recommender import Recommender, Updater, precompute, read_articles
+from recommender.lookups import term_counts
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -163,7 +164,7 @@ def main() -> None:
         # The analysis alone, as the batch did it (one process, its word caches now warm).
         started = time.perf_counter()
         for article in newest:
-            updater.model._term_counts(article.title, article.body)
+            term_counts(updater.model.fitted_state(), article.title, article.body)
         analysis_seconds = time.perf_counter() - started
         updated = Recommender.load(work / "batch" / "model.joblib")
         full_times = []

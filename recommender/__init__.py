@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from . import _numba_cache  # noqa: F401  (first: where compiled kernels are cached, before any is defined)
+from ._version import __version__
+from .batch import PrecomputeResult, precompute
 from .corpus import Article, Corpus, SkippedRecord, read_articles
 from .errors import (
     ClusterError,
@@ -16,10 +16,10 @@ from .errors import (
     UnknownArticleError,
 )
 from .evaluate import EvaluationReport, JudgedScores, Judgments, SystemScores, evaluate, load_judgments, load_links
-from .model import Recommender, Related, read_manifest
-from .ranking import TermWeight
+from .model import Recommender, read_manifest
+from .ranking import Related, TermWeight
 from .render import render_related
-from .store import PrecomputeResult, RelatedStore, precompute
+from .store import RelatedStore
 from .text import Analyzer, clean_text
 from .updates import Changes, Freshness, Updater, UpdateResult, freshness
 

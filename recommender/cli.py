@@ -26,7 +26,9 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperCommand
 
-from . import __version__
+from ._progress import ProgressCallback
+from ._version import __version__
+from .batch import precompute
 from .cluster import check_cluster_options
 from .corpus import Corpus, bundled_corpus_path, bundled_judgments_path, bundled_links_path, read_articles
 from .errors import InvalidParameterError, RecommenderError
@@ -39,11 +41,10 @@ from .evaluate import (
     unjudged_pairs,
     write_packet,
 )
-from .model import Recommender, Related, data_path, load_with_manifest
-from .neighbors import ProgressCallback
-from .ranking import MIN_RESULTS, MIN_SCORE
+from .model import Recommender, data_path, load_with_manifest
+from .ranking import MIN_RESULTS, MIN_SCORE, Related
 from .render import render_related
-from .store import check_output, precompute
+from .store import check_output
 from .updates import Updater, UpdateResult, freshness
 
 DEFAULT_MODEL = Path("models") / "model.joblib"

@@ -1,7 +1,7 @@
 """The batch job on a Dask cluster: every article's list computed by Dask workers, written here.
 
 The model is shipped to every worker once; each task computes one block of rows through the same
-code as the local job (:meth:`Recommender._all_related`), so the lists are identical. Blocks come back
+code as the local job (:func:`recommender.blocks.all_related`), so the lists are identical. Blocks come back
 as they finish and are handed to the store in row order, each exactly once, even when a killed worker's
 blocks are run again elsewhere.
 
@@ -11,7 +11,7 @@ a cluster.
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import itertools
 import math
 import uuid
@@ -22,16 +22,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
-from . import __version__
+from ._progress import ProgressCallback
+from ._version import __version__
+from .blocks import all_related
 from .errors import ClusterError, InvalidParameterError
-from .model import Recommender
-from .neighbors import Approx, Block, Plan, ProgressCallback, cost_per_row
+from .lookups import search_index
+from .neighbors import BLOCK_ROWS, Approx, Block, Plan, cost_per_row
 from .ranking import RankingOptions
+from .state import FittedState
 
 if TYPE_CHECKING:
     from distributed import Client
 
-__all__ = ["BLOCKS_PER_THREAD", "check_cluster_options", "cluster_blocks", "connect"]
+__all__ = ["BLOCKS_PER_THREAD", "check_cluster_options", "cluster_blocks", "compute_block", "connect"]
 
 BLOCKS_PER_THREAD = 8  # at least this many blocks per worker thread, so a slow one cannot hold up the end
 
@@ -155,33 +158,33 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _compute_block(
-    model: Recommender, k: int, options: RankingOptions, approx: Approx | None, start: int, stop: int
+def compute_block(
+    state: FittedState, k: int, options: RankingOptions, approx: Approx | None, start: int, stop: int
 ) -> Block:
-    """On a worker: rows ``start..stop`` through the same code the local job runs."""
+    """On a worker: rows ``start..stop`` through the same code the local job runs (one kernel thread per
+    task: a worker runs as many tasks as it has threads)."""
     rows = np.arange(start, stop, dtype=np.int64)
-    (block,) = model._all_related(k, options, approx, rows, None, stop - start)
+    (block,) = all_related(state, k, options, approx=approx, rows=rows, block_rows=stop - start, threads=1)
     return Block(start, block.indices, block.scores)
 
 
 def cluster_blocks(
-    model: Recommender,
+    state: FittedState,
     k: int,
     plan: Plan,
+    options: RankingOptions,
     *,
     scheduler: str | Client | None = None,
     workers: int | None = None,
-    block_rows: int = 4096,
+    block_rows: int = BLOCK_ROWS,
     progress: ProgressCallback | None = None,
-    **options: Any,
 ) -> Iterator[Block]:
     """Every article's top-``k`` list computed on a Dask cluster (see :func:`connect`), in blocks in row order,
     as :meth:`Recommender.all_related` yields them locally. Connects when first iterated, disconnects (and
     shuts a local cluster down) when exhausted or closed. ``progress(done, total)`` counts the multiply-adds
     of the blocks finished so far, in the local job's units."""
-    ranking = model._options(**options)
     with connect(scheduler, workers) as client:
-        yield from _run(client, model, k, plan, ranking, block_rows, progress)
+        yield from _run(client, state, k, plan, options, block_rows, progress)
 
 
 # How often a job sends the model again after the cluster lost every copy of it.
@@ -190,7 +193,7 @@ MODEL_RESENDS = 3
 
 def _run(
     client: Client,
-    model: Recommender,
+    state: FittedState,
     k: int,
     plan: Plan,
     options: RankingOptions,
@@ -199,18 +202,18 @@ def _run(
 ) -> Iterator[Block]:
     distributed = _distributed()
     threads = _check_workers(client)
-    n = len(model)
+    n = len(state)
     # Enough blocks to keep every worker thread busy to the end; never larger than asked.
-    cost = np.cumsum(cost_per_row(model._index(), plan.approx), dtype=np.float64)
+    cost = np.cumsum(cost_per_row(search_index(state), plan.approx), dtype=np.float64)
     total = int(cost[-1]) if n else 0
     bounds = split_rows(cost, max(1, block_rows), threads * BLOCKS_PER_THREAD)
     starts = [start for start, _ in bounds]
     stops = dict(bounds)
 
-    shipped = copy.copy(model)  # shares the arrays; pickled without its lock and lookup tables
-    for name, value in list(vars(shipped).items()):
-        setattr(shipped, name, _plain(value))
-    shipped.n_jobs = 1  # one kernel thread per task: a worker runs as many tasks as it has threads
+    # Shares the arrays (as plain views); pickled without its lookup tables.
+    shipped = dataclasses.replace(
+        state, **{f.name: _plain(getattr(state, f.name)) for f in dataclasses.fields(state) if f.name != "memo"}
+    )
     job = uuid.uuid4().hex[:8]
 
     def submit(sent: int, todo: list[tuple[int, int]]) -> tuple[Any, list[Any]]:
@@ -218,7 +221,7 @@ def _run(
         model_future = client.scatter(shipped, broadcast=True, hash=False)
         futures = [
             client.submit(
-                _compute_block,
+                compute_block,
                 model_future,
                 k,
                 options,

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import gc
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import joblib
 import numpy as np
 import scipy.sparse as sp
 
+from ._progress import ProgressCallback
 from .text import Analyzer
 
 __all__ = ["Counts", "count_terms", "fit_topics", "project_topics", "tfidf", "weigh"]
 
-ProgressCallback = Callable[[int, int], None]
 _CHUNK = 1500  # articles per unit of parallel work
 
 

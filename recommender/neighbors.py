@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -27,9 +27,11 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from ._sparse import dot_with_row
+from ._progress import ProgressCallback
+from ._sparse import dot_with_row, row_ranges
 
 __all__ = [
+    "BLOCK_ROWS",
     "EXACT_LIMIT",
     "Approx",
     "Block",
@@ -43,13 +45,11 @@ __all__ = [
     "lists_entered",
     "plan",
     "query_scores",
-    "row_ranges",
     "search",
     "search_blocks",
     "top_k_indices",
 ]
 
-ProgressCallback = Callable[[int, int], None]
 _DAY = 86400.0
 
 
@@ -144,6 +144,8 @@ class Plan:
     exact_multiply_adds: int
 
 
+# Rows per block of the all-pairs search: big enough to amortise a block, small enough to bound its memory.
+BLOCK_ROWS = 4096
 EXACT_LIMIT = 40_000_000_000  # multiply-adds: about a minute on two cores; beyond, approximate
 
 
@@ -777,17 +779,6 @@ def available_threads(n_jobs: int = -1) -> int:
     return cores if n_jobs < 1 else min(n_jobs, cores)
 
 
-def row_ranges(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For CSR-style ``indptr``, the offsets of ``rows`` packed one after another, and the positions of
-    their entries in the original arrays (``data[where]`` is those rows' data, in order)."""
-    rows = np.asarray(rows, dtype=np.int64)
-    indptr = np.asarray(indptr, dtype=np.int64)
-    lengths = indptr[rows + 1] - indptr[rows]
-    offsets = np.zeros(rows.size + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    return offsets, np.repeat(indptr[rows] - offsets[:-1], lengths) + np.arange(offsets[-1])
-
-
 def cost_per_row(index: Index, approx: Approx | None = None, rows: np.ndarray | None = None) -> np.ndarray:
     """Multiply-adds each row (or each of ``rows``) costs as a query: the sum of its terms' document
     frequencies (in approximate mode, a pruned term's share of its documents inside the time window)."""
@@ -820,7 +811,7 @@ def search_blocks(
     prior: TimePrior = TimePrior(),
     approx: Approx | None = None,
     rows: np.ndarray | None = None,
-    block_rows: int = 4096,
+    block_rows: int = BLOCK_ROWS,
     threads: int = 1,
     progress: ProgressCallback | None = None,
 ) -> Iterator[tuple[int, Hits]]:
@@ -887,7 +878,7 @@ def all_pairs_top_k(
     index_t: sp.csr_matrix,
     k: int,
     *,
-    block_rows: int = 4096,
+    block_rows: int = BLOCK_ROWS,
     threads: int = 1,
     progress: ProgressCallback | None = None,
 ) -> Iterator[Block]:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numba
 import numpy as np
@@ -30,6 +31,7 @@ __all__ = [
     "MIN_RESULTS",
     "MIN_SCORE",
     "RankingOptions",
+    "Related",
     "TermWeight",
     "check_days",
     "check_k",
@@ -76,6 +78,30 @@ class TermWeight:
 
     term: str
     weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class Related:
+    """One related article.
+
+    ``score`` (0 to 1) ranks the list: the cosine ``similarity`` to the query, weighted by the topic gate
+    and the time prior when they are on. ``why`` holds the shared terms behind the similarity (with ``explain``).
+    """
+
+    id: str
+    title: str
+    url: str | None
+    published: str | None
+    section: str | None
+    score: float
+    similarity: float | None = None
+    why: tuple[TermWeight, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if not self.why:
+            del data["why"]
+        return data
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from string import Template
 from urllib.parse import urlsplit
 
-from .model import Related
+from .ranking import Related
 
 __all__ = ["BOX_TEMPLATE", "ITEM_TEMPLATE", "render_related"]
 

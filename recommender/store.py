@@ -1,4 +1,4 @@
-"""Precomputed related lists: written in one batch job to JSON Lines, CSV or SQLite, read by a CMS.
+"""Stores of precomputed lists: the formats, and the one class that runs SQL on a SQLite store.
 
 Every format is replaced atomically: files through a temporary file and a rename, SQLite in one
 transaction. A failed job leaves the previous output as it was.
@@ -9,32 +9,42 @@ open a WAL store. With a rollback journal a reader needs read access to the file
 writer keeps its changes in memory until COMMIT (``cache_spill`` off), so readers keep reading the old
 lists during the whole job and wait (their busy timeout) only while the commit writes the file: they see
 the old lists or the new, never a mix.
+
+Every SQL statement and every ``meta`` key lives here: :class:`SqliteStore` (one connection: the batch
+job's and an update's writes, the reads) and :class:`StoreMeta` (what a store records of the job that
+wrote it). :class:`RelatedStore` is the reader a CMS uses.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Generator, Iterable, Iterator
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from ._atomic import atomic_write
-from .cluster import check_cluster_options, cluster_blocks
 from .errors import StoreError, UnknownArticleError
-from .model import Recommender, Related, StringColumn
-from .neighbors import Block, Plan, ProgressCallback
-from .ranking import check_k
+from .ranking import RankingOptions, Related, check_k
+from .state import ArticleColumns, StringColumn
 
-__all__ = ["FORMATS", "PrecomputeResult", "RelatedStore", "check_output", "format_for", "precompute"]
+__all__ = [
+    "FORMATS",
+    "LOCK_TIMEOUT",
+    "READ_TIMEOUT",
+    "RelatedStore",
+    "SqliteStore",
+    "StoreMeta",
+    "check_output",
+    "format_for",
+    "is_busy",
+    "locked",
+    "row_lists",
+]
 
 FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".sqlite": "sqlite", ".sqlite3": "sqlite", ".db": "sqlite"}
 # Seconds a writer waits for another writer, for readers to finish before its COMMIT, and for a store an
@@ -42,6 +52,7 @@ FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".sqlite": "sqlite", ".sqlite3": "s
 LOCK_TIMEOUT = 30.0
 # Seconds a RelatedStore read waits while a writer commits (the only time readers are locked out).
 READ_TIMEOUT = 10.0
+_T = TypeVar("_T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS related (
@@ -60,21 +71,104 @@ CREATE TABLE IF NOT EXISTS articles (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# The articles table's columns, in the order of ArticleColumns.FIELDS.
+_ARTICLE_COLUMNS = ", ".join(field for _, field in ArticleColumns.FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
-class PrecomputeResult:
-    """What a precompute job wrote."""
+class StoreMeta:
+    """What a SQLite store records (its ``meta`` table) of the job that wrote it: enough for an update to
+    recompute lists as that job did, and to tell whether the store still matches its model.
 
-    path: str
-    format: str
-    articles: int
-    pairs: int
+    Stored as text, one row per field, in this order; absent (``None``) fields are not stored. Stores
+    written by older versions lack some: they read as the defaults those versions used.
+    """
+
     k: int
-    seconds: float
     mode: str = "exact"
-    multiply_adds: int = 0
-    recall: float | None = None  # approximate mode: estimated recall@k against exact lists
+    newer: bool = True
+    within_days: float | None = None
+    diversity: float = 0.0
+    min_score: float = 0.0
+    min_results: int = 0
+    model_generation: int = 0
+    recall_estimate: float | None = None
+    articles: int | None = None
+    model_created_at: str | None = None
+    corpus_checksum: str | None = None
+    written_at: str | None = None
+    updated_at: str | None = None
+
+    @classmethod
+    def from_rows(cls, rows: dict[str, str]) -> StoreMeta:
+        def number(key: str) -> float | None:
+            return float(rows[key]) if rows.get(key) else None
+
+        return cls(
+            k=int(rows["k"]),
+            mode=rows.get("mode", "exact"),
+            newer=rows.get("newer", "1") == "1",
+            within_days=number("within_days"),
+            diversity=float(rows.get("diversity", "0")),
+            min_score=float(rows.get("min_score", "0")),
+            min_results=int(rows.get("min_results", "0")),
+            model_generation=int(rows.get("model_generation", "0")),
+            recall_estimate=number("recall_estimate"),
+            articles=int(rows["articles"]) if rows.get("articles") else None,
+            model_created_at=rows.get("model_created_at"),
+            corpus_checksum=rows.get("corpus_checksum"),
+            written_at=rows.get("written_at"),
+            updated_at=rows.get("updated_at"),
+        )
+
+    def rows(self) -> dict[str, str]:
+        """The fields as the ``meta`` table stores them."""
+        text = {
+            "k": str(self.k),
+            "mode": self.mode,
+            "newer": "1" if self.newer else "0",
+            "within_days": "" if self.within_days is None else repr(self.within_days),
+            "diversity": repr(self.diversity),
+            "min_score": repr(self.min_score),
+            "min_results": str(self.min_results),
+            "model_generation": str(self.model_generation),
+            "recall_estimate": None if self.recall_estimate is None else f"{self.recall_estimate:.4f}",
+            "articles": None if self.articles is None else str(self.articles),
+            "model_created_at": self.model_created_at,
+            "corpus_checksum": self.corpus_checksum,
+            "written_at": self.written_at,
+            "updated_at": self.updated_at,
+        }
+        return {key: value for key, value in text.items() if value is not None}
+
+    @classmethod
+    def of_job(cls, k: int, mode: str, options: RankingOptions, model_generation: int) -> StoreMeta:
+        """The meta of a job that computes ``k`` lists in ``mode`` with ``options``."""
+        return cls(
+            k=k,
+            mode=mode,
+            newer=options.newer,
+            within_days=options.within_days,
+            diversity=options.diversity,
+            min_score=options.min_score,
+            min_results=options.min_results,
+            model_generation=model_generation,
+        )
+
+    def options(self, model_options: RankingOptions) -> RankingOptions:
+        """The ranking options the store's lists were computed with, on a model's prior and dedup."""
+        return replace(
+            model_options,
+            newer=self.newer,
+            within_days=self.within_days,
+            diversity=self.diversity,
+            min_score=self.min_score,
+            min_results=self.min_results,
+        )
+
+    def lists_key(self) -> tuple[str | None, int, str | None]:
+        """What identifies a store's lists: the job that wrote them, and the update they are at."""
+        return (self.written_at, self.model_generation, self.model_created_at)
 
 
 def format_for(path: str | Path) -> str:
@@ -97,11 +191,6 @@ def check_output(path: str | Path) -> str:
     return kind
 
 
-def _pairs(model: Recommender, blocks: Iterator[Block]) -> Iterator[tuple[int, list[tuple[int, float]]]]:
-    for block in blocks:
-        yield from row_lists(range(block.start, block.start + block.indices.shape[0]), block.indices, block.scores)
-
-
 def row_lists(
     rows: Iterable[int], indices: np.ndarray, scores: np.ndarray
 ) -> Iterator[tuple[int, list[tuple[int, float]]]]:
@@ -111,128 +200,155 @@ def row_lists(
         yield row, [(j, s) for j, s in zip(idx, values, strict=True) if j >= 0]
 
 
-def precompute(
-    model: Recommender,
-    path: str | Path,
-    k: int = 10,
-    *,
-    mode: str | Plan = "auto",
-    progress: ProgressCallback | None = None,
-    block_rows: int = 4096,
-    recall_sample: int = 200,
-    scheduler: Any = None,
-    workers: int | None = None,
-    **options: Any,
-) -> PrecomputeResult:
-    """Write every article's top-``k`` related list to ``path`` (format by suffix), replacing it atomically.
+RowLists = Iterator[tuple[int, list[tuple[int, float]]]]
 
-    ``mode``: "exact", "approx", or "auto" (exact up to a size, see :meth:`Recommender.plan_all_related`).
-    In approximate mode the recall against exact lists is estimated on ``recall_sample`` articles first.
-    ``options`` are :meth:`Recommender.all_related`'s (``newer``, ``within_days``, ``diversity``, ``min_score``,
-    ``min_results``), recorded in a SQLite store's ``meta`` table.
-    ``scheduler`` (a Dask scheduler's address, or a ``distributed.Client``) or ``workers`` (a local Dask
-    cluster of that many processes) computes the lists on a cluster instead, identical (``recommender[dask]``).
+
+class SqliteStore:
+    """One connection to a SQLite store, and every SQL statement run on one.
+
+    :meth:`for_writing` (the batch job, an update) or :meth:`for_reading` (read-only: a reader needs read
+    access to the file and nothing else). A writer's changes are made between :meth:`begin` and
+    :meth:`commit` (or :meth:`rollback`): readers see the old lists or the new, never a mix.
     """
-    path = Path(path)
-    check_k(k)  # first: a mistyped k must not start a job sized by it
-    kind = check_output(path)
-    on_cluster = scheduler is not None or workers is not None
-    if on_cluster:
-        check_cluster_options(scheduler, workers)  # before the slow steps
-    started = time.perf_counter()
-    plan = mode if isinstance(mode, Plan) else model.plan_all_related(mode)
-    recall = model.estimate_recall(k, mode=plan, sample=recall_sample, **options) if plan.approx else None
-    blocks = iter(model.all_related(k, progress=progress, block_rows=block_rows, mode=plan, **options))
-    if on_cluster:  # the same blocks (all_related above checked k and options) from Dask workers, once writing starts
-        blocks = cluster_blocks(
-            model, k, plan, scheduler=scheduler, workers=workers, block_rows=block_rows, progress=progress, **options
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+
+    @classmethod
+    def for_writing(cls, path: str | Path, *, create: bool = False) -> SqliteStore:
+        """A writer's connection to the store at ``path`` (created, readable by all, when ``create``):
+        rollback journal, changes kept in memory until COMMIT. A store left in WAL mode by an older version
+        is converted."""
+        path = Path(path)
+        if create:
+            _create_readable(path)
+        try:
+            conn = sqlite3.connect(path, timeout=LOCK_TIMEOUT, isolation_level=None)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open {path}: {exc}") from None
+        try:
+            # Spilling changes into the file before COMMIT would take the exclusive lock and shut readers out
+            # for the rest of the job; the price is memory for the changed pages (about the store's size).
+            conn.execute("PRAGMA cache_spill=OFF")
+            _use_rollback_journal(conn, path)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StoreError(f"{path} is not a usable SQLite database: {exc}") from None
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, path)
+
+    @classmethod
+    def for_reading(cls, path: Path, uri: str) -> SqliteStore:
+        """A read-only connection (``uri``: the store's ``file:`` URI with ``mode=ro``), usable from any
+        thread; see :meth:`check_tables`."""
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=READ_TIMEOUT, check_same_thread=False)
+        except sqlite3.Error as exc:  # removed since, say
+            raise StoreError(f"cannot open {path}: {exc}") from None
+        return cls(conn, path)
+
+    def check_tables(self) -> None:
+        """:class:`sqlite3.DatabaseError` unless the file is a store (SQLite's own error, for the caller to
+        explain)."""
+        self.conn.execute("SELECT 1 FROM related LIMIT 1")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- transactions --
+
+    def begin(self) -> None:
+        """Start the write transaction (waiting up to :data:`LOCK_TIMEOUT` for another writer)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        """Undo the open transaction, if any."""
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    # -- writing --
+
+    def create_tables(self) -> None:
+        for statement in filter(str.strip, _SCHEMA.split(";")):
+            self.conn.execute(statement)
+
+    def clear(self) -> None:
+        """Delete every list and article (the meta stays)."""
+        self.conn.execute("DELETE FROM related")
+        self.conn.execute("DELETE FROM articles")
+
+    def insert_articles(self, articles: ArticleColumns, rows: np.ndarray | None = None) -> None:
+        """Insert (or replace) the stored fields of ``rows`` (all when ``None``) into ``articles``."""
+        self.conn.executemany(
+            f"INSERT OR REPLACE INTO articles ({_ARTICLE_COLUMNS}) VALUES (?, ?, ?, ?, ?)", articles.values(rows)
         )
-    ids = model.ids_.to_list()
-    # What an incremental update needs to recompute lists as this job did.
-    ranking = model._options(**options)
-    meta = {
-        "k": str(k),
-        "mode": plan.mode,
-        "newer": "1" if ranking.newer else "0",
-        "within_days": "" if ranking.within_days is None else repr(ranking.within_days),
-        "diversity": repr(ranking.diversity),
-        "min_score": repr(ranking.min_score),
-        "min_results": str(ranking.min_results),
-        "model_generation": str(model.updates_["generation"]),
-    }
-    if recall is not None:
-        meta["recall_estimate"] = f"{recall:.4f}"
-    writer = {"jsonl": _write_jsonl, "csv": _write_csv, "sqlite": _write_sqlite}[kind]
-    try:
-        pairs = writer(model, path, ids, _pairs(model, blocks), meta)
-    except OSError as exc:
-        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except sqlite3.OperationalError as exc:  # locked for too long, disk full, ...
-        if is_busy(exc):
-            raise StoreError(f"{locked(path)}: nothing was changed; try again") from None
-        raise StoreError(f"cannot write {path}: {exc}") from None
-    finally:
-        if isinstance(blocks, Generator):
-            blocks.close()  # now, not at garbage collection: a failed job shuts its Dask cluster down at once
-    seconds = time.perf_counter() - started
-    return PrecomputeResult(str(path), kind, len(ids), pairs, k, seconds, plan.mode, plan.multiply_adds, recall)
 
+    def delete_articles(self, ids: Iterable[str | None]) -> None:
+        """Delete these articles and their own lists."""
+        ids = list(ids)
+        self.conn.executemany("DELETE FROM articles WHERE id = ?", ((i,) for i in ids))
+        self.delete_lists(ids)
 
-def _write_jsonl(model: Recommender, path: Path, ids: list[Any], rows: Iterator[Any], meta: dict[str, str]) -> int:
-    titles, urls, published = model.titles_.to_list(), model.urls_.to_list(), model.published_.to_list()
-    count = 0
+    def delete_lists(self, ids: Iterable[str | None]) -> None:
+        """Delete the lists of these articles."""
+        self.conn.executemany("DELETE FROM related WHERE article_id = ?", ((i,) for i in ids))
 
-    def write(tmp: Path) -> None:
-        nonlocal count
-        with open(tmp, "w", encoding="utf-8") as out:
-            for row, neighbours in rows:
-                related = [
-                    {"id": ids[j], "title": titles[j], "url": urls[j], "published": published[j], "score": round(s, 6)}
-                    for j, s in neighbours
-                ]
-                count += len(related)
-                out.write(json.dumps({"id": ids[row], "related": related}, ensure_ascii=False) + "\n")
+    def insert_lists(self, ids: list[Any] | StringColumn, lists: RowLists) -> int:
+        """Insert ``lists`` (rows with their ``(related row, score)`` pairs), rows named by ``ids``; returns
+        the pairs inserted."""
+        count = 0
 
-    atomic_write(path, write, make_parents=False)
-    return count
-
-
-def _write_csv(model: Recommender, path: Path, ids: list[Any], rows: Iterator[Any], meta: dict[str, str]) -> int:
-    count = 0
-
-    def write(tmp: Path) -> None:
-        nonlocal count
-        with open(tmp, "w", encoding="utf-8", newline="") as out:
-            writer = csv.writer(out)
-            writer.writerow(["id", "rank", "related_id", "score"])
-            for row, neighbours in rows:
+        def pairs() -> Iterator[tuple[str | None, int, str | None, float]]:
+            nonlocal count
+            for row, neighbours in lists:
+                own = ids[row]
                 for rank, (j, s) in enumerate(neighbours, start=1):
-                    writer.writerow([ids[row], rank, ids[j], f"{s:.6f}"])
                     count += 1
+                    yield own, rank, ids[j], s
 
-    atomic_write(path, write, make_parents=False)
-    return count
+        self.conn.executemany("INSERT INTO related (article_id, rank, related_id, score) VALUES (?, ?, ?, ?)", pairs())
+        return count
 
+    def write_meta(self, meta: StoreMeta) -> None:
+        """Replace the whole meta table: no figure of an earlier run (a recall estimate) may linger."""
+        self.conn.execute("DELETE FROM meta")
+        self.conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.rows().items())
 
-def connect_for_writing(path: Path) -> sqlite3.Connection:
-    """A writer's connection to the SQLite store at ``path``: rollback journal, changes kept in memory
-    until COMMIT (see the module's docstring). A store left in WAL mode by an older version is converted."""
-    try:
-        conn = sqlite3.connect(path, timeout=LOCK_TIMEOUT, isolation_level=None)
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"cannot open {path}: {exc}") from None
-    try:
-        # Spilling changes into the file before COMMIT would take the exclusive lock and shut readers out
-        # for the rest of the job; the price is memory for the changed pages (about the store's size).
-        conn.execute("PRAGMA cache_spill=OFF")
-        _use_rollback_journal(conn, path)
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        raise StoreError(f"{path} is not a usable SQLite database: {exc}") from None
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+    def record_update(self, articles: int, model_generation: int, updated_at: str) -> None:
+        """Record in the meta table that an update brought the store to ``model_generation``."""
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            {"articles": str(articles), "model_generation": str(model_generation), "updated_at": updated_at}.items(),
+        )
+
+    # -- reading --
+
+    def meta_rows(self) -> dict[str, str]:
+        return dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+
+    def meta(self) -> StoreMeta:
+        return StoreMeta.from_rows(self.meta_rows())
+
+    def all_pairs(self) -> list[tuple[str, int, str, float]]:
+        """Every stored pair: ``(article id, rank, related id, score)``."""
+        return self.conn.execute("SELECT article_id, rank, related_id, score FROM related").fetchall()
+
+    def related(self, article_id: str, k: int | None) -> list[tuple[Any, ...]]:
+        """The stored list of ``article_id`` with the related articles' fields, best first, at most ``k``."""
+        return self.conn.execute(
+            "SELECT a.id, a.title, a.url, a.published, a.section, r.score FROM related r "
+            "JOIN articles a ON a.id = r.related_id WHERE r.article_id = ? ORDER BY r.rank LIMIT ?",
+            (article_id, -1 if k is None else int(k)),
+        ).fetchall()
+
+    def has_article(self, article_id: str) -> bool:
+        return bool(self.conn.execute("SELECT 1 FROM articles WHERE id = ?", (article_id,)).fetchall())
 
 
 def _use_rollback_journal(conn: sqlite3.Connection, path: Path) -> None:
@@ -278,68 +394,6 @@ def _create_readable(path: Path) -> None:
     os.close(fd)
 
 
-def insert_articles(conn: sqlite3.Connection, model: Recommender, rows: np.ndarray) -> None:
-    """Insert (or replace) the stored fields of ``model``'s ``rows`` into the store's ``articles``."""
-    fields = [model.ids_, model.titles_, model.urls_, model.published_, model.sections_]
-    if rows.size == len(model):  # every row: decode each column in one go
-        values = zip(*(f.to_list() for f in fields), strict=True)
-    else:
-        values = ((*(f[int(r)] for f in fields),) for r in rows)  # type: ignore[assignment]
-    conn.executemany(
-        "INSERT OR REPLACE INTO articles (id, title, url, published, section) VALUES (?, ?, ?, ?, ?)", values
-    )
-
-
-def insert_related(
-    conn: sqlite3.Connection, ids: list[Any] | StringColumn, lists: Iterator[tuple[int, list[tuple[int, float]]]]
-) -> int:
-    """Insert ``lists`` (rows with their ``(related row, score)`` pairs) into ``related``, rows named by
-    ``ids``; returns the pairs inserted."""
-    count = 0
-
-    def pairs() -> Iterator[tuple[str | None, int, str | None, float]]:
-        nonlocal count
-        for row, neighbours in lists:
-            own = ids[row]
-            for rank, (j, s) in enumerate(neighbours, start=1):
-                count += 1
-                yield own, rank, ids[j], s
-
-    conn.executemany("INSERT INTO related (article_id, rank, related_id, score) VALUES (?, ?, ?, ?)", pairs())
-    return count
-
-
-def _write_sqlite(model: Recommender, path: Path, ids: list[Any], rows: Iterator[Any], meta: dict[str, str]) -> int:
-    _create_readable(path)
-    conn = connect_for_writing(path)
-    try:
-        # One transaction: readers keep seeing the old lists until COMMIT; a crash rolls back to them.
-        conn.execute("BEGIN IMMEDIATE")
-        for statement in filter(str.strip, _SCHEMA.split(";")):
-            conn.execute(statement)
-        conn.execute("DELETE FROM related")
-        conn.execute("DELETE FROM articles")
-        insert_articles(conn, model, np.arange(len(ids)))
-        count = insert_related(conn, ids, rows)
-        stored = {
-            **meta,
-            "articles": str(len(ids)),
-            "model_created_at": str(model.fitted_at_),
-            "corpus_checksum": str(model.corpus_["checksum"]),
-            "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        conn.execute("DELETE FROM meta")  # no figure of an earlier run (a recall estimate) may linger
-        conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", stored.items())
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    finally:
-        conn.close()
-    return count
-
-
 # What SQLite says when a reader without write access opens a WAL store it cannot set up.
 _WAL_NEEDS_WRITE_ACCESS = {
     "SQLITE_READONLY_DIRECTORY",
@@ -363,26 +417,24 @@ class RelatedStore:
         self._uri = f"{self.path.resolve().as_uri()}?mode=ro"
         self._local = threading.local()
 
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
+    def connection(self) -> SqliteStore:
+        """This thread's read-only connection to the store, opened on first use."""
+        store: SqliteStore | None = getattr(self._local, "store", None)
+        if store is None:
+            store = SqliteStore.for_reading(self.path, self._uri)
             try:
-                conn = sqlite3.connect(self._uri, uri=True, timeout=READ_TIMEOUT, check_same_thread=False)
-            except sqlite3.Error as exc:  # removed since, say
-                raise StoreError(f"cannot open {self.path}: {exc}") from None
-            try:
-                conn.execute("SELECT 1 FROM related LIMIT 1")
+                store.check_tables()
             except sqlite3.DatabaseError as exc:
-                conn.close()
+                store.close()
                 if isinstance(exc, sqlite3.OperationalError):
                     raise self._read_error(exc, f"{self.path} is not a recommender store: {exc}") from None
                 raise StoreError(f"{self.path} is not a recommender store: {exc}") from None
-            self._local.conn = conn
-        return conn
+            self._local.store = store
+        return store
 
-    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    def _read(self, read: Callable[[SqliteStore], _T]) -> _T:
         try:
-            return self._conn().execute(sql, params).fetchall()
+            return read(self.connection())
         except sqlite3.OperationalError as exc:
             raise self._read_error(exc, f"cannot read {self.path}: {exc}") from None
 
@@ -411,15 +463,12 @@ class RelatedStore:
             k = check_k(k)
         if isinstance(article_id, str):
             article_id = article_id.strip()
-        rows = self._read(
-            "SELECT a.id, a.title, a.url, a.published, a.section, r.score FROM related r "
-            "JOIN articles a ON a.id = r.related_id WHERE r.article_id = ? ORDER BY r.rank LIMIT ?",
-            (article_id, -1 if k is None else int(k)),
-        )
-        if not rows and not self._read("SELECT 1 FROM articles WHERE id = ?", (article_id,)):
+        wanted = article_id
+        rows = self._read(lambda store: store.related(wanted, k))
+        if not rows and not self._read(lambda store: store.has_article(wanted)):
             raise UnknownArticleError(article_id)
         return [Related(*row) for row in rows]
 
     def meta(self) -> dict[str, str]:
         """The job's facts: k, article count, model and write times."""
-        return dict(self._read("SELECT key, value FROM meta"))
+        return self._read(SqliteStore.meta_rows)

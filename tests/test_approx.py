@@ -11,6 +11,8 @@ import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
 from recommender import InvalidParameterError, Recommender, precompute
+from recommender.blocks import all_related
+from recommender.lookups import search_index
 from recommender.neighbors import Approx, Index, TimePrior, plan, search, search_blocks
 
 DAY = 86400.0
@@ -37,13 +39,15 @@ def forced(index: Index, prune_df: int, window_days: float = 15.0, rescore: int 
 def test_auto_plan_is_exact_for_the_sample(fitted: Recommender) -> None:
     chosen = fitted.plan_all_related()
     assert chosen.mode == "exact" and chosen.approx is None
-    assert chosen.multiply_adds == chosen.exact_multiply_adds == int((fitted._index().df ** 2).sum())
+    assert (
+        chosen.multiply_adds == chosen.exact_multiply_adds == int((search_index(fitted.fitted_state()).df ** 2).sum())
+    )
 
 
 def test_forced_approx_plan_prunes_the_most_common_terms(fitted: Recommender) -> None:
     chosen = fitted.plan_all_related("approx")
     assert chosen.mode == "approx" and chosen.approx is not None
-    df = fitted._index().df
+    df = search_index(fitted.fitted_state()).df
     assert 1 <= chosen.approx.prune_df < df.max()
     kept = (df[df <= chosen.approx.prune_df] ** 2).sum()
     assert kept <= 0.03 * (df**2).sum() or chosen.approx.prune_df == 1
@@ -60,12 +64,12 @@ def test_auto_plan_turns_approximate_past_the_limit(fitted: Recommender, monkeyp
     import recommender.neighbors as neighbors
 
     monkeypatch.setattr(neighbors, "EXACT_LIMIT", 1000)
-    assert plan(fitted._index()).mode == "approx"
+    assert plan(search_index(fitted.fitted_state())).mode == "approx"
 
 
 def test_approx_scores_are_exact_for_what_it_returns(fitted: Recommender) -> None:
     # Candidates come from rare terms and time windows, but every returned score is re-scored on all terms.
-    index = fitted._index()
+    index = search_index(fitted.fitted_state())
     prior = TimePrior(3.0)
     exact = dict(search_blocks(index, 10, prior=prior))[0]
     approx = dict(search_blocks(index, 10, prior=prior, approx=forced(index, 5)))[0]
@@ -82,7 +86,7 @@ def test_approx_scores_are_exact_for_what_it_returns(fitted: Recommender) -> Non
 
 
 def test_approx_recall_on_the_sample_is_high_and_estimated_truthfully(fitted: Recommender) -> None:
-    index = fitted._index()
+    index = search_index(fitted.fitted_state())
     exact = lists(fitted, mode="exact")
     chosen = fitted.plan_all_related("approx")
     got = lists(fitted, mode=chosen)
@@ -94,7 +98,9 @@ def test_approx_recall_on_the_sample_is_high_and_estimated_truthfully(fitted: Re
     assert fitted.estimate_recall(10, mode="exact") == 1.0
     # pruning everything common and no time window loses more than the default approximation
     crude = Approx(1, 10, 0.0)
-    worse = np.vstack([b.indices for b in fitted._all_related(10, fitted._options(), crude, None, None, 4096)])
+    worse = np.vstack(
+        [b.indices for b in all_related(fitted.fitted_state(), 10, fitted.ranking_options(), approx=crude)]
+    )
     assert recall(worse, exact) < measured
     assert index.n_docs == len(exact)
 
@@ -149,7 +155,7 @@ def test_windows_are_row_slices_and_undated_queries_see_everything() -> None:
 
 def test_search_rejects_queries_of_another_vocabulary(fitted: Recommender) -> None:
     with pytest.raises(ValueError, match="queries have 3 terms"):
-        search(fitted._index(), sp.csr_matrix((1, 3), dtype=np.float32), 5)
+        search(search_index(fitted.fitted_state()), sp.csr_matrix((1, 3), dtype=np.float32), 5)
 
 
 def test_precompute_approx_records_mode_and_recall(fitted: Recommender, tmp_path: Path) -> None:

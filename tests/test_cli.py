@@ -1201,12 +1201,9 @@ def test_add_an_edit_as_json(split_sample: dict[str, Any], tmp_path: Path) -> No
     assert record["edited"] == [split_sample["records"][5]["id"]]
     assert record["removed"] == [] and record["articles"] == 301 and record["generation"] == 1
     assert record["lists_updated"] >= 2 and record["store_rebuilt"] is False and record["refit_suggested"] is False
-    title = (
-        RelatedStore(store)
-        ._conn()
-        .execute("SELECT title FROM articles WHERE id = ?", (split_sample["records"][5]["id"],))
-    )
-    assert title.fetchone()[0].endswith("(diperbarui)")
+    with sqlite3.connect(store) as conn:
+        title = conn.execute("SELECT title FROM articles WHERE id = ?", (split_sample["records"][5]["id"],))
+        assert title.fetchone()[0].endswith("(diperbarui)")
 
 
 def test_add_without_a_store(split_sample: dict[str, Any], tmp_path: Path) -> None:

@@ -20,8 +20,9 @@ import pytest
 from conftest import copy_model
 
 from recommender import Article, Recommender, read_manifest
+from recommender.batch import precompute
 from recommender.model import data_path
-from recommender.store import RelatedStore, precompute
+from recommender.store import RelatedStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "tests" / "data" / "sample.jsonl"
@@ -107,20 +108,20 @@ elif moment == "saving":  # the new model file written in full beside the old on
 
     joblib.dump = dumping
 elif moment == "writing":  # every list handed to the store's writer, its transaction not yet committed
-    from recommender import Recommender
+    import recommender.blocks as blocks
 
-    all_related = Recommender.all_related
+    all_related = blocks.all_related
 
-    def related_then_stop(self, *args, **kwargs):
-        blocks = all_related(self, *args, **kwargs)
+    def related_then_stop(*args, **kwargs):
+        lists = all_related(*args, **kwargs)
 
         def each():
-            yield from blocks
+            yield from lists
             stop_here()
 
         return each()
 
-    Recommender.all_related = related_then_stop
+    blocks.all_related = related_then_stop
 else:
     raise SystemExit(f"unknown moment {moment!r}")
 sys.argv = [script, *sys.argv[4:]]

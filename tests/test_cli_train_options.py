@@ -99,7 +99,7 @@ def test_stem_saves_stem_true_and_matches_on_stems(models: dict[str, Path]) -> N
     assert "kak" in terms  # Sastrawi's stem of "berkaki"
     assert "berkaki" not in terms
     model = Recommender.load(models["stemmed"])
-    assert "kak" in model._vocab() and "berkaki" not in model._vocab()
+    assert "kak" in model.fitted_state().vocabulary() and "berkaki" not in model.fitted_state().vocabulary()
 
 
 # --- --half-life-days ------------------------------------------------------------------------------------

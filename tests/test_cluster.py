@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 
 import recommender.cluster as cluster_module
 from recommender import ClusterError, InvalidParameterError, Recommender
+from recommender.batch import precompute
 from recommender.cli import app
-from recommender.store import precompute
 
 distributed = pytest.importorskip("distributed")
 dask = pytest.importorskip("dask")
@@ -142,7 +142,7 @@ def test_a_killed_workers_blocks_are_run_again_and_written_once(
     fitted: Recommender, client: Any, local: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     marker = tmp_path / "killed"
-    original = cluster_module._compute_block
+    original = cluster_module.compute_block
 
     def killing_block(*args: Any) -> Any:
         # Sent to the workers by value; the first to start a block past row 150 dies, with blocks done before.
@@ -155,7 +155,7 @@ def test_a_killed_workers_blocks_are_run_again_and_written_once(
                 os.kill(os.getpid(), signal.SIGKILL)
         return original(*args)
 
-    monkeypatch.setattr(cluster_module, "_compute_block", killing_block)
+    monkeypatch.setattr(cluster_module, "compute_block", killing_block)
     workers_before = set(client.scheduler_info()["workers"])
     out = tmp_path / "related.sqlite"
     precompute(fitted, out, k=K, scheduler=client, block_rows=BLOCK_ROWS)
@@ -291,10 +291,15 @@ def test_the_package_imports_no_dask_until_asked() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_a_model_pickles_without_its_lock_and_lookup_tables(fitted: Recommender) -> None:
+def test_a_model_pickles_without_its_lookup_tables(fitted: Recommender) -> None:
     fitted.related("kompas-8f42b397")  # builds lookup tables, which stay out of the pickle
+    built = fitted.fitted_state().memo
+    assert built.peek("index") is not None and built.peek("rows") is not None
     data = pickle.dumps(fitted)
     copy = pickle.loads(data)
-    assert copy._search_index is None and copy._row_of is None
-    assert len(pickle.dumps(copy)) == len(data)
+    assert copy.fitted_state().memo.peek("index") is None and copy.fitted_state().memo.peek("rows") is None
+    # The id table alone would add about 8 kB (pickle's sharing of equal objects varies by a few bytes).
+    rows_table = len(pickle.dumps(built.peek("rows")))
+    assert rows_table > 5_000 and abs(len(pickle.dumps(copy)) - len(data)) < 1_000
     assert copy.related("kompas-8f42b397") == fitted.related("kompas-8f42b397")
+    assert copy.fitted_state().memo.peek("rows") is not None  # the copy builds its own on use

@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 
 import recommender.cluster as cluster_module
 from recommender import ClusterError, Recommender, __version__
+from recommender.batch import precompute
 from recommender.cli import app
-from recommender.store import precompute
 
 distributed = pytest.importorskip("distributed")
 dask = pytest.importorskip("dask")
@@ -135,7 +135,7 @@ def test_a_block_that_kills_more_than_three_workers_fails_the_job(
     before = tables(out)
     attempts = tmp_path / "attempts"
     attempts.mkdir()
-    original = cluster_module._compute_block
+    original = cluster_module.compute_block
 
     def deadly_block(*args: Any) -> Any:
         # Sent to the workers by value. The block holding row 100 always kills the worker running it (as a block
@@ -146,7 +146,7 @@ def test_a_block_that_kills_more_than_three_workers_fails_the_job(
             os.kill(os.getpid(), signal.SIGKILL)
         return original(*args)
 
-    monkeypatch.setattr(cluster_module, "_compute_block", deadly_block)
+    monkeypatch.setattr(cluster_module, "compute_block", deadly_block)
     # A local cluster of its own, of 5 workers, without Dask's active memory manager: the model is scattered to
     # every worker, and a worker that still holds it must outlive the 4 deaths. With the manager on, it drops the
     # model's copies down to the workers running blocks that need it, so once the deadly block is the last one
@@ -173,7 +173,7 @@ def test_a_worker_dying_on_the_last_block_with_the_only_model_copy(
     expected = tmp_path / "local.jsonl"
     precompute(fitted, expected, k=K)
     marker = tmp_path / "killed"
-    original = cluster_module._compute_block
+    original = cluster_module.compute_block
 
     def last_block_dies_once(*args: Any) -> Any:
         if args[-1] == 380:
@@ -193,7 +193,7 @@ def test_a_worker_dying_on_the_last_block_with_the_only_model_copy(
                 os.kill(os.getpid(), signal.SIGKILL)
         return original(*args)
 
-    monkeypatch.setattr(cluster_module, "_compute_block", last_block_dies_once)
+    monkeypatch.setattr(cluster_module, "compute_block", last_block_dies_once)
     out = tmp_path / "dask.jsonl"
     precompute(fitted, out, k=K, workers=2, block_rows=BLOCK_ROWS)
     assert marker.exists(), "a worker was killed"

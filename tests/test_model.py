@@ -22,7 +22,8 @@ import sklearn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import recommender.model as model_module
+import recommender
+import recommender.modelfile as modelfile_module
 from recommender import (
     Article,
     InvalidParameterError,
@@ -385,7 +386,7 @@ def test_manifest_beside_the_model(fitted: Recommender, model_path: Path) -> Non
     manifest = json.loads(mpath.read_text(encoding="utf-8"))
     assert manifest == read_manifest(model_path)
     assert manifest["format_version"] == FORMAT_VERSION
-    assert manifest["package_version"] == model_module.__version__
+    assert manifest["package_version"] == recommender.__version__
     assert manifest["versions"]["scikit-learn"] == sklearn.__version__
     assert {"python", "numpy", "scipy", "joblib"} <= set(manifest["versions"])
     assert manifest["params"] == fitted.get_params()
@@ -593,7 +594,7 @@ def test_a_manifest_that_contradicts_its_data_file_is_a_model_error_naming_the_f
 def test_lookups_use_the_parameters_the_manifest_shows(fitted: Recommender, model_path: Path) -> None:
     loaded = Recommender.load(model_path)
     assert read_manifest(model_path)["params"] == loaded.get_params() == fitted.get_params()
-    assert loaded._options() == fitted._options()
+    assert loaded.ranking_options() == fitted.ranking_options()
 
 
 def test_the_manifest_schema_lets_older_manifests_through(model_path: Path, tmp_path: Path) -> None:
@@ -653,7 +654,7 @@ def test_save_crash_while_writing_model_keeps_previous_files(
         Path(filename).write_bytes(b"\x80\x04partial joblib bytes")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(model_module.joblib, "dump", crashing_dump)
+    monkeypatch.setattr(modelfile_module.joblib, "dump", crashing_dump)
     with pytest.raises(OSError, match="No space left"):
         Recommender.train(tiny_corpus(), n_jobs=1).save(path)
     monkeypatch.undo()
@@ -663,14 +664,14 @@ def test_save_crash_while_writing_model_keeps_previous_files(
 
 def crash_writing_manifest_to_disk(monkeypatch: pytest.MonkeyPatch) -> type[BaseException]:
     """The disk fills up as the manifest is flushed (the data file is written, not renamed yet)."""
-    real_fsync_file = model_module.fsync_file
+    real_fsync_file = modelfile_module.fsync_file
 
     def fsync_file(path: Path) -> None:
         if path.name.startswith(".model.json."):
             raise OSError(28, "No space left on device")
         real_fsync_file(path)
 
-    monkeypatch.setattr(model_module, "fsync_file", fsync_file)
+    monkeypatch.setattr(modelfile_module, "fsync_file", fsync_file)
     return OSError
 
 
@@ -684,7 +685,7 @@ def crash_committing_the_manifest(monkeypatch: pytest.MonkeyPatch) -> type[BaseE
             raise OSError(5, "Input/output error")
         real_replace(src, dst)
 
-    monkeypatch.setattr(model_module.os, "replace", replace)
+    monkeypatch.setattr(modelfile_module.os, "replace", replace)
     return OSError
 
 
@@ -698,7 +699,7 @@ def crash_serialising_manifest(monkeypatch: pytest.MonkeyPatch) -> type[BaseExce
         raise TypeError("Object of type int64 is not JSON serializable")
 
     fake_json = SimpleNamespace(dumps=dumps, dump=dump, loads=json.loads, load=json.load)
-    monkeypatch.setattr(model_module, "json", fake_json)
+    monkeypatch.setattr(modelfile_module, "json", fake_json)
     return TypeError
 
 
@@ -786,7 +787,8 @@ def test_concurrent_lookups_on_a_freshly_loaded_model(fitted: Recommender, model
 
     for _ in range(4):  # several fresh models: several chances for the lazy dicts to be built at once
         model = Recommender.load(model_path)
-        assert model._row_of is None and model._vocabulary is None  # not built yet
+        assert model.fitted_state().memo.peek("rows") is None
+        assert model.fitted_state().memo.peek("vocabulary") is None  # not built yet
         barrier = threading.Barrier(n_threads)
         threads = [threading.Thread(target=work, args=(model, barrier, t)) for t in range(n_threads)]
         for thread in threads:

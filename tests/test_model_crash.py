@@ -20,8 +20,7 @@ import joblib
 import pytest
 from conftest import copy_model
 
-import recommender.model as model_module
-import recommender.updates as updates_module
+import recommender.modelfile as modelfile_module
 from recommender import Article, Recommender, Updater, read_articles, read_manifest
 from recommender.model import data_path
 
@@ -224,7 +223,7 @@ def test_a_reader_that_read_the_old_manifest_reads_it_again_once(
     # reader must read the manifest again and load the new model, not fail on the vanished file.
     path = copy_model(model_path, tmp_path)
     new = Recommender.train(sample_articles[:60], n_jobs=1)
-    real_data_path = model_module.data_path
+    real_data_path = modelfile_module.data_path
     named: list[Path] = []
 
     def a_save_commits_meanwhile(at: str | Path, manifest: dict[str, Any] | None = None) -> Path:
@@ -233,7 +232,7 @@ def test_a_reader_that_read_the_old_manifest_reads_it_again_once(
             new.save(path)
         return real_data_path(at, manifest)
 
-    monkeypatch.setattr(model_module, "data_path", a_save_commits_meanwhile)
+    monkeypatch.setattr(modelfile_module, "data_path", a_save_commits_meanwhile)
     loaded = Recommender.load(path)
     assert not named[0].exists()  # the data file the reader was first told of is gone
     assert fingerprint(loaded) == fingerprint(new)
@@ -310,7 +309,7 @@ def test_a_load_that_a_save_overtakes_starts_again(
     old = fingerprint(path)
     assert old[0] == 381
     new = Recommender.train(sample_articles[:60], n_jobs=1)
-    real_read_overlay = updates_module.read_overlay
+    real_read_overlay = modelfile_module.read_overlay
     overtaken: list[bool] = []
 
     def a_save_commits_first(model_path: Path, base_sha256: str) -> dict[str, Any] | None:
@@ -319,7 +318,7 @@ def test_a_load_that_a_save_overtakes_starts_again(
             new.save(path)
         return real_read_overlay(model_path, base_sha256)
 
-    monkeypatch.setattr(updates_module, "read_overlay", a_save_commits_first)
+    monkeypatch.setattr(modelfile_module, "read_overlay", a_save_commits_first)
     assert fingerprint(path) == fingerprint(new) != old
     assert overtaken
 

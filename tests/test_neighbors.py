@@ -10,6 +10,7 @@ import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
 from recommender import Recommender
+from recommender.lookups import search_index
 from recommender.neighbors import Block, Index, TimePrior, all_pairs_top_k, lists_entered, query_scores, top_k_indices
 
 DAY = 86400.0
@@ -196,7 +197,7 @@ def test_one_lookup_split_between_threads_equals_one_thread(
     import recommender.neighbors as neighbors
 
     monkeypatch.setattr(neighbors, "_SPLIT_WORK", 0)  # the sample is small: split it anyway
-    index = fitted._index()
+    index = search_index(fitted.fitted_state())
     for row in (0, 17, 200):
         query = index.matrix[row]
         for prior in (neighbors.TimePrior(), neighbors.TimePrior(3.0, newer=False)):
@@ -222,7 +223,7 @@ def test_a_forked_worker_still_splits_lookups(fitted: Recommender, monkeypatch: 
     import recommender.neighbors as neighbors
 
     monkeypatch.setattr(neighbors, "_SPLIT_WORK", 0)
-    index = fitted._index()
+    index = search_index(fitted.fitted_state())
     expected = neighbors.search(
         index, index.matrix[3], 20, exclude=np.array([3]), query_topics=topic_rows(index, [3]), threads=2
     ).rows
@@ -240,7 +241,7 @@ def _lookup_in_child(row: int) -> np.ndarray:
     import recommender.neighbors as neighbors
 
     neighbors._SPLIT_WORK = 0  # make sure the split path runs in the child too
-    index = _FORKED["model"]._index()
+    index = search_index(_FORKED["model"].fitted_state())
     return neighbors.search(
         index, index.matrix[row], 20, exclude=np.array([row]), query_topics=topic_rows(index, [row]), threads=2
     ).rows
@@ -272,7 +273,7 @@ def test_lookups_leave_the_scratch_accumulator_zeroed(fitted: Recommender) -> No
     # queries, sparse ones, filtered ones, approximate mode), or the next lookup's scores are wrong.
     import recommender.neighbors as neighbors
 
-    index = fitted._index()
+    index = search_index(fitted.fitted_state())
     rare = int(np.argmin(index.df))  # in a few documents: accumulated with the list of rows touched
     sparse_query = sp.csr_matrix(([1.0], ([0], [rare])), shape=(1, index.n_terms), dtype=np.float32)
     mask = np.arange(index.n_docs) % 2 == 0
@@ -300,7 +301,7 @@ def test_a_failed_lookup_does_not_keep_its_scratch(fitted: Recommender, monkeypa
         args[-2][3] = 1.0  # type: ignore[index]  # the accumulator, left dirty
         raise RuntimeError("interrupted")
 
-    index = fitted._index()
+    index = search_index(fitted.fitted_state())
     with monkeypatch.context() as patched:
         patched.setattr(neighbors, "_search", fail)
         with pytest.raises(RuntimeError):

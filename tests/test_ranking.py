@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recommender import Article, InvalidParameterError, Recommender, read_articles
+from recommender.lookups import search_index
 from recommender.neighbors import search, top_k_indices
 from recommender.ranking import RankingOptions, TermWeight, choose, explain, pool_size, title_key
 
@@ -180,7 +181,7 @@ def test_time_weights_none_when_nothing_applies() -> None:
 def test_kernel_scores_are_cosine_times_the_reference_weights(fitted: Recommender, options: RankingOptions) -> None:
     # Every candidate the kernel returns (pool = the whole corpus) scores exactly cosine × time_weights,
     # and none that the reference weighs to zero (newer articles) comes back.
-    index = fitted._index()
+    index = search_index(fitted.fitted_state())
     n = index.n_docs
     ts = np.asarray(index.timestamps)
     for row in (0, 57, 211, 379):

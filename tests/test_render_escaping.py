@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from recommender import Recommender, Related, RelatedStore, read_articles
+from recommender.batch import precompute
 from recommender.cli import app
 from recommender.render import render_related
-from recommender.store import precompute
 
 # Every item field, each in an attribute (where a quote would end the value) and in text (where a tag would open).
 ALL_FIELDS = (

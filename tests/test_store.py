@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 from conftest import is_locked_for_readers, wait_until
 
-import recommender.model as model_module
+import recommender.blocks as blocks_module
 import recommender.store as store_module
 from recommender import InvalidParameterError, Recommender, StoreError, UnknownArticleError
-from recommender.store import FORMATS, RelatedStore, format_for, precompute
+from recommender.batch import precompute
+from recommender.store import FORMATS, RelatedStore, format_for
 
 SNAKE_ID = "kompas-8f42b397"
 SNAKE_OTHERS = {"kompas-defc2e02", "kompas-524086ea", "kompas-60ddcf82", "wowkeren-43b9afa3"}
@@ -252,14 +253,14 @@ def test_rerun_replaces_old_lists(fitted: Recommender, tmp_path: Path, suffix: s
 
 def crash_after_first_block(monkeypatch: pytest.MonkeyPatch, exc: BaseException) -> None:
     """Make the all-pairs kernel yield its first real block of scores, then fail."""
-    real = model_module.search_blocks
+    real = blocks_module.search_blocks
 
     def crashing(*args: Any, **kwargs: Any) -> Iterator[tuple[int, Any]]:
         blocks = real(*args, **kwargs)
         yield next(blocks)
         raise exc
 
-    monkeypatch.setattr(model_module, "search_blocks", crashing)
+    monkeypatch.setattr(blocks_module, "search_blocks", crashing)
 
 
 @pytest.mark.parametrize("suffix", SUFFIXES)
@@ -551,7 +552,7 @@ def test_related_store_is_read_only(stores: dict[str, Path]) -> None:
     store = RelatedStore(stores[".sqlite"])
     store.related(SNAKE_ID)
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
-        store._conn().execute("DELETE FROM related")
+        store.connection().conn.execute("DELETE FROM related")
 
 
 def test_related_store_from_several_threads(fitted: Recommender, stores: dict[str, Path]) -> None:

@@ -219,11 +219,11 @@ def test_removing_an_unknown_id_changes_nothing(base_model: Path, timeline: list
 def test_contradictory_batches_are_refused(
     base_model: Path, articles: list[str], remove: list[str], message: str
 ) -> None:
-    from recommender.updates import fold
+    from recommender.folding import fold
 
     model = Recommender.load(base_model)
     with pytest.raises(InvalidParameterError, match=message):
-        fold(model, [Article(id=i, title="Judul") for i in articles], remove)
+        fold(model.fitted_state(), [Article(id=i, title="Judul") for i in articles], remove)
 
 
 def test_only_sqlite_stores_update_in_place(base_model: Path, tmp_path: Path) -> None:
@@ -238,7 +238,7 @@ def test_a_store_from_another_model_is_refused(base_model: Path, timeline: list[
     _, store = fresh(base_model, tmp_path)
     other = tmp_path / "other" / "model.joblib"
     refit = Recommender(n_jobs=1).fit(timeline[:250])
-    refit.fitted_at_ = "2000-01-01T00:00:00+00:00"
+    refit.state_ = dataclasses.replace(refit.fitted_state(), fitted_at="2000-01-01T00:00:00+00:00")
     refit.save(other)
     lists = contents(store)
     with pytest.raises(StoreError, match=r"was written from another model .* rerun `recommender precompute"):
@@ -258,7 +258,7 @@ def test_a_failure_before_the_commit_leaves_model_and_store_as_they_were(
     def failing_replace(src: Any, dst: Any) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("recommender.updates.os.replace", failing_replace)
+    monkeypatch.setattr("recommender.modelfile.os.replace", failing_replace)
     with pytest.raises(OSError, match="No space left"):
         updater.add(timeline[303:306])
     monkeypatch.undo()
@@ -271,7 +271,7 @@ def test_a_failure_before_the_commit_leaves_model_and_store_as_they_were(
 CRASH = """
 import os, sys
 from recommender import Updater, read_articles
-import recommender.updates as updates
+import recommender.modelfile as modelfile
 
 real_replace = os.replace
 def crash_{when}(src, dst):
@@ -279,7 +279,7 @@ def crash_{when}(src, dst):
         real_replace(src, dst)
     os._exit(9)  # no cleanup, no rollback: as a power cut or SIGKILL would leave things
 
-updates.os.replace = crash_{when}
+modelfile.os.replace = crash_{when}
 articles = read_articles(sys.argv[3]).articles
 Updater(sys.argv[1], sys.argv[2]).add(articles)
 """
@@ -470,7 +470,8 @@ def test_opening_an_updater_prepares_it_and_changes_nothing(base_model: Path, tm
     model, store = fresh(base_model, tmp_path)
     files, lists = snapshot(model, store), contents(store)
     updater = Updater(model, store)
-    assert updater.model._vocabulary is not None and updater.model._title_id_array is not None
+    assert updater.model.fitted_state().memo.peek("vocabulary") is not None
+    assert updater.model.fitted_state().memo.peek("titles") is not None
     assert len(updater.model) == 300 and updater.model.updates_["generation"] == 0
     assert snapshot(model, store) == files and contents(store) == lists
     assert updater.model.ids_.to_list() == Recommender.load(model).ids_.to_list()

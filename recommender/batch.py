@@ -1,0 +1,183 @@
+"""The batch job: every article's related list, computed here or on a Dask cluster, written to JSON Lines,
+CSV or SQLite (see :mod:`recommender.store` for the formats and how each is replaced atomically)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+import time
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import blocks
+from ._atomic import atomic_write
+from ._progress import ProgressCallback
+from .cluster import check_cluster_options, cluster_blocks
+from .errors import StoreError
+from .model import Recommender
+from .neighbors import BLOCK_ROWS, Block, Plan, available_threads
+from .ranking import MIN_RESULTS, MIN_SCORE, check_k
+from .state import FittedState
+from .store import RowLists, SqliteStore, StoreMeta, check_output, is_busy, locked, row_lists
+
+__all__ = ["PrecomputeResult", "precompute"]
+
+
+@dataclass(frozen=True, slots=True)
+class PrecomputeResult:
+    """What a precompute job wrote."""
+
+    path: str
+    format: str
+    articles: int
+    pairs: int
+    k: int
+    seconds: float
+    mode: str = "exact"
+    multiply_adds: int = 0
+    recall: float | None = None  # approximate mode: estimated recall@k against exact lists
+
+
+def _pairs(blocks: Iterator[Block]) -> RowLists:
+    for block in blocks:
+        yield from row_lists(range(block.start, block.start + block.indices.shape[0]), block.indices, block.scores)
+
+
+def precompute(
+    model: Recommender,
+    path: str | Path,
+    k: int = 10,
+    *,
+    mode: str | Plan = "auto",
+    progress: ProgressCallback | None = None,
+    block_rows: int = BLOCK_ROWS,
+    recall_sample: int = 200,
+    scheduler: Any = None,
+    workers: int | None = None,
+    newer: bool = True,
+    within_days: float | None = None,
+    diversity: float = 0.0,
+    min_score: float = MIN_SCORE,
+    min_results: int = MIN_RESULTS,
+) -> PrecomputeResult:
+    """Write every article's top-``k`` related list to ``path`` (format by suffix), replacing it atomically.
+
+    ``mode``: "exact", "approx", or "auto" (exact up to a size, see :meth:`Recommender.plan_all_related`).
+    In approximate mode the recall against exact lists is estimated on ``recall_sample`` articles first.
+    ``newer``, ``within_days``, ``diversity``, ``min_score`` and ``min_results`` are
+    :meth:`Recommender.all_related`'s, recorded in a SQLite store's ``meta`` table.
+    ``scheduler`` (a Dask scheduler's address, or a ``distributed.Client``) or ``workers`` (a local Dask
+    cluster of that many processes) computes the lists on a cluster instead, identical (``recommender[dask]``).
+    """
+    path = Path(path)
+    check_k(k)  # first: a mistyped k must not start a job sized by it
+    kind = check_output(path)
+    on_cluster = scheduler is not None or workers is not None
+    if on_cluster:
+        check_cluster_options(scheduler, workers)  # before the slow steps
+    started = time.perf_counter()
+    state = model.fitted_state()  # one state for the whole job, whatever updates happen meanwhile
+    plan = mode if isinstance(mode, Plan) else blocks.plan_lists(state, mode)
+    options = model.ranking_options(
+        newer=newer, within_days=within_days, diversity=diversity, min_score=min_score, min_results=min_results
+    )
+    threads = available_threads(model.n_jobs)
+    recall = (
+        blocks.estimate_recall(state, k, options, plan.approx, sample=recall_sample, threads=threads)
+        if plan.approx
+        else None
+    )
+    if on_cluster:  # the same blocks from Dask workers, once writing starts
+        lists = cluster_blocks(
+            state, k, plan, options, scheduler=scheduler, workers=workers, block_rows=block_rows, progress=progress
+        )
+    else:
+        lists = blocks.all_related(
+            state, k, options, approx=plan.approx, progress=progress, block_rows=block_rows, threads=threads
+        )
+    # What an incremental update needs to recompute lists as this job did.
+    meta = replace(StoreMeta.of_job(k, plan.mode, options, state.updates.generation), recall_estimate=recall)
+    writer = {"jsonl": _write_jsonl, "csv": _write_csv, "sqlite": _write_sqlite}[kind]
+    try:
+        pairs = writer(state, path, _pairs(lists), meta)
+    except OSError as exc:
+        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except sqlite3.OperationalError as exc:  # locked for too long, disk full, ...
+        if is_busy(exc):
+            raise StoreError(f"{locked(path)}: nothing was changed; try again") from None
+        raise StoreError(f"cannot write {path}: {exc}") from None
+    finally:
+        if isinstance(lists, Generator):
+            lists.close()  # now, not at garbage collection: a failed job shuts its Dask cluster down at once
+    seconds = time.perf_counter() - started
+    return PrecomputeResult(str(path), kind, len(state), pairs, k, seconds, plan.mode, plan.multiply_adds, recall)
+
+
+def _write_jsonl(state: FittedState, path: Path, rows: RowLists, meta: StoreMeta) -> int:
+    articles = state.articles
+    ids, titles, urls = articles.ids.to_list(), articles.titles.to_list(), articles.urls.to_list()
+    published = articles.published.to_list()
+    count = 0
+
+    def write(tmp: Path) -> None:
+        nonlocal count
+        with open(tmp, "w", encoding="utf-8") as out:
+            for row, neighbours in rows:
+                related = [
+                    {"id": ids[j], "title": titles[j], "url": urls[j], "published": published[j], "score": round(s, 6)}
+                    for j, s in neighbours
+                ]
+                count += len(related)
+                out.write(json.dumps({"id": ids[row], "related": related}, ensure_ascii=False) + "\n")
+
+    atomic_write(path, write, make_parents=False)
+    return count
+
+
+def _write_csv(state: FittedState, path: Path, rows: RowLists, meta: StoreMeta) -> int:
+    ids = state.articles.ids.to_list()
+    count = 0
+
+    def write(tmp: Path) -> None:
+        nonlocal count
+        with open(tmp, "w", encoding="utf-8", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(["id", "rank", "related_id", "score"])
+            for row, neighbours in rows:
+                for rank, (j, s) in enumerate(neighbours, start=1):
+                    writer.writerow([ids[row], rank, ids[j], f"{s:.6f}"])
+                    count += 1
+
+    atomic_write(path, write, make_parents=False)
+    return count
+
+
+def _write_sqlite(state: FittedState, path: Path, rows: RowLists, meta: StoreMeta) -> int:
+    store = SqliteStore.for_writing(path, create=True)
+    try:
+        # One transaction: readers keep seeing the old lists until COMMIT; a crash rolls back to them.
+        store.begin()
+        store.create_tables()
+        store.clear()
+        store.insert_articles(state.articles)
+        count = store.insert_lists(state.articles.ids.to_list(), rows)
+        store.write_meta(
+            replace(
+                meta,
+                articles=len(state),
+                model_created_at=str(state.fitted_at),
+                corpus_checksum=str(state.corpus["checksum"]),
+                written_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            )
+        )
+        store.commit()
+    except BaseException:
+        store.rollback()
+        raise
+    finally:
+        store.close()
+    return count

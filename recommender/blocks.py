@@ -1,0 +1,85 @@
+"""Every article's list at once, in blocks of rows: the all-pairs search the batch job, Dask workers and
+updates run, how it is planned (exact, or approximate past a size), and the recall of the approximation.
+
+In exact mode a row's list here is the list :func:`recommender.lookups.related` gives for the same
+article and options (an undated article's list ignores ``within_days``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from ._progress import ProgressCallback
+from .errors import InvalidParameterError
+from .lookups import search_index, title_ids
+from .neighbors import BLOCK_ROWS, Approx, Block, Plan, plan, search_blocks
+from .ranking import RankingOptions, choose_rows, pool_size
+from .state import FittedState
+
+__all__ = ["all_related", "estimate_recall", "plan_lists"]
+
+
+def plan_lists(state: FittedState, mode: str = "auto") -> Plan:
+    """How :func:`all_related` would run on ``state``: ``mode`` "exact", "approx", or "auto" (exact up to a
+    size), with its estimated cost in multiply-adds."""
+    try:
+        return plan(search_index(state), mode)
+    except ValueError as exc:
+        raise InvalidParameterError(str(exc)) from None
+
+
+def all_related(
+    state: FittedState,
+    k: int,
+    options: RankingOptions,
+    *,
+    approx: Approx | None = None,
+    rows: np.ndarray | None = None,
+    progress: ProgressCallback | None = None,
+    block_rows: int = BLOCK_ROWS,
+    threads: int = 1,
+) -> Iterator[Block]:
+    """The top-``k`` lists of every row (or of ``rows``, in that order), in blocks of ``block_rows``;
+    ``progress(done, total)`` counts multiply-adds, estimated up front."""
+    ids = title_ids(state) if options.dedup is not None else np.zeros(len(state), dtype=np.int64)
+    index = search_index(state)
+    blocks = search_blocks(
+        index,
+        pool_size(k, options),
+        prior=options.prior(),
+        approx=approx,
+        rows=rows,
+        block_rows=block_rows,
+        threads=threads,
+        progress=progress,
+    )
+    for start, hits in blocks:
+        indices, scores = choose_rows(hits.rows, hits.scores, k, matrix=index.matrix, title_ids=ids, options=options)
+        yield Block(start, indices, scores)
+
+
+def estimate_recall(
+    state: FittedState,
+    k: int,
+    options: RankingOptions,
+    approx: Approx | None,
+    *,
+    sample: int = 200,
+    seed: int = 0,
+    threads: int = 1,
+) -> float:
+    """The share of exact top-``k`` lists that ``approx`` finds too, over ``sample`` random articles (1.0 in
+    exact mode)."""
+    if approx is None:
+        return 1.0
+    rows = np.sort(np.random.default_rng(seed).choice(len(state), size=min(sample, len(state)), replace=False))
+    exact = np.vstack([b.indices for b in all_related(state, k, options, rows=rows, threads=threads)])
+    found = np.vstack([b.indices for b in all_related(state, k, options, approx=approx, rows=rows, threads=threads)])
+    shares = [
+        len(set(e[e >= 0].tolist()) & set(a[a >= 0].tolist())) / max(1, int((e >= 0).sum()))
+        for e, a in zip(exact, found, strict=True)
+        if (e >= 0).any()
+    ]
+    return float(np.mean(shares)) if shares else 1.0

@@ -1,0 +1,236 @@
+"""One article's list, or a draft's, from a fitted state: filters, the search kernel, the final choice.
+
+Every function takes the :class:`~recommender.state.FittedState` to work on and reads nothing else of
+a model, so a lookup running while an update swaps a model's state finishes on the state it started
+with. The lookup tables a state builds on first use for lookups (the search index, the numbered
+headlines, the section array) are defined here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import scipy.sparse as sp
+
+from .errors import InvalidParameterError
+from .features import project_topics
+from .neighbors import Index, search
+from .ranking import RankingOptions, Related, check_days, check_k, choose, explain, pool_size, title_key
+from .state import FittedState, timestamp_of
+
+__all__ = [
+    "Filters",
+    "TitleNumbers",
+    "related",
+    "related_to_text",
+    "search_index",
+    "term_counts",
+    "title_ids",
+    "title_numbers",
+    "vectorize",
+]
+
+_PLAIN_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Which articles a list may hold: only ``section``; not the ids in ``exclude``; published between
+    ``after`` and ``before`` (a plain date as ``before`` includes that whole day)."""
+
+    section: str | None = None
+    exclude: tuple[str, ...] = ()
+    after: str | datetime | None = None
+    before: str | datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TitleNumbers:
+    """Each row's headline as a number (equal numbers: the same headline), and the numbering itself."""
+
+    keys: dict[str, int]
+    ids: np.ndarray  # int64, one per row
+
+
+def search_index(state: FittedState) -> Index:
+    """The state's search index (the kernels' view of its matrices), built on first use."""
+    return state.memo.get(
+        "index", lambda: Index(state.matrix, state.index_t, state.timestamps, state.time_origin, state.topics)
+    )
+
+
+def title_numbers(state: FittedState) -> TitleNumbers:
+    """The state's headlines numbered as first seen, built on first use; an update numbers only its new
+    headlines (see :mod:`recommender.folding`)."""
+
+    def build() -> TitleNumbers:
+        keys: dict[str, int] = {}
+        ids = [keys.setdefault(title_key(t), len(keys)) for t in state.articles.titles.to_list()]
+        return TitleNumbers(keys, np.array(ids, dtype=np.int64))
+
+    return state.memo.get("titles", build)
+
+
+def title_ids(state: FittedState) -> np.ndarray:
+    return title_numbers(state).ids
+
+
+def term_counts(state: FittedState, title: str, body: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """A text's known terms as sorted columns and their counts, and how many term occurrences the
+    vocabulary lacks."""
+    vocab = state.vocabulary()
+    # Each distinct term is looked up once: a lookup in the large vocabulary misses the CPU caches.
+    counts = Counter(state.analyzer((title, body)))
+    ids = np.fromiter(map(vocab.get, counts, itertools.repeat(-1)), dtype=np.int64, count=len(counts))
+    tf = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
+    known = np.flatnonzero(ids >= 0)
+    order = known[np.argsort(ids[known])]  # columns sorted, as the kernels need
+    return ids[order], tf[order], int(tf.sum() - tf[known].sum())
+
+
+def vectorize(state: FittedState, title: str = "", body: str = "") -> sp.csr_matrix:
+    """The L2-normalised TF-IDF row of a text that is not in the state (a draft)."""
+    cols, tf, _ = term_counts(state, title, body)
+    if state.sublinear_tf:
+        tf = (1.0 + np.log(tf)).astype(np.float32)
+    values = tf * state.idf[cols]
+    norm = float(np.linalg.norm(values))
+    if norm > 0:
+        values /= norm
+    # Index arrays already int32 and values float32: scipy neither converts nor copies (half the time).
+    indptr = np.array([0, len(cols)], dtype=np.int32)
+    return sp.csr_matrix(
+        (values.astype(np.float32, copy=False), cols.astype(np.int32), indptr), shape=(1, len(state.idf))
+    )
+
+
+def _as_datetime(value: str | datetime) -> datetime:
+    return datetime.fromtimestamp(timestamp_of(value), timezone.utc)
+
+
+def _mask(state: FittedState, filters: Filters) -> np.ndarray | None:
+    mask: np.ndarray | None = None
+    if filters.section is not None:
+        # Decoding every section per lookup would cost O(N) string work; the array is built once.
+        sections = state.memo.get("sections", lambda: np.array(state.articles.sections.to_list(), dtype=object))
+        mask = sections == filters.section
+    rows = state.rows()
+    excluded = [rows[i] for i in filters.exclude if i in rows]
+    if excluded:
+        mask = np.ones(len(state), dtype=bool) if mask is None else mask
+        mask[excluded] = False
+    after, before = filters.after, filters.before
+    if after is not None or before is not None:
+        lo = timestamp_of(after) if after is not None else -np.inf
+        hi = timestamp_of(before) if before is not None else np.inf
+        if isinstance(before, str) and _PLAIN_DATE.fullmatch(before.strip()):
+            hi += 86_400 - 1e-3  # "on or before 2019-09-30" includes that whole day
+        if lo > hi:
+            raise InvalidParameterError(f"the date window ends ({before}) before it starts ({after})")
+        window = (state.timestamps >= lo) & (state.timestamps <= hi)  # unknown dates (NaN) fall out
+        mask = window if mask is None else mask & window
+    return mask
+
+
+def _top(
+    state: FittedState,
+    query: sp.csr_matrix,
+    k: int,
+    mask: np.ndarray | None,
+    skip: int | None,
+    query_ts: float,
+    options: RankingOptions,
+    with_why: bool,
+    threads: int,
+) -> list[Related]:
+    check_k(k)
+    index = search_index(state)
+    topics = None
+    if state.topics is not None and state.topic_terms is not None:  # an article's own; a draft's from its terms
+        topics = state.topics[[skip]] if skip is not None else project_topics(query, state.topic_terms)
+    hits = search(
+        index,
+        query,
+        pool_size(int(k), options),
+        exclude=np.array([-1 if skip is None else skip]),
+        query_ts=np.array([query_ts]),
+        prior=options.prior(),
+        mask=mask,
+        query_topics=topics,
+        threads=threads,
+    )
+    rows, scores, sims = hits.rows[0], hits.scores[0], hits.similarities[0]
+    chosen = choose(rows, scores, int(k), matrix=index.matrix, title_ids=title_ids(state), options=options)
+    position = {int(r): i for i, r in enumerate(rows.tolist())}
+    results = []
+    for row in chosen:
+        why = explain(query, state.matrix[row], state.terms.__getitem__) if with_why else ()
+        results.append(
+            Related(
+                score=round(min(1.0, float(scores[position[row]])), 6),
+                similarity=round(min(1.0, float(sims[position[row]])), 6),
+                why=why,
+                **state.articles.article(int(row)),  # type: ignore[arg-type]
+            )
+        )
+    return results
+
+
+def related(
+    state: FittedState,
+    article_id: str,
+    k: int,
+    options: RankingOptions,
+    filters: Filters,
+    *,
+    within_days: float | None = None,
+    with_why: bool = False,
+    threads: int = 1,
+) -> list[Related]:
+    """The top-``k`` articles related to ``article_id`` (never itself), best first; ``within_days`` of it
+    when given (see :meth:`recommender.Recommender.related`)."""
+    row = state.row_of(article_id)
+    if within_days is not None:
+        check_days(within_days)
+        own = state.timestamps[row]
+        if np.isnan(own):
+            raise InvalidParameterError(f"article {article_id!r} has no publication date: within_days needs one")
+        at = datetime.fromtimestamp(own, timezone.utc)
+        span = timedelta(days=within_days)
+        after, before = filters.after, filters.before
+        # A window reaching past the calendar's ends (year 1, 9999) is open on that side.
+        lo = at - span if at - datetime.min.replace(tzinfo=timezone.utc) > span else None
+        hi = at + span if datetime.max.replace(tzinfo=timezone.utc) - at > span else None
+        if lo is not None:
+            after = max(lo, _as_datetime(after)) if after is not None else lo
+        if hi is not None:
+            before = min(hi, _as_datetime(before)) if before is not None else hi
+        filters = Filters(filters.section, filters.exclude, after, before)
+    mask = _mask(state, filters)
+    query = search_index(state).matrix[row]
+    return _top(state, query, k, mask, row, float(state.timestamps[row]), options, with_why, threads)
+
+
+def related_to_text(
+    state: FittedState,
+    title: str,
+    body: str,
+    k: int,
+    options: RankingOptions,
+    filters: Filters,
+    *,
+    published: str | datetime | None = None,
+    with_why: bool = False,
+    threads: int = 1,
+) -> list[Related]:
+    """The top-``k`` articles related to a draft (see :meth:`recommender.Recommender.related_to_text`)."""
+    if not (title.strip() or body.strip()):
+        raise InvalidParameterError("give a title or a body to find related articles for")
+    query = vectorize(state, title, body)
+    mask = _mask(state, filters)
+    return _top(state, query, k, mask, None, timestamp_of(published), options, with_why, threads)
