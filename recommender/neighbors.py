@@ -331,6 +331,57 @@ def _agreement(qz, d_topics, d):
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
+def _prior_terms(half_life, time_weight):
+    """The time prior's constants: whether it is on (``half_life > 0``), its scale, and the share of a
+    score it keeps (``keep``) and weighs by time (``weight``)."""
+    use_prior = half_life > 0
+    h = np.float32(half_life) if use_prior else np.float32(1.0)
+    weight = np.float32(time_weight)
+    return use_prior, h, np.float32(1.0) - weight, weight
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _weighted(cos, d, qd, d_days, use_prior, h, keep, weight, gate, qz, d_topics):
+    """Document ``d``'s score for a query ``qd`` days from the origin: its cosine times the time prior and
+    the topic gate, each when on (:func:`_consider` applies the same two steps with a skip between)."""
+    s = cos
+    if use_prior:
+        s = s * _prior(d_days[d] - qd, h, keep, weight)
+    if gate:
+        s = s * _agreement(qz, d_topics, d)
+    return s
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _accumulate(q_indptr, q_data, r, starts, stops, t_indices, t_data, acc, touched, dense):
+    """Add query row ``r``'s products to ``acc``, term ``p`` over its postings ``starts[p]..stops[p]``;
+    unless ``dense``, list each document it touches first in ``touched``. Returns how many it listed.
+
+    Dense: no bookkeeping while accumulating, as its count made every step wait on the previous step's
+    load from memory; the caller finds the documents touched by a scan afterwards."""
+    n_touched = 0
+    base = q_indptr[r]
+    for p in range(base, q_indptr[r + 1]):
+        v = q_data[p]
+        # Slices walked from 0 compile to a tighter loop than indexing from start (-25%), and unsigned
+        # rows need no check for negative indices (-5 to 10%).
+        docs = t_indices[starts[p - base] : stops[p - base]].view(np.uint32)
+        weights = t_data[starts[p - base] : stops[p - base]]
+        if dense:
+            for j in range(docs.shape[0]):
+                acc[docs[j]] += v * weights[j]
+        else:
+            for j in range(docs.shape[0]):
+                d = docs[j]
+                old = acc[d]
+                # Branch-free bookkeeping of the rows touched: the slot is overwritten unless new.
+                touched[n_touched] = d
+                n_touched += old == 0
+                acc[d] = old + v * weights[j]
+    return n_touched
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
 def _consider(
     touched, n, acc, size, cs, ci, cc, own, mask, newer, within, qt, d_ts, use_prior, qd, d_days, h, keep, weight,
     gate, qz, d_topics,
@@ -420,10 +471,7 @@ def _search(
     hs = np.empty(pool, np.float32)
     hi_ = np.empty(pool, np.int64)
     hc = np.empty(pool, np.float32)
-    use_prior = half_life > 0
-    h = np.float32(half_life) if use_prior else np.float32(1.0)
-    weight = np.float32(time_weight)
-    keep = np.float32(1.0) - weight
+    use_prior, h, keep, weight = _prior_terms(half_life, time_weight)
     gate = d_topics.shape[0] > 0
     pruned = prune_df > 0
     n_keep = rescore if pruned else pool
@@ -462,31 +510,8 @@ def _search(
             starts[p - q_indptr[r]] = start
             stops[p - q_indptr[r]] = stop
             work += stop - start
-        n_touched = 0
         dense = work * _DENSE_SHARE >= d_hi - d_lo
-        if dense:
-            # No bookkeeping while accumulating: its count made every step wait on the previous step's
-            # load from memory. The documents touched are found by a scan of the range afterwards.
-            for p in range(q_indptr[r], q_indptr[r + 1]):
-                v = q_data[p]
-                # Slices walked from 0 compile to a tighter loop than indexing from start (-25%), and
-                # unsigned rows need no check for negative indices (-5 to 10%).
-                docs = t_indices[starts[p - q_indptr[r]] : stops[p - q_indptr[r]]].view(np.uint32)
-                weights = t_data[starts[p - q_indptr[r]] : stops[p - q_indptr[r]]]
-                for j in range(docs.shape[0]):
-                    acc[docs[j]] += v * weights[j]
-        else:
-            for p in range(q_indptr[r], q_indptr[r + 1]):
-                v = q_data[p]
-                docs = t_indices[starts[p - q_indptr[r]] : stops[p - q_indptr[r]]].view(np.uint32)
-                weights = t_data[starts[p - q_indptr[r]] : stops[p - q_indptr[r]]]
-                for j in range(docs.shape[0]):
-                    d = docs[j]
-                    old = acc[d]
-                    # Branch-free bookkeeping of the rows touched: the slot is overwritten unless new.
-                    touched[n_touched] = d
-                    n_touched += old == 0
-                    acc[d] = old + v * weights[j]
+        n_touched = _accumulate(q_indptr, q_data, r, starts, stops, t_indices, t_data, acc, touched, dense)
         size = 0
         qd = q_days[r]
         qt = q_ts[r]
@@ -527,11 +552,8 @@ def _search(
             for j in range(n_cand):
                 d = ci[j]
                 cos = dot_with_row(q_idx, q_val, x_indptr, x_indices, x_data, d)
-                s = cos
-                if use_prior:
-                    s = s * _prior(d_days[d] - qd, h, keep, weight)
-                if gate:
-                    s = s * _agreement(q_topics[r], d_topics, d)
+                qz = q_topics[r] if gate else q_topics[0]
+                s = _weighted(cos, d, qd, d_days, use_prior, h, keep, weight, gate, qz, d_topics)
                 size = _heap_push(hs, hi_, hc, size, s, d, cos)
         else:
             hs[:size] = cs[:size]
@@ -562,35 +584,26 @@ def _enters(
     d_topics, threshold, out,
 ):  # fmt: skip
     """Set ``out[d]`` for every document whose list a query row could enter: its weighted score
-    reaches ``threshold[d]`` (``inf``: never). The same accumulation and prior as :func:`_search`."""
+    reaches ``threshold[d]`` (``inf``: never). The same accumulation and weights as :func:`_search`."""
     n_docs = d_days.shape[0]
     acc = np.zeros(n_docs, np.float32)
     touched = np.empty(n_docs + 1, np.int32)
-    use_prior = half_life > 0
-    h = np.float32(half_life) if use_prior else np.float32(1.0)
-    weight = np.float32(time_weight)
-    keep = np.float32(1.0) - weight
+    use_prior, h, keep, weight = _prior_terms(half_life, time_weight)
     gate = d_topics.shape[0] > 0
+    width = 1
+    for r in range(q_indptr.shape[0] - 1):
+        width = max(width, q_indptr[r + 1] - q_indptr[r])
+    starts = np.empty(width, np.int64)
+    stops = np.empty(width, np.int64)
     for r in range(q_indptr.shape[0] - 1):
         work = 0
         for p in range(q_indptr[r], q_indptr[r + 1]):
-            work += t_indptr[q_indices[p] + 1] - t_indptr[q_indices[p]]
+            starts[p - q_indptr[r]] = t_indptr[q_indices[p]]
+            stops[p - q_indptr[r]] = t_indptr[q_indices[p] + 1]
+            work += stops[p - q_indptr[r]] - starts[p - q_indptr[r]]
         # A query reaching a good share of the corpus is cheaper without bookkeeping, then a scan of it.
         dense = work * _DENSE_SHARE >= n_docs
-        n_touched = 0
-        for p in range(q_indptr[r], q_indptr[r + 1]):
-            t = q_indices[p]
-            v = q_data[p]
-            if dense:
-                for pp in range(t_indptr[t], t_indptr[t + 1]):
-                    acc[t_indices[pp]] += v * t_data[pp]
-            else:
-                for pp in range(t_indptr[t], t_indptr[t + 1]):
-                    d = t_indices[pp]
-                    old = acc[d]
-                    touched[n_touched] = d
-                    n_touched += old == 0
-                    acc[d] = old + v * t_data[pp]
+        n_touched = _accumulate(q_indptr, q_data, r, starts, stops, t_indices, t_data, acc, touched, dense)
         if dense:
             for d in range(n_docs):
                 touched[n_touched] = d
@@ -602,10 +615,8 @@ def _enters(
             acc[d] = 0
             if s <= 0:
                 continue
-            if use_prior:
-                s = s * _prior(d_days[d] - qd, h, keep, weight)
-            if gate:
-                s = s * _agreement(q_topics[r], d_topics, d)
+            qz = q_topics[r] if gate else q_topics[0]  # no gate: a dummy row, never read
+            s = _weighted(s, d, qd, d_days, use_prior, h, keep, weight, gate, qz, d_topics)
             # Summed from the other side, a score can differ from the kernel's in its last bits.
             if s >= threshold[d] * np.float32(0.99999):
                 out[d] = True
