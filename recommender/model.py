@@ -8,6 +8,7 @@ the work is done by the modules below it (:mod:`~recommender.lookups`, :mod:`~re
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
@@ -123,6 +124,8 @@ class Recommender:
         self.topic_dims = topic_dims
         self.dedup = dedup
         self.n_jobs = n_jobs
+        # Writers (add, remove, save) take turns, so none loses another's change; lookups never wait.
+        self._writing = threading.Lock()
 
     # --- parameters ------------------------------------------------------------------------------
 
@@ -318,15 +321,17 @@ class Recommender:
         """Fold ``articles`` into this model with its vocabulary and IDF fixed (a new fit refits them). An
         id already in the model is an edit: its old version is replaced. Lists change in memory only: to
         update a saved model and its store together, use :class:`~recommender.Updater`."""
-        new, delta = fold(self.fitted_state(), articles, ())
-        self.state_ = new  # one reference: a lookup running now finishes on the state it started with
+        with self._writing:
+            new, delta = fold(self.fitted_state(), articles, ())
+            self.state_ = new  # one reference: a lookup running now finishes on the state it started with
         return delta.changes
 
     def remove(self, ids: Iterable[str]) -> Changes:
         """Take the articles with these ``ids`` out of this model; :class:`UnknownArticleError` (and nothing
         removed) if any is not in it."""
-        new, delta = fold(self.fitted_state(), (), ids)
-        self.state_ = new
+        with self._writing:
+            new, delta = fold(self.fitted_state(), (), ids)
+            self.state_ = new
         return delta.changes
 
     # --- lookups ---------------------------------------------------------------------------------
@@ -494,8 +499,9 @@ class Recommender:
         """Save as ``path``: a new data file beside it, then its manifest, which commits the save (see
         :mod:`recommender.modelfile`); returns the manifest. Whenever the process dies, ``path`` loads as
         the previous model or as this one."""
-        state, saved = modelfile.save(self.fitted_state(), self.get_params(), path)
-        self.state_ = state
+        with self._writing:
+            state, saved = modelfile.save(self.fitted_state(), self.get_params(), path)
+            self.state_ = state
         return saved
 
     @classmethod
@@ -512,6 +518,14 @@ class Recommender:
         model = cls(**params)
         model.state_ = state
         return model
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Picklable, so a job can ship a model to other processes: without its lock, which cannot be pickled.
+        return {name: value for name, value in self.__dict__.items() if name != "_writing"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._writing = threading.Lock()
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

@@ -186,3 +186,30 @@ def test_lookups_while_adding_and_removing_see_one_state(base_model: Path, plan:
     consistent = not errors and not wrong
     assert consistent, summary + "\n" + "\n".join(examples)
     assert during >= 200, f"too few lookups ran during the updates for the test to mean anything: {summary}"
+
+
+def test_updates_from_two_threads_lose_nothing(base_model: Path, timeline: list[Article]) -> None:
+    # Each add reads the current state and swaps in the next: two writers at once must take turns, or one
+    # thread's articles would vanish under the other's swap.
+    model = Recommender.load(base_model)
+    halves = [timeline[300:340:2], timeline[301:340:2]]
+    start = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def add_one_by_one(articles: list[Article]) -> None:
+        try:
+            start.wait()
+            for article in articles:
+                model.add([article])
+        except BaseException as exc:  # reported by the assertion below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=add_one_by_one, args=(half,)) for half in halves]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=TIME_LIMIT)
+    assert not any(thread.is_alive() for thread in threads) and not failures
+    assert len(model) == 340
+    assert all(a.id in model for a in timeline[:340])
+    assert model.updates_["generation"] == 40
