@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -442,18 +443,7 @@ def _articles(n: int) -> str:
 def _report_update(result: UpdateResult, model: Path, store: Path | None, as_json: bool) -> None:
     advice, c = result.freshness.advice(), result.changes
     if as_json:
-        record = {
-            "added": list(c.added),
-            "edited": list(c.edited),
-            "removed": list(c.removed),
-            "articles": result.articles,
-            "generation": result.generation,
-            "lists_updated": result.lists_updated,
-            "store_rebuilt": result.store_rebuilt,
-            "seconds": round(result.seconds, 3),
-            "refit_suggested": result.freshness.refit_suggested,
-        }
-        typer.echo(json.dumps(record, ensure_ascii=False))
+        typer.echo(json.dumps(result.to_dict(), ensure_ascii=False))
         return
     done = [f"added {_articles(len(c.added))}"] if c.added or not (c.edited or c.removed) else []
     if c.edited:
@@ -505,6 +495,39 @@ def remove_command(
     """Remove articles from a model, and from their store: their lists, and every list that showed them."""
     with _user_errors():
         _report_update(Updater(model, store).remove(ids), model, store, as_json)
+
+
+@app.command("serve", cls=_Command)
+def serve_command(
+    model: ModelOption = DEFAULT_MODEL,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            "--store",
+            "-s",
+            metavar="PATH",
+            envvar="RECOMMENDER_STORE",
+            help="SQLite store to answer plain lookups from, and to keep fresh on writes (env RECOMMENDER_STORE).",
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(metavar="HOST", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(metavar="N", help="Worker processes.")] = 1,
+    max_age: Annotated[
+        int, typer.Option("--max-age", metavar="SECONDS", help="Cache-Control max-age of lookups, for a CDN.")
+    ] = 60,
+) -> None:
+    """Serve related lists over HTTP (JSON and HTML) until interrupted; writes need RECOMMENDER_API_TOKEN."""
+    with _user_errors():
+        from .serve import TOKEN_VARIABLE, ServeSettings, run  # FastAPI only for this command
+
+        if max_age < 0:
+            raise InvalidParameterError(f"--max-age must be 0 or more seconds, got {max_age}")
+        token = os.environ.get(TOKEN_VARIABLE) or None
+        settings = ServeSettings(model=model, store=store, token=token, max_age=max_age)
+        writes = "writes on (token set)" if token else f"writes off (set {TOKEN_VARIABLE} to allow them)"
+        err.print(f"Serving {model} on http://{host}:{port} ({workers} worker(s), {writes}); docs at /docs")
+        run(settings, host=host, port=port, workers=workers)
 
 
 @app.command(cls=_Command)

@@ -59,6 +59,20 @@ class UpdateResult:
     seconds: float
     freshness: Freshness
 
+    def to_dict(self) -> dict[str, Any]:
+        """The update as ``recommender add --json`` prints it (and ``recommender serve`` returns it)."""
+        return {
+            "added": list(self.changes.added),
+            "edited": list(self.changes.edited),
+            "removed": list(self.changes.removed),
+            "articles": self.articles,
+            "generation": self.generation,
+            "lists_updated": self.lists_updated,
+            "store_rebuilt": self.store_rebuilt,
+            "seconds": round(self.seconds, 3),
+            "refit_suggested": self.freshness.refit_suggested,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Freshness:

@@ -1,0 +1,626 @@
+"""``recommender serve``: related lists over HTTP, as JSON or the "Berita Lainnya" box, for any CMS.
+
+One :class:`Service` per worker process holds a :class:`Snapshot` (the model, its store when the store
+matches it, and their ETag) and swaps it as one reference when the files change on disk: a ``train``,
+``precompute`` or ``add`` from another process is served within about a second, and a request is
+answered from one snapshot, never a mix. Writes go through an :class:`~recommender.Updater`, so the model
+overlay and the store change together, as ``recommender add/remove`` do.
+
+FastAPI and uvicorn are an optional dependency (``pip install 'recommender[serve]'``).
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the routes' annotations (Request, ...), which
+# are imported inside create_app, as objects.
+import asyncio
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .corpus import article_from_record
+from .errors import (
+    InvalidParameterError,
+    ModelError,
+    RecommenderError,
+    StoreError,
+    UnknownArticleError,
+)
+from .model import Recommender, load_with_manifest
+from .modelfile import manifest_path, overlay_path
+from .ranking import MIN_RESULTS, MIN_SCORE, Related, check_k
+from .render import render_related
+from .store import RelatedStore, StoreMeta
+from .updates import Updater
+
+__all__ = ["ServeSettings", "Service", "Snapshot", "create_app", "create_app_from_env", "run"]
+
+INSTALL = "install the server with: pip install 'recommender[serve]'"
+TOKEN_VARIABLE = "RECOMMENDER_API_TOKEN"
+# How the CLI hands its settings to uvicorn's worker processes (each builds its own app).
+_ENV = {"model": "RECOMMENDER_SERVE_MODEL", "store": "RECOMMENDER_SERVE_STORE", "max_age": "RECOMMENDER_SERVE_MAX_AGE"}
+
+
+@dataclass(frozen=True, slots=True)
+class ServeSettings:
+    """What a server serves: the model (and store), the write token (``None``: writes off), how long a
+    CDN may cache a list (``max_age`` seconds), the largest request body, and how often to look for
+    changed files."""
+
+    model: Path
+    store: Path | None = None
+    token: str | None = None
+    max_age: int = 60
+    max_body: int = 1_000_000
+    reload_seconds: float = 0.25
+
+    @classmethod
+    def from_env(cls) -> "ServeSettings":
+        store = os.environ.get(_ENV["store"])
+        return cls(
+            model=Path(os.environ[_ENV["model"]]),
+            store=Path(store) if store else None,
+            token=os.environ.get(TOKEN_VARIABLE) or None,
+            max_age=int(os.environ.get(_ENV["max_age"], "60")),
+        )
+
+    def to_env(self) -> dict[str, str]:
+        env = {_ENV["model"]: str(self.model), _ENV["max_age"]: str(self.max_age)}
+        if self.store is not None:
+            env[_ENV["store"]] = str(self.store)
+        return env
+
+
+Stamp = tuple[tuple[int, int, int] | None, ...]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One consistent view: a model, its store (``store_meta`` ``None`` when there is none, or it is not
+    at the model's fit and update), the sections the model knows, and an ETag naming all of it."""
+
+    model: Recommender
+    sha256: str
+    store: RelatedStore | None
+    store_meta: StoreMeta | None
+    sections: frozenset[str]
+    stamp: Stamp
+    etag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A lookup's options, as a request gives them."""
+
+    k: int = 5
+    section: str | None = None
+    exclude: tuple[str, ...] = ()
+    after: str | None = None
+    before: str | None = None
+    within_days: float | None = None
+    newer: bool = True
+    diversity: float = 0.0
+    min_score: float = MIN_SCORE
+    min_results: int = MIN_RESULTS
+    explain: bool = False
+
+    def options(self) -> dict[str, Any]:
+        return {
+            "section": self.section,
+            "exclude": self.exclude,
+            "after": self.after,
+            "before": self.before,
+            "newer": self.newer,
+            "diversity": self.diversity,
+            "min_score": self.min_score,
+            "min_results": self.min_results,
+            "explain": self.explain,
+        }
+
+
+def _stamp_of(path: Path | None) -> tuple[int, int, int] | None:
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+class Service:
+    """The model and store one worker process serves, reloaded when their files change."""
+
+    def __init__(self, settings: ServeSettings) -> None:
+        self.settings = settings
+        self.snapshot: Snapshot | None = None
+        self.reloads = 0
+        self._writing = threading.Lock()
+        self._updater: Updater | None = None
+
+    def stamp(self) -> Stamp:
+        """Which files are on disk now: the manifest, the overlay of updates, the store."""
+        model = self.settings.model
+        return (_stamp_of(manifest_path(model)), _stamp_of(overlay_path(model)), _stamp_of(self.settings.store))
+
+    def refresh(self) -> bool:
+        """Load the files again if they changed since the snapshot was made; True if a new one is in place.
+        A model that cannot be loaded now (mid-save, say) leaves the current snapshot serving."""
+        with self._writing:  # not beside this process's own update, which installs its result itself
+            stamp = self.stamp()
+            current = self.snapshot
+            if current is not None and current.stamp == stamp:
+                return False
+            if stamp[0] is None:
+                return False  # no model (yet): keep what is served, if anything
+            try:
+                model, manifest = load_with_manifest(self.settings.model)
+            except ModelError:
+                return False
+            self._install(model, str(manifest["model_file"]["sha256"]), stamp)
+            return True
+
+    def _install(self, model: Recommender, sha256: str, stamp: Stamp) -> None:
+        store, meta = None, None
+        if self.settings.store is not None and stamp[2] is not None:
+            try:
+                store = RelatedStore(self.settings.store)
+                meta = StoreMeta.from_rows(store.meta())
+            except (StoreError, KeyError, ValueError):
+                store, meta = None, None
+        state = model.fitted_state()
+        if meta is not None and (
+            meta.model_created_at != state.fitted_at or meta.model_generation != state.updates.generation
+        ):
+            meta = None  # the store is behind (or ahead of) this model: lists come from the model
+        key = repr(
+            (sha256, state.updates.generation, None if meta is None else meta.lists_key(), meta and meta.updated_at)
+        )
+        etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:20] + '"'
+        sections = frozenset(s for s in state.articles.sections.to_list() if s is not None)
+        self.snapshot = Snapshot(model, sha256, store, meta, sections, stamp, etag)
+        self.reloads += 1
+
+    def current(self) -> Snapshot:
+        snapshot = self.snapshot
+        if snapshot is None:
+            raise ModelError(f"no model loaded from {self.settings.model} yet: train one with `recommender train`")
+        return snapshot
+
+    def lookup(self, snapshot: Snapshot, article_id: str, query: Query) -> tuple[list[Related], str]:
+        """``article_id``'s list and where it came from: "store" when the store holds it as asked, else "model"."""
+        self._check_section(snapshot, query.section)
+        meta = snapshot.store_meta
+        if snapshot.store is not None and meta is not None and self._store_can_answer(meta, query):
+            try:
+                return snapshot.store.related(article_id, check_k(query.k)), "store"
+            except StoreError:
+                pass  # locked past its timeout, say: the model answers
+        return snapshot.model.related(article_id, query.k, within_days=query.within_days, **query.options()), "model"
+
+    def draft(self, snapshot: Snapshot, title: str, body: str, published: str | None, query: Query) -> list[Related]:
+        self._check_section(snapshot, query.section)
+        return snapshot.model.related_to_text(title=title, body=body, k=query.k, published=published, **query.options())
+
+    @staticmethod
+    def _store_can_answer(meta: StoreMeta, query: Query) -> bool:
+        # The stored list is the model's list with the store's options, best first: its first k are the
+        # answer when the request asks for no more than it holds, with the same options and no filter.
+        plain = Query(
+            k=query.k,
+            newer=meta.newer,
+            diversity=meta.diversity,
+            min_score=meta.min_score,
+            min_results=meta.min_results,
+        )
+        return isinstance(query.k, int) and 1 <= query.k <= meta.k and query == plain and meta.within_days is None
+
+    @staticmethod
+    def _check_section(snapshot: Snapshot, section: str | None) -> None:
+        if section is not None and section not in snapshot.sections:
+            known = ", ".join(sorted(snapshot.sections)[:10])
+            raise InvalidParameterError(f"unknown section {section!r}: the model's sections include {known}")
+
+    def update(self, articles: list[Any], remove: list[str]) -> dict[str, Any]:
+        """Add (or edit) ``articles`` (JSON records) or remove ids, through the updater; then serve the
+        result at once. Bad input changes nothing."""
+        records = []
+        for i, record in enumerate(articles):
+            try:
+                records.append(article_from_record(record))
+            except ValueError as exc:
+                raise InvalidParameterError(f"article {i + 1}: {exc}") from None
+        with self._writing:
+            if self._updater is None:
+                self._updater = Updater(self.settings.model, self.settings.store)
+            updater = self._updater
+            result = updater.add(records) if records else updater.remove(remove)
+            model = updater.model
+            manifest = json.loads(manifest_path(self.settings.model).read_text(encoding="utf-8"))
+            fresh = Recommender.from_state(model.fitted_state(), model.get_params())
+            self._install(fresh, str(manifest["model_file"]["sha256"]), self.stamp())
+        return result.to_dict()
+
+
+# --- the HTTP application ---------------------------------------------------------------------------
+
+_STATUS = {
+    UnknownArticleError: (404, "unknown_article"),
+    InvalidParameterError: (422, "invalid_parameter"),
+    ModelError: (503, "no_model"),
+    StoreError: (503, "store_unavailable"),
+}
+
+
+def _error_body(status: int, code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def _status_of(exc: RecommenderError) -> tuple[int, str]:
+    for kind, answer in _STATUS.items():
+        if isinstance(exc, kind):
+            return answer
+    return (422, "invalid_request")
+
+
+def _results(results: list[Related], explain: bool) -> list[dict[str, Any]]:
+    """Results as the API returns them: the same from the store and the model (the store keeps no raw
+    similarity, so it is given only with ``explain``, which the model answers)."""
+    out = []
+    for r in results:
+        item = r.to_dict()
+        item["score"] = round(item["score"], 6)  # as the model gives it; the store keeps the full float
+        if not explain:
+            item.pop("similarity", None)
+        out.append(item)
+    return out
+
+
+def create_app(settings: ServeSettings) -> Any:
+    """The FastAPI application serving ``settings``."""
+    try:
+        from fastapi import Body, FastAPI, Header, Request
+        from fastapi import Path as PathParam
+        from fastapi import Query as QueryParam
+        from fastapi.exceptions import RequestValidationError
+        from fastapi.responses import HTMLResponse, JSONResponse, Response
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+    except ImportError:
+        raise RecommenderError(f"`recommender serve` needs FastAPI, uvicorn and prometheus_client: {INSTALL}") from None
+
+    service = Service(settings)
+    registry = CollectorRegistry()
+    requests = Counter("recommender_requests", "HTTP requests", ["route", "status"], registry=registry)
+    latency = Histogram(
+        "recommender_request_seconds",
+        "Time to answer a request",
+        ["route"],
+        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        registry=registry,
+    )
+    errors = Counter("recommender_errors", "Requests answered with an error", ["code"], registry=registry)
+    reloads = Counter("recommender_reloads", "Model or store reloads", registry=registry)
+
+    def reload_once() -> None:
+        if service.refresh():
+            reloads.inc()
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        await asyncio.to_thread(reload_once)
+
+        async def watch() -> None:
+            while True:
+                await asyncio.sleep(settings.reload_seconds)
+                try:
+                    await asyncio.to_thread(reload_once)
+                except Exception:
+                    continue
+
+        task = asyncio.create_task(watch())
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    app = FastAPI(
+        title="recommender",
+        summary="Related articles for Indonesian news sites",
+        lifespan=lifespan,
+        docs_url="/docs",
+    )
+
+    def error(status: int, code: str, message: str) -> Any:
+        errors.labels(code).inc()
+        return JSONResponse(_error_body(status, code, message), status_code=status)
+
+    @app.exception_handler(RecommenderError)
+    async def recommender_error(request: Request, exc: RecommenderError) -> Any:
+        status, code = _status_of(exc)
+        return error(status, code, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Any:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("query", "body", "path"))
+        return error(422, "invalid_parameter", f"{where}: {first.get('msg')}" if where else str(first.get("msg")))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Any:
+        return error(500, "internal", f"the server failed on this request ({type(exc).__name__}); see its log")
+
+    class Metrics:
+        """Counts and times every request (a plain ASGI wrapper: no per-request task, unlike middleware)."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                await self.inner(scope, receive, send)
+                return
+            started = time.perf_counter()
+            status = 500
+            length = dict(scope.get("headers") or []).get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > settings.max_body:
+                response = error(
+                    413, "too_large", f"the request body has {int(length):,} bytes; at most {settings.max_body:,}"
+                )
+                await response(scope, receive, send)
+                requests.labels("other", "413").inc()
+                return
+
+            async def sending(message: MutableMapping[str, Any]) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                await send(message)
+
+            try:
+                await self.inner(scope, receive, sending)
+            finally:
+                route = getattr(scope.get("route"), "path", "other")
+                requests.labels(route, str(status)).inc()
+                latency.labels(route).observe(time.perf_counter() - started)
+
+    def cached(request: Request, snapshot: Snapshot, make: Callable[[], Any]) -> Any:
+        headers = {"ETag": snapshot.etag, "Cache-Control": f"public, max-age={settings.max_age}"}
+        if snapshot.etag in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        response = make()
+        response.headers.update(headers)
+        return response
+
+    def query_of(
+        k: int,
+        section: str | None,
+        exclude: list[str] | None,
+        after: str | None,
+        before: str | None,
+        within_days: float | None,
+        no_newer: bool,
+        min_score: float,
+        min_results: int,
+        diversity: float,
+        explain: bool,
+    ) -> Query:
+        return Query(
+            k, section, tuple(exclude or ()), after, before, within_days, not no_newer, diversity, min_score,
+            min_results, explain,
+        )  # fmt: skip
+
+    async def by_id(request: Request, article_id: str, query: Query, html: bool) -> Any:
+        snapshot = service.current()
+        results, source = service.lookup(snapshot, article_id, query)
+
+        def make() -> Any:
+            if html:
+                return HTMLResponse(render_related(results))
+            return JSONResponse({"id": article_id.strip(), "related": _results(results, query.explain)})
+
+        response = cached(request, snapshot, make)
+        response.headers["X-Recommender-Source"] = source
+        return response
+
+    # The .html routes first: "/related/{id}" would take "x.html" as an id.
+    @app.get("/related/{article_id}.html", response_class=HTMLResponse, summary="An article's box as HTML")
+    async def related_html(
+        request: Request,
+        article_id: str = PathParam(description="An article id in the model"),
+        k: int = 5,
+        section: str | None = None,
+        exclude: list[str] | None = QueryParam(None),
+        after: str | None = None,
+        before: str | None = None,
+        within_days: float | None = None,
+        no_newer: bool = False,
+        min_score: float = MIN_SCORE,
+        min_results: int = MIN_RESULTS,
+        diversity: float = 0.0,
+    ) -> Any:
+        query = query_of(
+            k, section, exclude, after, before, within_days, no_newer, min_score, min_results, diversity, False
+        )
+        return await by_id(request, article_id, query, html=True)
+
+    @app.get("/related/{article_id}", summary="An article's related list, as `recommender related --json`")
+    async def related(
+        request: Request,
+        article_id: str = PathParam(description="An article id in the model"),
+        k: int = QueryParam(5, description="How many (1 to 1,000)"),
+        section: str | None = QueryParam(None, description="Only this section"),
+        exclude: list[str] | None = QueryParam(None, description="Leave out these ids (repeatable)"),
+        after: str | None = QueryParam(None, description="Published on or after this ISO date"),
+        before: str | None = QueryParam(None, description="Published on or before this ISO date"),
+        within_days: float | None = QueryParam(None, description="Within this many days of the article"),
+        no_newer: bool = QueryParam(False, description="None published after the article"),
+        min_score: float = QueryParam(MIN_SCORE, description="Drop results scoring below this"),
+        min_results: int = QueryParam(MIN_RESULTS, description="... unless fewer than this would remain"),
+        diversity: float = QueryParam(0.0, description="0 (relevance) to 1 (variety)"),
+        explain: bool = QueryParam(False, description="Each result's shared terms and similarity"),
+    ) -> Any:
+        query = query_of(
+            k, section, exclude, after, before, within_days, no_newer, min_score, min_results, diversity, explain
+        )
+        return await by_id(request, article_id, query, html=False)
+
+    def draft_of(body: dict[str, Any]) -> tuple[str, str, str | None, Query]:
+        if not isinstance(body, dict):
+            raise InvalidParameterError("send a JSON object with the draft's title and text")
+        known = {"title", "text", "body", "published", "k", "section", "exclude", "after", "before", "no_newer",
+                 "min_score", "min_results", "diversity", "explain"}  # fmt: skip
+        unknown = sorted(set(body) - known)
+        if unknown:
+            raise InvalidParameterError(f"unknown field {unknown[0]!r}: the fields are {', '.join(sorted(known))}")
+        try:
+            query = Query(
+                k=body.get("k", 5),
+                section=body.get("section"),
+                exclude=tuple(body.get("exclude") or ()),
+                after=body.get("after"),
+                before=body.get("before"),
+                newer=not body.get("no_newer", False),
+                diversity=float(body.get("diversity", 0.0)),
+                min_score=float(body.get("min_score", MIN_SCORE)),
+                min_results=body.get("min_results", MIN_RESULTS),
+                explain=bool(body.get("explain", False)),
+            )
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameterError(f"a field has the wrong type: {exc}") from None
+        text = body.get("text", body.get("body", ""))
+        title = body.get("title", "")
+        if not isinstance(title, str) or not isinstance(text, str):
+            raise InvalidParameterError("title and text must be strings")
+        published = body.get("published")
+        return title, text, published, query
+
+    @app.post("/related", summary="A draft's related list (title, text, published, k and the filters)")
+    async def related_draft(body: dict[str, Any] = Body(...)) -> Any:
+        title, text, published, query = draft_of(body)
+        results = service.draft(service.current(), title, text, published, query)
+        return JSONResponse({"related": _results(results, query.explain)})
+
+    @app.post("/related.html", response_class=HTMLResponse, summary="A draft's box as HTML")
+    async def related_draft_html(body: dict[str, Any] = Body(...)) -> Any:
+        title, text, published, query = draft_of(body)
+        return HTMLResponse(render_related(service.draft(service.current(), title, text, published, query)))
+
+    def authorize(authorization: str | None) -> None:
+        if settings.token is None:
+            raise _Refused(403, "writes_disabled", f"writes are off: start the server with {TOKEN_VARIABLE} set")
+        if not authorization or not authorization.startswith("Bearer "):
+            raise _Refused(401, "unauthorized", "send the write token as `Authorization: Bearer <token>`")
+        if not _same(authorization[len("Bearer ") :], settings.token):
+            raise _Refused(403, "forbidden", "the token is not the server's write token")
+
+    @app.exception_handler(_Refused)
+    async def refused(request: Request, exc: _Refused) -> Any:
+        return error(exc.status, exc.code, exc.message)
+
+    async def write(articles: list[Any], remove: list[str]) -> Any:
+        result = await asyncio.to_thread(service.update, articles, remove)
+        reloads.inc()
+        return JSONResponse(result)
+
+    @app.put("/articles/{article_id}", summary="Add or edit one article (token required)")
+    async def put_article(
+        article_id: str,
+        body: dict[str, Any] = Body(...),
+        authorization: str | None = Header(None),
+    ) -> Any:
+        authorize(authorization)
+        if "id" in body and str(body["id"]).strip() != article_id.strip():
+            raise InvalidParameterError(f"the body's id {body['id']!r} is not the path's {article_id!r}")
+        return await write([{**body, "id": article_id}], [])
+
+    @app.post("/articles", summary="Add or edit a batch of articles (token required)")
+    async def post_articles(body: Any = Body(...), authorization: str | None = Header(None)) -> Any:
+        authorize(authorization)
+        articles = body.get("articles") if isinstance(body, dict) else body
+        if not isinstance(articles, list) or not articles:
+            raise InvalidParameterError('send a JSON list of articles, or {"articles": [...]}, with at least one')
+        return await write(articles, [])
+
+    @app.delete("/articles/{article_id}", summary="Remove an article (token required)")
+    async def delete_article(article_id: str, authorization: str | None = Header(None)) -> Any:
+        authorize(authorization)
+        return await write([], [article_id])
+
+    @app.get("/health", summary="The model and store being served")
+    async def health() -> Any:
+        snapshot = service.snapshot
+        if snapshot is None:
+            return error(503, "no_model", f"no model loaded from {settings.model} yet")
+        state = snapshot.model.fitted_state()
+        meta = snapshot.store_meta
+        return JSONResponse(
+            {
+                "status": "ok",
+                "model": {
+                    "path": str(settings.model),
+                    "sha256": snapshot.sha256,
+                    "articles": len(state),
+                    "fitted_at": state.fitted_at,
+                    "generation": state.updates.generation,
+                },
+                "store": None
+                if settings.store is None
+                else {
+                    "path": str(settings.store),
+                    "in_use": meta is not None,
+                    "k": None if meta is None else meta.k,
+                    "written_at": None if meta is None else meta.written_at,
+                },
+                "etag": snapshot.etag,
+                "writes": settings.token is not None,
+            }
+        )
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    async def metrics() -> Any:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.state.service = service
+    return Metrics(app)
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _same(given: str, token: str) -> bool:
+    import hmac
+
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
+def create_app_from_env() -> Any:
+    """The application for one of uvicorn's worker processes (settings from the environment)."""
+    return create_app(ServeSettings.from_env())
+
+
+def run(settings: ServeSettings, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """Serve until interrupted: one process, or ``workers`` processes sharing the port."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise RecommenderError(f"`recommender serve` needs uvicorn: {INSTALL}") from None
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InvalidParameterError(f"workers must be a whole number of 1 or more, got {workers!r}")
+    if not manifest_path(settings.model).is_file():
+        raise ModelError(f"no model at {settings.model}: train one first with `recommender train`")
+    if settings.store is not None and not settings.store.is_file():
+        raise InvalidParameterError(f"no store at {settings.store}: write one with `recommender precompute`")
+    common: dict[str, Any] = {"host": host, "port": port, "log_level": "warning", "access_log": False}
+    if workers == 1:
+        uvicorn.run(create_app(settings), **common)
+        return
+    os.environ.update(settings.to_env())
+    uvicorn.run("recommender.serve:create_app_from_env", factory=True, workers=workers, **common)

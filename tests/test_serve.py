@@ -1,0 +1,314 @@
+"""`recommender serve` over real HTTP on 127.0.0.1: a server process, requests with urllib, and the README's
+PHP, WordPress and JavaScript clients run by `php` and `node`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import SNAKE_ID, copy_model
+from typer.testing import CliRunner
+
+from recommender import Recommender, precompute
+from recommender.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+RECOMMENDER = Path(sys.executable).with_name("recommender")
+TOKEN = "s3cret-token"
+
+
+@dataclass(frozen=True)
+class Server:
+    base: str
+    model: Path
+    store: Path
+    process: subprocess.Popen[bytes]
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def request(
+    base: str, path: str, *, method: str = "GET", body: Any = None, headers: dict[str, str] | None = None
+) -> Answer:
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    req = urllib.request.Request(base + path, data=data, method=method, headers=headers or {})
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as response:
+            return Answer(response.status, {k.lower(): v for k, v in response.headers.items()}, response.read())
+    except urllib.error.HTTPError as exc:
+        return Answer(exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read())
+
+
+def start(model: Path, store: Path, directory: Path, *, token: str | None, max_age: int = 30) -> Server:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "RECOMMENDER_API_TOKEN"}
+    if token is not None:
+        env["RECOMMENDER_API_TOKEN"] = token
+    with open(directory / f"server-{port}.log", "wb") as log:  # the server keeps its own copy of the file
+        process = subprocess.Popen(
+            [RECOMMENDER, "serve", "--model", model, "--store", store, "--port", str(port), "--max-age", str(max_age)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, (directory / f"server-{port}.log").read_text()
+        try:
+            if request(base, "/health").status == 200:
+                return Server(base, model, store, process)
+        except OSError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise AssertionError("the server did not answer /health within 60 s")
+
+
+def stop(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture(scope="module")
+def served(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    directory = tmp_path_factory.mktemp("serve")
+    model = copy_model(model_path, directory / "model")
+    store = directory / "related.sqlite"
+    precompute(Recommender.load(model), store, k=10)
+    server = start(model, store, directory, token=TOKEN)
+    yield server
+    stop(server)
+
+
+def without_similarity(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in r.items() if k != "similarity"} for r in results]
+
+
+def test_a_lookup_by_id_is_the_cli_json_from_the_store(served: Server) -> None:
+    answer = request(served.base, f"/related/{SNAKE_ID}?k=5")
+    assert answer.status == 200 and answer.headers["x-recommender-source"] == "store"
+    cli = CliRunner().invoke(app, ["related", SNAKE_ID, "-k", "5", "--json", "--model", str(served.model)])
+    assert cli.exit_code == 0, cli.output
+    expected = without_similarity([json.loads(line) for line in cli.stdout.splitlines()])
+    assert answer.json() == {"id": SNAKE_ID, "related": expected}
+    assert len(expected) == 5
+
+
+@pytest.mark.parametrize("k", [1, 5, 10])
+def test_the_store_and_the_model_give_identical_lists(served: Server, k: int) -> None:
+    model = Recommender.load(served.model)
+    for article_id in [model.ids_[i] for i in range(0, 380, 19)]:
+        stored = request(served.base, f"/related/{article_id}?k={k}")
+        # An exclude of an id in no list needs the model, and changes nothing.
+        live = request(served.base, f"/related/{article_id}?k={k}&exclude=no-such-id")
+        assert (stored.headers["x-recommender-source"], live.headers["x-recommender-source"]) == ("store", "model")
+        assert stored.json() == live.json()
+        assert stored.json()["related"] == without_similarity([r.to_dict() for r in model.related(article_id, k)])
+
+
+def test_filters_are_answered_by_the_model(served: Server) -> None:
+    answer = request(served.base, f"/related/{SNAKE_ID}?k=3&section=berita&explain=true")
+    assert answer.status == 200 and answer.headers["x-recommender-source"] == "model"
+    related = answer.json()["related"]
+    assert all(r["section"] == "berita" and r["why"] and "similarity" in r for r in related)
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code", "message"),
+    [
+        ("/related/no-such-id", 404, "unknown_article", "unknown article id 'no-such-id'"),
+        (f"/related/{SNAKE_ID}?k=0", 422, "invalid_parameter", "k must be a whole number from 1 to 1,000, got 0"),
+        (f"/related/{SNAKE_ID}?k=1001", 422, "invalid_parameter", "k must be a whole number from 1 to 1,000"),
+        (f"/related/{SNAKE_ID}?k=ten", 422, "invalid_parameter", "k: Input should be a valid integer"),
+        (f"/related/{SNAKE_ID}?after=yesterday", 422, "invalid_parameter", "unparseable date 'yesterday'"),
+        (f"/related/{SNAKE_ID}?section=gosip", 422, "invalid_parameter", "unknown section 'gosip'"),
+        (f"/related/{SNAKE_ID}?diversity=2", 422, "invalid_parameter", "diversity must be between 0 and 1"),
+    ],
+)
+def test_bad_requests_are_json_errors(served: Server, path: str, status: int, code: str, message: str) -> None:
+    answer = request(served.base, path)
+    assert answer.status == status and answer.headers["content-type"] == "application/json"
+    error = answer.json()["error"]
+    assert error["code"] == code and error["message"].startswith(message)
+
+
+def test_a_draft_is_looked_up_by_the_model(served: Server) -> None:
+    draft = {"title": "Ular berkaki tiga", "text": "Petugas karhutla di Riau menemukan ular berkaki tiga.", "k": 3}
+    answer = request(served.base, "/related", method="POST", body=draft)
+    assert answer.status == 200
+    model = Recommender.load(served.model)
+    expected = model.related_to_text(title=draft["title"], body=draft["text"], k=3)
+    assert answer.json() == {"related": without_similarity([r.to_dict() for r in expected])}
+    html = request(served.base, "/related.html", method="POST", body=draft)
+    assert html.status == 200 and html.body.decode().startswith('<aside class="related-articles">')
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (b"{not json", 422, ""),
+        ({"title": "Ular", "colour": "red"}, 422, "unknown field 'colour'"),
+        ({"title": "", "text": " "}, 422, "give a title or a body"),
+        ({"title": "Ular", "k": 0}, 422, "k must be a whole number"),
+        (b"x" * 1_000_001, 413, "the request body has 1,000,001 bytes; at most 1,000,000"),
+    ],
+)
+def test_bad_drafts_are_json_errors(served: Server, body: Any, status: int, message: str) -> None:
+    answer = request(served.base, "/related", method="POST", body=body)
+    assert answer.status == status
+    assert answer.json()["error"]["message"].startswith(message)
+
+
+def test_lookups_carry_an_etag_and_answer_304(served: Server) -> None:
+    first = request(served.base, f"/related/{SNAKE_ID}")
+    assert first.headers["cache-control"] == "public, max-age=30"
+    again = request(served.base, f"/related/{SNAKE_ID}", headers={"If-None-Match": first.headers["etag"]})
+    assert again.status == 304 and again.body == b""
+    html = request(served.base, f"/related/{SNAKE_ID}.html", headers={"If-None-Match": '"other"'})
+    assert html.status == 200 and html.headers["etag"] == first.headers["etag"]
+
+
+def test_the_html_box_escapes_as_render_related(served: Server) -> None:
+    from recommender import render_related
+
+    answer = request(served.base, f"/related/{SNAKE_ID}.html?k=4")
+    model = Recommender.load(served.model)
+    assert answer.body.decode() == render_related(model.related(SNAKE_ID, 4))
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "code"),
+    [({}, 401, "unauthorized"), ({"Authorization": "Bearer wrong"}, 403, "forbidden")],
+)
+def test_writes_need_the_token(served: Server, headers: dict[str, str], status: int, code: str) -> None:
+    before = request(served.base, "/health").json()["model"]
+    answer = request(served.base, "/articles/x-1", method="PUT", body={"title": "A", "body": "B"}, headers=headers)
+    assert answer.status == status and answer.json()["error"]["code"] == code
+    assert request(served.base, "/health").json()["model"] == before
+
+
+def test_writes_are_off_without_a_token(model_path: Path, tmp_path: Path) -> None:
+    model = copy_model(model_path, tmp_path / "model")
+    store = tmp_path / "related.sqlite"
+    precompute(Recommender.load(model), store, k=5)
+    server = start(model, store, tmp_path, token=None)
+    try:
+        answer = request(
+            server.base, "/articles/x-1", method="PUT", body={"title": "A"}, headers={"Authorization": "Bearer x"}
+        )
+        assert answer.status == 403 and answer.json()["error"]["code"] == "writes_disabled"
+        assert "RECOMMENDER_API_TOKEN" in answer.json()["error"]["message"]
+    finally:
+        stop(server)
+
+
+def stored_ids(store: Path) -> set[str]:
+    with sqlite3.connect(store) as conn:
+        return {row[0] for row in conn.execute("SELECT id FROM articles")}
+
+
+def test_put_and_delete_change_the_model_and_the_store(served: Server) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    article = {"title": "Ular berkaki tiga muncul lagi di Riau", "body": "Petugas karhutla menemukan ular berkaki."}
+    bad = request(served.base, "/articles/serve-1", method="PUT", body={"body": "no title"}, headers=auth)
+    assert bad.status == 422 and "missing required field title" in bad.json()["error"]["message"]
+    assert "serve-1" not in stored_ids(served.store)
+
+    added = request(served.base, "/articles/serve-1", method="PUT", body=article, headers=auth)
+    assert added.status == 200 and added.json()["added"] == ["serve-1"]
+    assert "serve-1" in stored_ids(served.store)
+    own = request(served.base, "/related/serve-1?k=3")
+    assert own.status == 200 and own.headers["x-recommender-source"] == "store"
+    assert SNAKE_ID in [r["id"] for r in request(served.base, "/related/serve-1?k=10").json()["related"]]
+
+    batch = request(
+        served.base, "/articles", method="POST", body={"articles": [{"id": "serve-2", **article}]}, headers=auth
+    )
+    assert batch.status == 200 and batch.json()["added"] == ["serve-2"]
+    for article_id in ("serve-1", "serve-2"):
+        removed = request(served.base, f"/articles/{article_id}", method="DELETE", headers=auth)
+        assert removed.status == 200 and removed.json()["removed"] == [article_id]
+        assert request(served.base, f"/related/{article_id}").status == 404
+    assert not {"serve-1", "serve-2"} & stored_ids(served.store)
+
+
+def test_an_update_from_another_process_is_served_within_a_second(served: Server, tmp_path: Path) -> None:
+    before = request(served.base, "/health").json()
+    corpus = tmp_path / "new.jsonl"
+    corpus.write_text(json.dumps({"id": "cli-1", "title": "Ular berkaki", "body": "Ular berkaki tiga."}) + "\n")
+    subprocess.run(
+        [RECOMMENDER, "add", corpus, "--model", served.model, "--store", served.store], check=True, capture_output=True
+    )
+    added_at = time.monotonic()
+    while request(served.base, "/related/cli-1").status != 200:
+        assert time.monotonic() - added_at < 1.0, "the server still served the old model after a second"
+        time.sleep(0.02)
+    after = request(served.base, "/health").json()
+    assert after["model"]["generation"] == before["model"]["generation"] + 1 and after["etag"] != before["etag"]
+    assert after["store"]["in_use"] is True
+    subprocess.run([RECOMMENDER, "remove", "cli-1", "--model", served.model, "--store", served.store], check=True)
+
+
+def test_metrics_count_requests_and_time_them(served: Server) -> None:
+    request(served.base, f"/related/{SNAKE_ID}")
+    text = request(served.base, "/metrics").body.decode()
+    assert 'recommender_requests_total{route="/related/{article_id}",status="200"}' in text
+    assert 'recommender_request_seconds_bucket{le="0.005",route="/related/{article_id}"}' in text
+    assert "recommender_reloads_total" in text
+
+
+@pytest.mark.parametrize(
+    "client",
+    [
+        pytest.param(["php", str(ROOT / "examples" / "client.php")], id="php-curl"),
+        pytest.param(["php", str(ROOT / "tests" / "data" / "wp_shim.php")], id="wordpress"),
+        pytest.param(["node", str(ROOT / "examples" / "client.mjs")], id="javascript"),
+    ],
+)
+def test_the_readme_clients_print_the_box(served: Server, client: list[str]) -> None:
+    if shutil.which(client[0]) is None:
+        pytest.fail(f"{client[0]} is not installed: .ci/run installs it")
+    done = subprocess.run([*client, served.base, SNAKE_ID], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    expected = request(served.base, f"/related/{SNAKE_ID}?k=5").json()["related"]
+    printed = done.stdout.replace("\n", "")
+    assert printed.startswith('<aside class="related-articles"><h2>Berita Lainnya</h2><ul>')
+    for item in expected:
+        assert item["url"] in printed
+    assert printed.count("<li>") == len(expected) == 5
+    for name in ("client.php", "wordpress.php", "client.mjs"):  # the README shows each as it is tested
+        readme = (ROOT / "README.md").read_text(encoding="utf-8")
+        assert (ROOT / "examples" / name).read_text(encoding="utf-8").strip() in readme
