@@ -185,16 +185,15 @@ FieldOption = Annotated[
     typer.Option("--field", metavar="OURS=THEIRS", help="Map a field to your column: --field id=post_id (repeatable)."),
 ]
 SkipInvalidOption = Annotated[bool, typer.Option(help="Skip invalid records and list them, instead of stopping.")]
-StoreOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--store",
-        "-s",
-        metavar="PATH",
-        envvar="RECOMMENDER_STORE",
-        help="SQLite store to update in place (env RECOMMENDER_STORE).",
-    ),
-]
+
+
+def _store_option(purpose: str) -> Any:
+    return typer.Option(
+        "--store", "-s", metavar="PATH", envvar="RECOMMENDER_STORE", help=f"{purpose} (env RECOMMENDER_STORE)."
+    )
+
+
+StoreOption = Annotated[Path | None, _store_option("SQLite store to update in place")]
 
 
 def _read(path: Path, field: list[str], skip_invalid: bool, *, echo: bool = True) -> Corpus:
@@ -501,14 +500,7 @@ def remove_command(
 def serve_command(
     model: ModelOption = DEFAULT_MODEL,
     store: Annotated[
-        Path | None,
-        typer.Option(
-            "--store",
-            "-s",
-            metavar="PATH",
-            envvar="RECOMMENDER_STORE",
-            help="SQLite store to answer plain lookups from, and to keep fresh on writes (env RECOMMENDER_STORE).",
-        ),
+        Path | None, _store_option("SQLite store to answer plain lookups from, and to keep fresh on writes")
     ] = None,
     host: Annotated[str, typer.Option(metavar="HOST", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.")] = 8000,

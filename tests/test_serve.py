@@ -139,6 +139,20 @@ def test_the_store_and_the_model_give_identical_lists(served: Server, k: int) ->
         assert stored.json()["related"] == without_similarity([r.to_dict() for r in model.related(article_id, k)])
 
 
+@pytest.mark.parametrize("query", ["", "?k=3", "?k=10"])
+def test_the_fast_path_answers_as_the_full_route(served: Server, query: str) -> None:
+    # A lookup with no parameter but k skips the framework; one with a parameter at its default does not.
+    fast = request(served.base, f"/related/{SNAKE_ID}{query}")
+    full = request(served.base, f"/related/{SNAKE_ID}{query or '?'}{'&' if query else ''}min_results=0")
+    assert fast.status == full.status == 200
+    assert fast.body == full.body and fast.headers["x-recommender-source"] == full.headers["x-recommender-source"]
+    for name in ("etag", "cache-control", "content-type"):
+        assert fast.headers[name] == full.headers[name]
+    assert request(served.base, "/related/no-such-id?k=3").json()["error"]["code"] == "unknown_article"
+    assert request(served.base, f"/related/{SNAKE_ID}?k=0").status == 422
+    assert request(served.base, f"/related/{SNAKE_ID}?k=11").headers["x-recommender-source"] == "model"
+
+
 def test_filters_are_answered_by_the_model(served: Server) -> None:
     answer = request(served.base, f"/related/{SNAKE_ID}?k=3&section=berita&explain=true")
     assert answer.status == 200 and answer.headers["x-recommender-source"] == "model"
