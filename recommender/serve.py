@@ -415,6 +415,63 @@ def create_app(settings: ServeSettings) -> Any:
         await send({"type": "http.response.body", "body": body})
         return True
 
+    draft_ok = requests.labels("/related", "200")
+    draft_latency = latency.labels("/related")
+
+    async def draft_lookup(scope: MutableMapping[str, Any], receive: Any, send: Any) -> tuple[bool, Any]:
+        """Answer ``POST /related`` without the framework's body parsing, as the full route does. Returns
+        whether it answered, and the ``receive`` to hand the full route otherwise (the body replayed)."""
+        if scope["path"] != "/related":
+            return False, receive
+        chunks = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return False, receive  # the client left: the framework deals with it
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > settings.max_body or not message.get("more_body", False):
+                break
+        raw = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+
+        if size > settings.max_body:
+            return False, replay
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return False, replay  # the full route words the error
+        if not isinstance(body, dict):
+            return False, replay
+        try:
+            title, text, published, query = draft_of(body)
+            results = service.draft(service.current(), title, text, published, query)
+        except RecommenderError as exc:
+            status, code = _status_of(exc)
+            await error(status, code, str(exc))(scope, replay, send)
+            requests.labels("/related", str(status)).inc()
+            return True, replay
+        answer = json.dumps(
+            {"related": _results(results, query.explain)},
+            ensure_ascii=False,
+            allow_nan=False,
+            indent=None,
+            separators=(",", ":"),
+        ).encode("utf-8")
+        headers = [(b"content-length", str(len(answer)).encode()), (b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
+        draft_ok.inc()
+        return True, replay
+
     class Metrics:
         """Counts and times every request (a plain ASGI wrapper: no per-request task, unlike middleware)."""
 
@@ -439,6 +496,11 @@ def create_app(settings: ServeSettings) -> Any:
                 await response(scope, receive, send)
                 requests.labels("other", "413").inc()
                 return
+            if scope["method"] == "POST":
+                handled, receive = await draft_lookup(scope, receive, send)
+                if handled:
+                    draft_latency.observe(time.perf_counter() - started)
+                    return
 
             async def sending(message: MutableMapping[str, Any]) -> None:
                 nonlocal status

@@ -190,6 +190,15 @@ def test_a_draft_is_looked_up_by_the_model(served: Server) -> None:
     assert html.status == 200 and html.body.decode().startswith('<aside class="related-articles">')
 
 
+def test_the_draft_fast_path_answers_as_the_full_route(served: Server) -> None:
+    # POST /related is answered without the framework; POST /related.html goes through it: same lists.
+    draft = {"title": "Ular berkaki tiga", "text": "Petugas karhutla di Riau menemukan ular.", "k": 4, "explain": True}
+    fast = request(served.base, "/related", method="POST", body=draft).json()["related"]
+    html = request(served.base, "/related.html", method="POST", body=draft).body.decode()
+    assert [r["url"] for r in fast] == [line.split('"')[1] for line in html.splitlines() if "<li>" in line]
+    assert all(r["why"] and "similarity" in r for r in fast)
+
+
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [
