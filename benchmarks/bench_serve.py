@@ -28,13 +28,13 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_lookups import percentiles
 from synthetic import generate
 
 from recommender import Recommender, RelatedStore, precompute
@@ -55,18 +55,6 @@ end
 
 def lua_string(text: str) -> str:
     return "[==[" + text + "]==]"
-
-
-def percentiles(fn: Callable[[int], object], count: int) -> tuple[float, float]:
-    for i in range(20):
-        fn(i)
-    times = []
-    for i in range(count):
-        started = time.perf_counter()
-        fn(i)
-        times.append(time.perf_counter() - started)
-    ms = np.array(times) * 1000
-    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
 
 
 def wrk(base: str, script: Path, connections: int, seconds: int) -> dict[str, float]:

@@ -32,7 +32,7 @@ from .errors import (
     StoreError,
     UnknownArticleError,
 )
-from .model import Recommender, load_with_manifest
+from .model import Recommender, load_with_manifest, read_manifest
 from .modelfile import manifest_path, overlay_path
 from .ranking import MIN_RESULTS, MIN_SCORE, Related, check_k
 from .render import render_related
@@ -140,7 +140,6 @@ class Service:
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
         self.snapshot: Snapshot | None = None
-        self.reloads = 0
         self._writing = threading.Lock()
         self._updater: Updater | None = None
 
@@ -185,7 +184,6 @@ class Service:
         etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:20] + '"'
         sections = frozenset(s for s in state.articles.sections.to_list() if s is not None)
         self.snapshot = Snapshot(model, sha256, store, meta, sections, stamp, etag)
-        self.reloads += 1
 
     def current(self) -> Snapshot:
         snapshot = self.snapshot
@@ -242,7 +240,7 @@ class Service:
             updater = self._updater
             result = updater.add(records) if records else updater.remove(remove)
             model = updater.model
-            manifest = json.loads(manifest_path(self.settings.model).read_text(encoding="utf-8"))
+            manifest = read_manifest(self.settings.model)  # checked, as a load checks it
             fresh = Recommender.from_state(model.fitted_state(), model.get_params())
             self._install(fresh, str(manifest["model_file"]["sha256"]), self.stamp())
         return result.to_dict()
@@ -258,7 +256,7 @@ _STATUS = {
 }
 
 
-def _error_body(status: int, code: str, message: str) -> dict[str, Any]:
+def _error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
 
@@ -347,7 +345,7 @@ def create_app(settings: ServeSettings) -> Any:
 
     def error(status: int, code: str, message: str) -> Any:
         errors.labels(code).inc()
-        return JSONResponse(_error_body(status, code, message), status_code=status)
+        return JSONResponse(_error_body(code, message), status_code=status)
 
     @app.exception_handler(RecommenderError)
     async def recommender_error(request: Request, exc: RecommenderError) -> Any:

@@ -22,7 +22,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -419,7 +419,7 @@ class Updater:
             store.close()
             raise
         self._lists = lists
-        self._lists_key = (meta.written_at, new.updates.generation, meta.model_created_at)
+        self._lists_key = replace(meta, model_generation=new.updates.generation).lists_key()
         return store, behind, int(rows.size)
 
     def _store_options(self, meta: StoreMeta) -> RankingOptions:
