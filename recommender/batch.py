@@ -13,14 +13,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import blocks
-from ._atomic import atomic_write
+from ._atomic import atomic_write, locked_directory
 from ._progress import ProgressCallback
 from .cluster import check_cluster_options, cluster_blocks
 from .errors import StoreError
 from .model import Recommender
+from .modelfile import read_journal
 from .neighbors import BLOCK_ROWS, Block, Plan, available_threads
-from .ranking import MIN_RESULTS, MIN_SCORE, check_k
+from .ranking import MIN_RESULTS, MIN_SCORE, RankingOptions, check_k
+from .repair import StoredLists, catch_up
 from .state import FittedState
 from .store import RowLists, SqliteStore, StoreMeta, check_output, is_busy, locked, row_lists
 
@@ -63,6 +67,7 @@ def precompute(
     diversity: float = 0.0,
     min_score: float = MIN_SCORE,
     min_results: int = MIN_RESULTS,
+    model_path: str | Path | None = None,
 ) -> PrecomputeResult:
     """Write every article's top-``k`` related list to ``path`` (format by suffix), replacing it atomically.
 
@@ -72,6 +77,9 @@ def precompute(
     :meth:`Recommender.all_related`'s, recorded in a SQLite store's ``meta`` table.
     ``scheduler`` (a Dask scheduler's address, or a ``distributed.Client``) or ``workers`` (a local Dask
     cluster of that many processes) computes the lists on a cluster instead, identical (``recommender[dask]``).
+    ``model_path``: where ``model`` was loaded from. A SQLite store is then written in the model's turn
+    of its writer lock, with the updates that landed on the model while the lists were computed folded
+    in (from the model's journal), so that the store is at the model's latest update, not behind it.
     """
     path = Path(path)
     check_k(k)  # first: a mistyped k must not start a job sized by it
@@ -99,11 +107,14 @@ def precompute(
         lists = blocks.all_related(
             state, k, options, approx=plan.approx, progress=progress, block_rows=block_rows, threads=threads
         )
-    # What an incremental update needs to recompute lists as this job did.
-    meta = replace(StoreMeta.of_job(k, plan.mode, options, state.updates.generation), recall_estimate=recall)
-    writer = {"jsonl": _write_jsonl, "csv": _write_csv, "sqlite": _write_sqlite}[kind]
     try:
-        pairs = writer(state, path, _pairs(lists), meta)
+        if kind == "sqlite" and model_path is not None and state.base_sha256 is not None:
+            state, pairs = _write_caught_up(state, Path(model_path), path, lists, k, options, plan, recall, threads)
+        else:
+            # What an incremental update needs to recompute lists as this job did.
+            meta = replace(StoreMeta.of_job(k, plan.mode, options, state.updates.generation), recall_estimate=recall)
+            writer = {"jsonl": _write_jsonl, "csv": _write_csv, "sqlite": _write_sqlite}[kind]
+            pairs = writer(state, path, _pairs(lists), meta)
     except OSError as exc:
         raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
     except sqlite3.OperationalError as exc:  # locked for too long, disk full, ...
@@ -115,6 +126,35 @@ def precompute(
             lists.close()  # now, not at garbage collection: a failed job shuts its Dask cluster down at once
     seconds = time.perf_counter() - started
     return PrecomputeResult(str(path), kind, len(state), pairs, k, seconds, plan.mode, plan.multiply_adds, recall)
+
+
+def _write_caught_up(
+    state: FittedState,
+    model_path: Path,
+    path: Path,
+    lists: Iterator[Block],
+    k: int,
+    options: RankingOptions,
+    plan: Plan,
+    recall: float | None,
+    threads: int,
+) -> tuple[FittedState, int]:
+    """Write ``state``'s ``lists`` to the SQLite store ``path`` with the updates made to the model at
+    ``model_path`` since ``state`` folded in; returns the state written and the pairs."""
+    stored = StoredLists(
+        np.full((len(state), k), -1, dtype=np.int64), np.zeros((len(state), k), dtype=np.float32), k, options
+    )
+    for block in lists:  # computed first: updaters wait on the lock only while the store is written
+        stop = block.start + block.indices.shape[0]
+        stored.indices[block.start : stop], stored.scores[block.start : stop] = block.indices, block.scores
+    with locked_directory(model_path.parent):
+        fit = str(state.base_sha256)
+        caught = catch_up(state, stored, read_journal(model_path, fit, after=state.updates.generation), threads)
+        if caught is not None:  # else a batch is missing from the journal: the store is behind its model, and
+            state, stored = caught  # the next update rebuilds it
+        meta = replace(StoreMeta.of_job(k, plan.mode, options, state.updates.generation), recall_estimate=recall)
+        rows = row_lists(range(len(state)), stored.indices, stored.scores)
+        return state, _write_sqlite(state, path, rows, meta)
 
 
 def _write_jsonl(state: FittedState, path: Path, rows: RowLists, meta: StoreMeta) -> int:

@@ -31,7 +31,14 @@ from ._progress import ProgressCallback
 from ._version import __version__
 from .batch import precompute
 from .cluster import check_cluster_options
-from .corpus import Corpus, bundled_corpus_path, bundled_judgments_path, bundled_links_path, read_articles
+from .corpus import (
+    Corpus,
+    bundled_corpus_path,
+    bundled_judgments_path,
+    bundled_links_path,
+    corpus_written_at,
+    read_articles,
+)
 from .errors import InvalidParameterError, RecommenderError
 from .evaluate import (
     JUDGED_ENOUGH,
@@ -268,15 +275,22 @@ def train(
         ).check_params()  # before the corpus is read
         path = corpus or bundled_corpus_path()
         started = time.perf_counter()
+        since = corpus_written_at(path)  # updates the model received after this are not in the corpus
         result = _read(path, field, skip_invalid)
         with _progress("Analysing") as update:
             fitted = recommender.fit(result.articles, progress=update)
-        manifest = fitted.save(model)
+        manifest = fitted.save(model, carry_since=since)
         elapsed = time.perf_counter() - started
         typer.echo(f"Trained on {len(fitted):,} articles, {manifest['terms']:,} terms in {elapsed:.1f} s")
         data = data_path(model, manifest).name
         size = _mb(manifest["model_file"]["bytes"])
         typer.echo(f"Saved {model} ({size}): manifest {model.with_suffix('.json').name}, data file {data}")
+        carried = fitted.updates_
+        if carried["generation"]:
+            typer.echo(
+                f"Carried over {carried['generation']} updates the previous model received after the corpus was "
+                f"written: {carried['added']} added, {carried['edited']} edited, {carried['removed']} removed"
+            )
 
 
 def _related_table(results: list[Related], explain: bool = False) -> Table:
@@ -417,6 +431,7 @@ def precompute_command(
                 min_results=min_results,
                 scheduler=scheduler,
                 workers=workers,
+                model_path=model,
             )
         typer.echo(
             f"Wrote {result.pairs:,} related links for {result.articles:,} articles to {result.path} "
@@ -454,7 +469,12 @@ def _report_update(result: UpdateResult, model: Path, store: Path | None, as_jso
         f"{summary[0].upper()}{summary[1:]}: {model} now holds {_articles(result.articles)} "
         f"(update {result.generation} since the fit)"
     )
-    if store is not None:
+    if store is not None and result.store_stale:
+        typer.echo(
+            f"Left {store} as it was: it was precomputed from another fit of the model; "
+            f"`recommender precompute --out {store}` brings it up to this update"
+        )
+    elif store is not None:
         if result.store_rebuilt:
             typer.echo(f"Rebuilt every list in {store}: it was behind the model (an interrupted update)")
         typer.echo(f"Rewrote {result.lists_updated:,} related lists in {store} in {result.seconds:.2f} s")

@@ -10,6 +10,8 @@ import csv
 import gzip
 import io
 import json
+import os
+import time
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ __all__ = [
     "bundled_corpus_path",
     "bundled_judgments_path",
     "check_url",
+    "corpus_written_at",
     "parse_published",
     "read_articles",
 ]
@@ -313,6 +316,16 @@ def _bundled(relative: Path) -> Path | None:
         return relative
     beside = Path(__file__).resolve().parent.parent / relative
     return beside if beside.is_file() else None
+
+
+def corpus_written_at(path: str | Path) -> float:
+    """When the corpus file at ``path`` was last written (a ``time.time()``, and never later than now):
+    updates a model received after that are not in it, so a retrain on it carries them over
+    (:meth:`Recommender.save`'s ``carry_since``)."""
+    try:
+        return min(os.stat(path).st_mtime, time.time())
+    except OSError:
+        return time.time()
 
 
 def bundled_corpus_path() -> Path:

@@ -495,12 +495,16 @@ class Recommender:
         """Everything about this model that fits in a small JSON file (no model file hash yet)."""
         return modelfile.manifest(self.fitted_state(), self.get_params())
 
-    def save(self, path: str | Path) -> dict[str, Any]:
+    def save(self, path: str | Path, *, carry_since: float | None = None) -> dict[str, Any]:
         """Save as ``path``: a new data file beside it, then its manifest, which commits the save (see
         :mod:`recommender.modelfile`); returns the manifest. Whenever the process dies, ``path`` loads as
-        the previous model or as this one."""
+        the previous model or as this one.
+
+        ``carry_since``: a ``time.time()`` taken before the corpus was read. Articles added, edited or
+        removed at ``path`` since then (by ``recommender add`` or ``serve``, while this model was fitted)
+        are folded into this one, so a retrain loses none of them."""
         with self._writing:
-            state, saved = modelfile.save(self.fitted_state(), self.get_params(), path)
+            state, saved = modelfile.save(self.fitted_state(), self.get_params(), path, carry_since=carry_since)
             self.state_ = state
         return saved
 

@@ -10,7 +10,10 @@ saved before content-addressed names (a manifest naming ``model.joblib``) keep t
 path itself, and still load.
 
 Updates since the save live in an overlay beside it (``model.updates.joblib``: the rows added and the
-fitted rows dropped), written by :class:`PendingOverlay` and applied on load.
+fitted rows dropped), written by :class:`PendingOverlay` and applied on load. Each update is also
+appended to a journal (``model.journal.jsonl``: one line per batch, with its articles as given), from
+which a ``precompute`` that ran while updates landed brings its store up to them, and a ``train``
+carries into the new fit the updates made while it ran (their text is analysed with the new vocabulary).
 
 joblib files are pickles: loading one can execute code. Load only models you built yourself.
 """
@@ -23,7 +26,9 @@ import json
 import os
 import platform
 import re
-from dataclasses import dataclass
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,25 +36,30 @@ import joblib
 import numpy as np
 import scipy
 
-from ._atomic import fsync_directory, fsync_file, locked_directory, sweep_leftovers, temporary_beside
+from ._atomic import atomic_write, fsync_directory, fsync_file, locked_directory, sweep_leftovers, temporary_beside
 from ._manifest import MANIFEST_SCHEMA, VERSION_SCHEMA, disagreement, schema_problem
 from ._sparse import csr_from_state, csr_state, rows_from
 from ._version import __version__
+from .corpus import Article, article_from_record
 from .errors import ModelError
-from .folding import assemble, others
+from .folding import assemble, fold, others
 from .neighbors import time_origin
 from .state import ArticleColumns, FittedState, StringColumn, UpdateCounts
 
 __all__ = [
     "FORMAT_VERSION",
+    "JournalEntry",
     "LoadedModel",
     "PendingOverlay",
+    "append_journal",
     "apply_overlay",
     "data_path",
+    "journal_path",
     "load",
     "manifest",
     "manifest_path",
     "overlay_path",
+    "read_journal",
     "read_manifest",
     "read_overlay",
     "save",
@@ -126,10 +136,16 @@ def manifest(state: FittedState, params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def save(state: FittedState, params: dict[str, Any], path: str | Path) -> tuple[FittedState, dict[str, Any]]:
+def save(
+    state: FittedState, params: dict[str, Any], path: str | Path, *, carry_since: float | None = None
+) -> tuple[FittedState, dict[str, Any]]:
     """Save ``state`` (fitted with ``params``) as ``path``: a new data file beside it, then its manifest,
     which commits the save (see the module's notes). Returns the state as the base of later updates, and
-    the manifest. Whenever the process dies, ``path`` loads as the previous model or as this one."""
+    the manifest. Whenever the process dies, ``path`` loads as the previous model or as this one.
+
+    ``carry_since`` (a ``time.time()``): the updates made to the model saved at ``path`` since then (while
+    this one was being fitted, say) are folded into this one, as an overlay, in the same turn of the lock;
+    otherwise the model's journal of updates starts afresh."""
     path = Path(path)
     columns = {"terms": state.terms.state(), **state.articles.state()}
     data_state = {
@@ -166,6 +182,7 @@ def save(state: FittedState, params: dict[str, Any], path: str | Path) -> tuple[
         # data file that another writer has renamed into place but not named in its manifest yet.
         with locked_directory(path.parent):
             previous = _named_data(path)
+            previous_fit = _saved_fit(path)
             os.replace(data_tmp, data)
             try:
                 fsync_directory(path.parent)  # the data file's name is on disk before a manifest names it
@@ -176,16 +193,34 @@ def save(state: FittedState, params: dict[str, Any], path: str | Path) -> tuple[
                 raise
             fsync_directory(path.parent)
             _delete_unnamed(path, data)
+            # The data file now holds every update: an overlay of earlier updates beside it is obsolete
+            # (and ignored until deleted: it names the previous data file's SHA-256). Deleted under the
+            # lock: an updater that loads this model next writes an overlay of its own.
+            overlay_path(path).unlink(missing_ok=True)
+            sweep_leftovers(overlay_path(path))  # and what killed updaters left of theirs
+            based = state.rebased(sha256)
+            carried: list[JournalEntry] = []
+            if carry_since is not None and previous_fit is not None and previous_fit != sha256:
+                based, carried = _carry(based, path, previous_fit, carry_since)
+            if carried:
+                PendingOverlay(based, path).commit()
+                _write_journal(path, carried)
+            else:
+                journal_path(path).unlink(missing_ok=True)
     except BaseException:
         data_tmp.unlink(missing_ok=True)
         if manifest_tmp is not None:
             manifest_tmp.unlink(missing_ok=True)
         raise
-    # The data file now holds every update: an overlay of earlier updates beside it is obsolete (and
-    # ignored until deleted: it names the previous data file's SHA-256).
-    overlay_path(path).unlink(missing_ok=True)
-    sweep_leftovers(overlay_path(path))  # and what killed updaters left of theirs
-    return state.rebased(sha256), saved
+    return based, saved
+
+
+def _saved_fit(path: Path) -> str | None:
+    """The SHA-256 of the data file the manifest at ``path`` names now (``None``: no readable model)."""
+    try:
+        return str(read_manifest(path)["model_file"]["sha256"])
+    except ModelError:
+        return None
 
 
 def _from_data(path: Path, saved: dict[str, Any], *, mmap: bool, verify: bool) -> LoadedModel:
@@ -435,3 +470,104 @@ class PendingOverlay:
 
     def discard(self) -> None:
         self.temporary.unlink(missing_ok=True)
+
+
+# --- the journal of updates ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One batch of updates to a fit, as it was given: its generation, when it landed, its articles (added
+    or edited) and the ids it removed."""
+
+    fit: str  # the SHA-256 of the fitted data file the batch was folded into
+    generation: int
+    at: float  # time.time() when it landed
+    articles: tuple[Article, ...]
+    removed: tuple[str, ...]
+
+
+def journal_path(model_path: str | Path) -> Path:
+    """Where the journal of a model's updates lives: ``model.joblib`` → ``model.journal.jsonl``."""
+    return Path(model_path).with_suffix(".journal.jsonl")
+
+
+def _journal_line(entry: JournalEntry) -> str:
+    record = {
+        "fit": entry.fit,
+        "generation": entry.generation,
+        "at": entry.at,
+        "articles": [asdict(a) | {"tags": list(a.tags)} for a in entry.articles],
+        "removed": list(entry.removed),
+    }
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def append_journal(
+    model_path: str | Path, state: FittedState, articles: Iterable[Article], removed: Iterable[str]
+) -> None:
+    """Record the batch that made ``state`` (a model loaded from ``model_path``, updated). Callers hold the
+    model folder's lock, as for :class:`PendingOverlay`."""
+    if state.base_sha256 is None:
+        raise ModelError(f"the model in memory was not loaded from {model_path}: load it to update it there")
+    entry = JournalEntry(state.base_sha256, state.updates.generation, time.time(), tuple(articles), tuple(removed))
+    with open(journal_path(model_path), "a+b") as out:
+        if out.tell() > 0:
+            out.seek(-1, os.SEEK_END)
+            if out.read(1) != b"\n":  # a writer killed mid-line: end its line, or it would swallow ours
+                out.write(b"\n")
+        out.write(_journal_line(entry).encode("utf-8"))
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def read_journal(model_path: str | Path, fit: str, *, after: int = 0, since: float | None = None) -> list[JournalEntry]:
+    """The journal's batches folded into the fit ``fit`` with a generation above ``after`` (and landed at
+    or after ``since``), in order; for a generation written twice (an update that failed after its line
+    was written, then another), the last. A torn last line (a writer killed mid-line) is skipped."""
+    path = journal_path(model_path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    found: dict[int, JournalEntry] = {}
+    for line in lines:
+        try:
+            record = json.loads(line)
+            if record["fit"] != fit or int(record["generation"]) <= after:
+                continue
+            entry = JournalEntry(
+                fit,
+                int(record["generation"]),
+                float(record["at"]),
+                tuple(article_from_record(a) for a in record["articles"]),
+                tuple(str(i) for i in record["removed"]),
+            )
+        except (ValueError, KeyError, TypeError):
+            continue
+        if since is None or entry.at >= since:
+            found[entry.generation] = entry
+    return [found[g] for g in sorted(found)]
+
+
+def _write_journal(model_path: Path, entries: list[JournalEntry]) -> None:
+    def write(tmp: Path) -> None:
+        tmp.write_text("".join(map(_journal_line, entries)), encoding="utf-8")
+
+    atomic_write(journal_path(model_path), write)
+
+
+def _carry(state: FittedState, path: Path, previous_fit: str, since: float) -> tuple[FittedState, list[JournalEntry]]:
+    """``state`` (just saved as ``path``) with the updates made to the previous fit since ``since`` folded
+    in, and those batches as entries of the new fit's journal."""
+    carried: list[JournalEntry] = []
+    for entry in read_journal(path, previous_fit, since=since):
+        rows = state.rows()
+        removed = [i for i in entry.removed if i in rows]  # never in the new corpus: nothing to remove
+        if not entry.articles and not removed:
+            continue
+        state, _ = fold(state, entry.articles, removed)
+        carried.append(
+            JournalEntry(str(state.base_sha256), state.updates.generation, entry.at, entry.articles, tuple(removed))
+        )
+    return state, carried

@@ -2,13 +2,13 @@
 
 The vocabulary and IDF stay as fitted (a full ``train`` refits them). A model on disk is its fitted file
 plus a small overlay beside it (``model.updates.joblib``: the rows added since the fit and the fitted
-rows dropped), rewritten atomically per batch, so an update never rewrites the whole model.
+rows dropped), rewritten atomically per batch, so an update never rewrites the whole model; each batch
+is also appended to the model's journal (see :mod:`recommender.modelfile`).
 
-A SQLite store is repaired in one transaction: the new articles' own lists, every list a new article now
-enters, and every list that held a removed or edited article. Cosine and the time prior are symmetric,
-so the new article's own score row tells which lists it enters: those whose last item it reaches. Those
-lists are recomputed by the same kernel as the batch job, so the store equals a full precompute of the
-updated model.
+A SQLite store is repaired in one transaction: the lists the change reaches are recomputed by the batch
+job's kernel (see :mod:`recommender.repair`), so the store equals a full precompute of the updated
+model. A store precomputed from another fit (a ``train`` whose ``precompute`` has not run yet) is left as
+it is: that precompute reads the updates from the journal.
 
 Crash safety: the overlay is written to a temporary file, the store's changes are made inside an open
 transaction, the overlay is renamed into place, and only then is the transaction committed. A crash
@@ -30,15 +30,15 @@ from typing import Any
 import numpy as np
 
 from ._atomic import locked_directory
-from .blocks import all_related
 from .corpus import Article
 from .errors import ModelError, StoreError
 from .folding import Changes, Delta, fold
-from .lookups import search_index, title_ids
+from .lookups import title_ids
 from .model import Recommender, load_with_manifest
-from .modelfile import PendingOverlay, manifest_path, overlay_path
-from .neighbors import available_threads, lists_entered
+from .modelfile import PendingOverlay, append_journal, manifest_path, overlay_path
+from .neighbors import available_threads
 from .ranking import RankingOptions
+from .repair import StoredLists, all_lists, changed_lists, read_lists
 from .state import FittedState
 from .store import SqliteStore, StoreMeta, format_for, is_busy, locked, row_lists
 
@@ -58,6 +58,9 @@ class UpdateResult:
     store_rebuilt: bool  # the store was behind its model (an interrupted update) and was rebuilt whole
     seconds: float
     freshness: Freshness
+    # The store was precomputed from another fit (a `train` not yet followed by its `precompute`): it was
+    # left as it was; the precompute brings it up to this update.
+    store_stale: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The update as ``recommender add --json`` prints it (and ``recommender serve`` returns it)."""
@@ -69,6 +72,7 @@ class UpdateResult:
             "generation": self.generation,
             "lists_updated": self.lists_updated,
             "store_rebuilt": self.store_rebuilt,
+            "store_stale": self.store_stale,
             "seconds": round(self.seconds, 3),
             "refit_suggested": self.freshness.refit_suggested,
         }
@@ -126,117 +130,6 @@ def state_freshness(state: FittedState) -> Freshness:
     )
 
 
-# --- the store: which lists change ------------------------------------------------------------------
-
-
-@dataclass
-class _Lists:
-    """A store's lists as arrays over the model's rows (``-1`` pads), read once per updater."""
-
-    indices: np.ndarray  # (articles, k) int64
-    scores: np.ndarray  # (articles, k) float32
-    k: int
-    options: RankingOptions
-
-
-class _Behind(Exception):
-    """The store does not match its model's current rows: rebuild it."""
-
-
-def _read_lists(store: SqliteStore, state: FittedState, meta: StoreMeta, options: RankingOptions) -> _Lists:
-    k = meta.k
-    rows = state.rows()
-    n = len(state)
-    indices = np.full((n, k), -1, dtype=np.int64)
-    scores = np.zeros((n, k), dtype=np.float32)
-    found = store.all_pairs()
-    if found:
-        article_ids, ranks, related_ids, values = zip(*found, strict=True)
-        try:
-            r = np.fromiter(map(rows.__getitem__, article_ids), dtype=np.int64, count=len(found))
-            j = np.fromiter(map(rows.__getitem__, related_ids), dtype=np.int64, count=len(found))
-        except KeyError as exc:
-            raise _Behind(f"the store lists {exc.args[0]!r}, which the model lacks") from None
-        c = np.asarray(ranks, dtype=np.int64) - 1
-        if (c < 0).any() or (c >= k).any():
-            raise _Behind("the store's ranks do not match its k")
-        indices[r, c] = j
-        scores[r, c] = np.asarray(values, dtype=np.float32)
-    return _Lists(indices, scores, k, options)
-
-
-def _thresholds(lists: _Lists) -> np.ndarray:
-    """Per list, the weighted score an article must reach to change it.
-
-    A full list changes only if an article scores at least its last item: items are chosen greedily in
-    score order, so one that comes after the k-th choice is never reached. A list with room left (too
-    few candidates) can take any article; so can any list under diversity (MMR may pick a weaker one).
-    """
-    lengths = (lists.indices >= 0).sum(axis=1)
-    last = lists.scores[np.arange(lengths.size), np.maximum(lengths - 1, 0)]
-    threshold = np.where(lengths == lists.k, last, np.float32(0.0)).astype(np.float32)
-    o = lists.options
-    if o.min_score > 0:
-        # Cut short by min_score, with min_results met: only an article scoring above the cut (or above a
-        # filler below it) gets in.
-        cut = (lengths < lists.k) & (lengths >= max(1, o.min_results))
-        threshold = np.where(cut, np.minimum(np.float32(o.min_score), last), threshold)
-    if o.diversity > 0:
-        threshold[:] = 0
-    return threshold
-
-
-def _changed_lists(
-    old: FittedState, new: FittedState, delta: Delta, lists: _Lists, threads: int
-) -> tuple[np.ndarray, _Lists]:
-    """The rows of ``new`` whose lists must be recomputed, and the lists with those rows recomputed."""
-    prior = lists.options.prior(newer=True)  # --no-newer only removes candidates: a superset
-    threshold = _thresholds(lists)
-    touched_old = np.zeros(len(old), dtype=bool)
-    if delta.dropped.size:
-        index = search_index(old)
-        touched_old |= lists_entered(
-            index, index.matrix[delta.dropped], old.timestamps[delta.dropped], threshold, prior, threads,
-            None if old.topics is None else old.topics[delta.dropped],
-        )  # fmt: skip
-        touched_old |= np.isin(lists.indices, delta.dropped).any(axis=1)
-    touched_old[delta.dropped] = False
-    touched = [delta.new_of_old[touched_old], delta.new_rows]
-    if delta.new_rows.size:
-        kept = delta.new_of_old >= 0
-        new_threshold = np.full(len(new), np.inf, dtype=np.float32)
-        new_threshold[delta.new_of_old[kept]] = threshold[kept]
-        index = search_index(new)
-        entered = lists_entered(
-            index, index.matrix[delta.new_rows], new.timestamps[delta.new_rows], new_threshold, prior, threads,
-            None if new.topics is None else new.topics[delta.new_rows],
-        )  # fmt: skip
-        touched.append(np.flatnonzero(entered))
-    rows = np.unique(np.concatenate(touched))
-
-    kept_rows = np.flatnonzero(delta.new_of_old >= 0)
-    indices = np.full((len(new), lists.k), -1, dtype=np.int64)
-    scores = np.zeros((len(new), lists.k), dtype=np.float32)
-    old_indices = lists.indices[kept_rows]
-    indices[: kept_rows.size] = np.where(old_indices >= 0, delta.new_of_old[np.maximum(old_indices, 0)], -1)
-    scores[: kept_rows.size] = lists.scores[kept_rows]
-    for block in all_related(new, lists.k, lists.options, rows=rows, threads=threads):
-        at = rows[block.start : block.start + block.indices.shape[0]]
-        indices[at], scores[at] = block.indices, block.scores
-    return rows, _Lists(indices, scores, lists.k, lists.options)
-
-
-def _all_lists(state: FittedState, k: int, options: RankingOptions, threads: int) -> _Lists:
-    """Every list of ``state`` again (exact), as a store's own precompute computed them."""
-    lists = _Lists(
-        np.full((len(state), k), -1, dtype=np.int64), np.zeros((len(state), k), dtype=np.float32), k, options
-    )
-    for block in all_related(state, k, options, threads=threads):
-        stop = block.start + block.indices.shape[0]
-        lists.indices[block.start : stop], lists.scores[block.start : stop] = block.indices, block.scores
-    return lists
-
-
 # --- the updater -----------------------------------------------------------------------------------
 
 
@@ -264,16 +157,17 @@ class Updater:
                     f"`recommender precompute --out {self.store_path}`"
                 )
         self._signature: tuple[Any, ...] | None = None
-        self._lists: _Lists | None = None
+        self._lists: StoredLists | None = None
         self._lists_key: tuple[Any, ...] = ()
         with self._locked():
             self._sync()
             if self.store_path is not None:  # read now, so the first update costs what later ones do
                 opened = SqliteStore.for_writing(self.store_path)
                 try:
-                    self._current_lists(opened, self._model.fitted_state(), opened.meta())
-                except _Behind:
-                    pass  # the first update rebuilds the store
+                    meta = opened.meta()
+                    state = self._model.fitted_state()
+                    if meta.model_created_at == str(state.fitted_at):
+                        self._current_lists(opened, state, meta)  # None (behind): the first update rebuilds
                 finally:
                     opened.close()
             self._warm()
@@ -310,7 +204,7 @@ class Updater:
         for articles, remove in (([blank], []), ([], [str(state.articles.ids[0])])):
             new, delta = fold(state, articles, remove)
             if self._lists is not None:
-                _changed_lists(state, new, delta, self._lists, self._threads())
+                changed_lists(state, new, delta, self._lists, self._threads())
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -347,14 +241,16 @@ class Updater:
             new, delta = fold(old, articles, remove)
             overlay = PendingOverlay(new, self.model_path)
             store: SqliteStore | None = None
-            rebuilt = False
+            rebuilt = stale = False
             changed = 0
             moved = False
             try:
                 if self.store_path is not None:
                     store, rebuilt, changed = self._write_store(old, new, delta)
+                    stale = store is None
                 overlay.commit()  # the model moves on; the store follows at COMMIT
                 moved = True
+                append_journal(self.model_path, new, articles, delta.changes.removed)
                 if store is not None:
                     store.commit()
             except BaseException as exc:
@@ -378,10 +274,12 @@ class Updater:
             rebuilt,
             time.perf_counter() - started,
             state_freshness(new),
+            stale,
         )
 
-    def _write_store(self, old: FittedState, new: FittedState, delta: Delta) -> tuple[SqliteStore, bool, int]:
-        """Open a transaction on the store with ``new``'s lists in it (not committed yet)."""
+    def _write_store(self, old: FittedState, new: FittedState, delta: Delta) -> tuple[SqliteStore | None, bool, int]:
+        """Open a transaction on the store with ``new``'s lists in it (not committed yet); ``None`` when the
+        store was precomputed from another fit, which this update leaves as it is."""
         path = self.store_path
         if path is None:
             raise StoreError("this updater has no store to write")
@@ -390,23 +288,21 @@ class Updater:
             store.begin()
             meta = store.meta()
             if meta.model_created_at != str(old.fitted_at):
-                raise StoreError(
-                    f"{path} was written from another model (fitted {meta.model_created_at}, "
-                    f"this one {old.fitted_at}): rerun `recommender precompute --out {path}`"
-                )
-            behind = meta.model_generation != old.updates.generation
-            if not behind:
-                try:
-                    lists = self._current_lists(store, old, meta)
-                except _Behind:
-                    behind = True
-            if behind:
-                lists = _all_lists(new, meta.k, self._store_options(meta), self._threads())
+                # Written before a `train` replaced the model: its lists are of the old fit, and readers
+                # (`serve`) know it by the fit it records. The `precompute` that follows the train reads
+                # this update from the journal.
+                store.rollback()
+                store.close()
+                return None, False, 0
+            lists = self._current_lists(store, old, meta) if meta.model_generation == old.updates.generation else None
+            behind = lists is None
+            if lists is None:
+                lists = all_lists(new, meta.k, self._store_options(meta), self._threads())
                 rows = np.arange(len(new))
                 store.clear()
                 store.insert_articles(new.articles)
             else:
-                rows, lists = _changed_lists(old, new, delta, lists, self._threads())
+                rows, lists = changed_lists(old, new, delta, lists, self._threads())
                 store.delete_articles(old.articles.ids[int(r)] for r in delta.dropped)
                 store.delete_lists(new.articles.ids[int(r)] for r in rows)
                 store.insert_articles(new.articles, delta.new_rows)
@@ -426,12 +322,12 @@ class Updater:
         """The ranking options the store was precomputed with, on the model's prior and dedup."""
         return meta.options(self._model.ranking_options())
 
-    def _current_lists(self, store: SqliteStore, state: FittedState, meta: StoreMeta) -> _Lists:
-        """The store's lists, read unless those in memory are still the store's (same job, same update)."""
+    def _current_lists(self, store: SqliteStore, state: FittedState, meta: StoreMeta) -> StoredLists | None:
+        """The store's lists, read unless those in memory are still the store's (same job, same update);
+        ``None`` when they do not fit the model's rows (the store is behind it)."""
         key = meta.lists_key()
         if self._lists is None or key != self._lists_key:
-            self._lists = None
-            self._lists = _read_lists(store, state, meta, self._store_options(meta))
+            self._lists = read_lists(store, state, meta, self._store_options(meta))
             self._lists_key = key
         return self._lists
 

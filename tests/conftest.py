@@ -7,6 +7,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,3 +84,12 @@ def is_locked_for_readers(path: Path) -> bool:
     finally:
         conn.close()
     return False
+
+
+def stored_lists(store: Path) -> list[tuple[Any, ...]]:
+    """Every pair in a SQLite store, sorted, scores rounded: two stores compare equal by their lists."""
+    conn = sqlite3.connect(store)
+    try:
+        return sorted(conn.execute("SELECT article_id, rank, related_id, round(score, 6) FROM related"))
+    finally:
+        conn.close()

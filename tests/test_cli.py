@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import copy_model
+from conftest import copy_model, stored_lists
 from typer.testing import CliRunner, Result
 
 from recommender import InvalidParameterError, Recommender, RelatedStore, __version__, read_manifest
@@ -1165,14 +1165,6 @@ def updatable(split_sample: dict[str, Any], directory: Path) -> tuple[Path, Path
     return model, store
 
 
-def stored_lists(store: Path) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(store)
-    try:
-        return sorted(conn.execute("SELECT article_id, rank, related_id, round(score, 6) FROM related"))
-    finally:
-        conn.close()
-
-
 def test_add_prints_what_changed_and_updates_the_store(split_sample: dict[str, Any], tmp_path: Path) -> None:
     model, store = updatable(split_sample, tmp_path)
     result = invoke("add", split_sample["new"], "--model", model, "--store", store)
@@ -1204,6 +1196,37 @@ def test_add_an_edit_as_json(split_sample: dict[str, Any], tmp_path: Path) -> No
     with sqlite3.connect(store) as conn:
         title = conn.execute("SELECT title FROM articles WHERE id = ?", (split_sample["records"][5]["id"],))
         assert title.fetchone()[0].endswith("(diperbarui)")
+
+
+def test_a_retrain_keeps_what_was_added_after_its_corpus_and_precompute_catches_up(
+    split_sample: dict[str, Any], tmp_path: Path
+) -> None:
+    model, store = updatable(split_sample, tmp_path)
+    base = tmp_path / "base.jsonl"
+    base.write_bytes(Path(split_sample["model"]).parent.parent.joinpath("base.jsonl").read_bytes())
+    os.utime(base, (1_000_000_000, 1_000_000_000))  # the corpus was written before the add below
+    assert invoke("add", split_sample["new"], "--model", model, "--store", store).exit_code == 0
+    trained = invoke("train", base, "--model", model)
+    assert trained.exit_code == 0, trained.output
+    assert trained.stdout.splitlines()[-1] == (
+        "Carried over 1 updates the previous model received after the corpus was written: 3 added, 0 edited, 0 removed"
+    )
+    assert len(Recommender.load(model)) == 303
+    # The store is of the previous fit until the precompute: an add leaves it as it is, and says so.
+    added = invoke("add", split_sample["edit"], "--model", model, "--store", store)
+    assert added.exit_code == 0, added.output
+    assert added.stdout.splitlines()[2:] == [
+        f"Left {store} as it was: it was precomputed from another fit of the model; "
+        f"`recommender precompute --out {store}` brings it up to this update"
+    ]
+    assert json.loads(invoke("add", split_sample["edit"], "--model", model, "--store", store, "--json").stdout)[
+        "store_stale"
+    ]
+    assert invoke("precompute", "--model", model, "--out", store, "-k", "5").exit_code == 0
+    full = tmp_path / "full.sqlite"
+    assert invoke("precompute", "--model", model, "--out", full, "-k", "5").exit_code == 0
+    assert stored_lists(store) == stored_lists(full)
+    assert RelatedStore(store).related(split_sample["records"][300]["id"])
 
 
 def test_add_without_a_store(split_sample: dict[str, Any], tmp_path: Path) -> None:

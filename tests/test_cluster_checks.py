@@ -173,6 +173,7 @@ def test_a_worker_dying_on_the_last_block_with_the_only_model_copy(
     expected = tmp_path / "local.jsonl"
     precompute(fitted, expected, k=K)
     marker = tmp_path / "killed"
+    never_alone = tmp_path / "never-the-only-copy"
     original = cluster_module.compute_block
 
     def last_block_dies_once(*args: Any) -> Any:
@@ -181,10 +182,13 @@ def test_a_worker_dying_on_the_last_block_with_the_only_model_copy(
             worker, client = distributed.get_worker(), distributed.get_client()
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
-                held = [list(w) for key, w in client.who_has().items() if str(key).startswith("Recommender-")]
+                # The scattered state's key is its type's name and a token.
+                held = [list(w) for key, w in client.who_has().items() if str(key).startswith("FittedState-")]
                 if held == [[worker.address]]:
                     break
                 time.sleep(0.05)
+            else:
+                os.close(os.open(never_alone, os.O_CREAT))  # the test fails: it did not test what it says
             try:
                 os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
             except FileExistsError:
@@ -197,4 +201,5 @@ def test_a_worker_dying_on_the_last_block_with_the_only_model_copy(
     out = tmp_path / "dask.jsonl"
     precompute(fitted, out, k=K, workers=2, block_rows=BLOCK_ROWS)
     assert marker.exists(), "a worker was killed"
+    assert not never_alone.exists(), "the killed worker never held the model's only copy"
     assert out.read_bytes() == expected.read_bytes()

@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SNAKE_ID, copy_model
+from conftest import SAMPLE, SNAKE_ID, copy_model, stored_lists
 from typer.testing import CliRunner
 
 from recommender import Recommender, precompute
@@ -68,14 +69,29 @@ def request(
         return Answer(exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read())
 
 
-def start(model: Path, store: Path, directory: Path, *, token: str | None, max_age: int = 30) -> Server:
+def start(
+    model: Path, store: Path, directory: Path, *, token: str | None, max_age: int = 30, workers: int = 1
+) -> Server:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "RECOMMENDER_API_TOKEN"}
     if token is not None:
         env["RECOMMENDER_API_TOKEN"] = token
     with open(directory / f"server-{port}.log", "wb") as log:  # the server keeps its own copy of the file
         process = subprocess.Popen(
-            [RECOMMENDER, "serve", "--model", model, "--store", store, "--port", str(port), "--max-age", str(max_age)],
+            [
+                RECOMMENDER,
+                "serve",
+                "--model",
+                model,
+                "--store",
+                store,
+                "--port",
+                str(port),
+                "--max-age",
+                str(max_age),
+                "--workers",
+                str(workers),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -303,6 +319,79 @@ def test_an_update_from_another_process_is_served_within_a_second(served: Server
     assert after["model"]["generation"] == before["model"]["generation"] + 1 and after["etag"] != before["etag"]
     assert after["store"]["in_use"] is True
     subprocess.run([RECOMMENDER, "remove", "cli-1", "--model", served.model, "--store", served.store], check=True)
+
+
+def test_a_retrain_and_its_precompute_under_writes_and_reads_fail_no_request(tmp_path: Path) -> None:
+    """Two workers serve while articles are PUT, and `recommender train` then `precompute` replace the model
+    and the store (real processes): no request fails, every PUT is served within two seconds and is still
+    there after the swap, and the final store is a full precompute of the final model."""
+    model, store = tmp_path / "model.joblib", tmp_path / "related.sqlite"
+    subprocess.run([RECOMMENDER, "train", SAMPLE, "--model", model], check=True, capture_output=True)
+    subprocess.run([RECOMMENDER, "precompute", "--model", model, "--out", store], check=True, capture_output=True)
+    server = start(model, store, tmp_path, token=TOKEN, workers=2)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    sources = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()[:60]]
+    failures: list[str] = []
+    put_ids: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        i = 0
+        while not done.is_set():
+            article_id = sources[i % len(sources)]["id"]
+            answer = request(server.base, f"/related/{article_id}?k=5")
+            if answer.status != 200:
+                failures.append(f"GET {article_id}: {answer.status} {answer.body[:200]!r}")
+            i += 1
+
+    def write() -> None:
+        for n, source in enumerate(sources[:40]):
+            article_id = f"swap-{n}"
+            body = {
+                "title": source["title"] + f" (salinan {n})",
+                "body": source["body"],
+                "published": source["published"],
+            }
+            answer = request(server.base, f"/articles/{article_id}", method="PUT", body=body, headers=auth)
+            if answer.status != 200:
+                failures.append(f"PUT {article_id}: {answer.status} {answer.body[:200]!r}")
+                continue
+            put_ids.append(article_id)
+            landed = time.monotonic()
+            while request(server.base, f"/related/{article_id}").status != 200:  # either worker may answer
+                if time.monotonic() - landed > 2.0:
+                    failures.append(f"PUT {article_id}: not served 2 s after it landed")
+                    break
+                time.sleep(0.02)
+            time.sleep(0.05)
+
+    try:
+        threads = [threading.Thread(target=read), threading.Thread(target=write)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)
+        before = request(server.base, "/health").json()
+        subprocess.run([RECOMMENDER, "train", SAMPLE, "--model", model], check=True, capture_output=True)
+        subprocess.run([RECOMMENDER, "precompute", "--model", model, "--out", store], check=True, capture_output=True)
+        threads[1].join(timeout=120)
+        done.set()
+        threads[0].join(timeout=30)
+        assert failures == []
+        assert len(put_ids) == 40
+        time.sleep(1.0)  # both workers have looked at the files again
+        for _ in range(4):  # answers from both workers
+            health = request(server.base, "/health").json()
+            assert health["model"]["sha256"] != before["model"]["sha256"]  # the retrained model
+            assert health["store"]["in_use"] is True
+        for article_id in put_ids:  # none lost to the train, all in the precomputed store
+            answer = request(server.base, f"/related/{article_id}?k=5")
+            assert (answer.status, answer.headers["x-recommender-source"]) == (200, "store"), article_id
+        full = tmp_path / "full.sqlite"
+        subprocess.run([RECOMMENDER, "precompute", "--model", model, "--out", full], check=True, capture_output=True)
+        assert stored_lists(store) == stored_lists(full)
+    finally:
+        done.set()
+        stop(server)
 
 
 def test_metrics_count_requests_and_time_them(served: Server) -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from recommender import (
     precompute,
 )
 from recommender._atomic import locked_directory
+from recommender.modelfile import read_journal
 from recommender.updates import REFIT_SHARE, overlay_path
 
 OPTIONS: list[dict[str, Any]] = [
@@ -234,17 +236,119 @@ def test_only_sqlite_stores_update_in_place(base_model: Path, tmp_path: Path) ->
         Updater(model, tmp_path / "missing.sqlite")
 
 
-def test_a_store_from_another_model_is_refused(base_model: Path, timeline: list[Article], tmp_path: Path) -> None:
+def test_a_store_from_another_fit_is_left_for_its_precompute(
+    base_model: Path, timeline: list[Article], tmp_path: Path
+) -> None:
+    """Between a `train` and its `precompute`, an update goes to the model; the store (of the old fit)
+    stays as it was, and the precompute brings it up to the update."""
     _, store = fresh(base_model, tmp_path)
     other = tmp_path / "other" / "model.joblib"
     refit = Recommender(n_jobs=1).fit(timeline[:250])
     refit.state_ = dataclasses.replace(refit.fitted_state(), fitted_at="2000-01-01T00:00:00+00:00")
     refit.save(other)
     lists = contents(store)
-    with pytest.raises(StoreError, match=r"was written from another model .* rerun `recommender precompute"):
-        Updater(other, store).add(timeline[300:301])
+    result = Updater(other, store).add(timeline[300:301])
+    assert (result.store_stale, result.lists_updated, result.to_dict()["store_stale"]) == (True, 0, True)
     assert contents(store) == lists
-    assert len(Recommender.load(other)) == 250  # the model did not move on either
+    assert len(Recommender.load(other)) == 251  # the model moved on
+    precompute(Recommender.load(other), store, 5, model_path=other)
+    assert_store_equals_full_precompute(other, store)
+    assert Updater(other, store).add(timeline[301:302]).store_stale is False
+
+
+# --- the journal: a precompute or a train that ran while updates landed -----------------------------
+
+
+@pytest.mark.parametrize("options", OPTIONS[:4], ids=["default", "no-newer", "min-score", "diversity"])
+def test_a_precompute_folds_in_the_updates_made_while_it_ran(
+    base_model: Path, timeline: list[Article], tmp_path: Path, options: dict[str, Any]
+) -> None:
+    model = copy_model(base_model, tmp_path)
+    loaded = Recommender.load(model)  # what the precompute computes from
+    updater = Updater(model)
+    updater.add(timeline[300:304])
+    updater.add([edited(timeline[10], "Banjir besar melanda Jakarta dan Bekasi pagi ini.")])
+    updater.remove([timeline[20].id, timeline[301].id])
+    store = tmp_path / "related.sqlite"
+    result = precompute(loaded, store, 5, model_path=model, **options)
+    assert result.articles == len(Recommender.load(model)) == 300 + 4 - 2
+    assert RelatedStore(store).meta()["model_generation"] == "3"
+    assert_store_equals_full_precompute(model, store, **options)
+    again = Updater(model, store).add(timeline[304:305])
+    assert not again.store_rebuilt  # the store is at the model's update: repaired in place
+    assert_store_equals_full_precompute(model, store, **options)
+
+
+def test_a_precompute_with_a_batch_missing_from_the_journal_leaves_the_store_behind(
+    base_model: Path, timeline: list[Article], tmp_path: Path
+) -> None:
+    model = copy_model(base_model, tmp_path)
+    loaded = Recommender.load(model)
+    updater = Updater(model)
+    updater.add(timeline[300:301])
+    updater.add(timeline[301:302])
+    journal = model.with_suffix(".journal.jsonl")
+    journal.write_text(journal.read_text().splitlines()[1] + "\n")  # generation 1 lost
+    store = tmp_path / "related.sqlite"
+    precompute(loaded, store, 5, model_path=model)
+    assert RelatedStore(store).meta()["model_generation"] == "0"  # as computed: behind the model
+    result = Updater(model, store).add(timeline[302:303])
+    assert result.store_rebuilt
+    assert_store_equals_full_precompute(model, store)
+
+
+def test_the_journal_skips_a_torn_line_and_keeps_the_last_of_a_generation(
+    base_model: Path, timeline: list[Article], tmp_path: Path
+) -> None:
+    model = copy_model(base_model, tmp_path)
+    updater = Updater(model)
+    updater.add(timeline[300:301])
+    journal = model.with_suffix(".journal.jsonl")
+    first = journal.read_text()
+    journal.write_text(first + first.replace(timeline[300].id, "ganti") + first[:40])  # repeat, then torn
+    updater.add(timeline[301:302])  # starts on a line of its own
+    fit = Recommender.load(model).fitted_state().base_sha256
+    entries = read_journal(model, str(fit))
+    assert [(e.generation, [a.id for a in e.articles]) for e in entries] == [(1, ["ganti"]), (2, [timeline[301].id])]
+    assert entries[1].articles[0] == timeline[301]  # as given
+    assert read_journal(model, str(fit), after=1)[0].generation == 2
+    assert read_journal(model, "another fit") == []
+
+
+def test_a_train_carries_the_updates_made_while_it_ran(
+    base_model: Path, timeline: list[Article], tmp_path: Path
+) -> None:
+    model = copy_model(base_model, tmp_path)
+    updater = Updater(model)
+    updater.add(timeline[300:301])  # before the train began: the corpus is expected to hold it
+    began = time.time()
+    added = timeline[301:303]
+    updater.add(added)
+    updater.remove([timeline[5].id, timeline[300].id])  # timeline[300] is not in the new corpus
+    updater.add([edited(timeline[7], "Harga beras naik lagi di pasar induk.")])
+    refit = Recommender(n_jobs=1).fit(timeline[:280])
+    refit.save(model, carry_since=began)
+    reloaded = Recommender.load(model)
+    ids = set(reloaded.fitted_state().articles.ids.to_list())
+    assert ids == {a.id for a in timeline[:280]} - {timeline[5].id} | {a.id for a in added}
+    assert reloaded.updates_["generation"] == 3  # the removal, the adds and the edit; nothing else
+    assert refit.related(added[0].id, 5) == reloaded.related(added[0].id, 5)
+    state = reloaded.fitted_state()
+    assert state.articles.titles[state.rows()[timeline[7].id]] == timeline[7].title + " (diperbarui)"
+    store = tmp_path / "related.sqlite"
+    precompute(reloaded, store, 5, model_path=model)  # the new fit's journal holds the carried batches
+    again = Updater(model, store).add(timeline[303:304])
+    assert not again.store_rebuilt and not again.store_stale
+    assert_store_equals_full_precompute(model, store)
+
+
+def test_a_plain_save_starts_a_new_journal(base_model: Path, timeline: list[Article], tmp_path: Path) -> None:
+    model = copy_model(base_model, tmp_path)
+    Updater(model).add(timeline[300:301])
+    assert model.with_suffix(".journal.jsonl").is_file()
+    Recommender(n_jobs=1).fit(timeline[:200]).save(model)
+    assert not model.with_suffix(".journal.jsonl").exists()
+    assert len(Recommender.load(model)) == 200
 
 
 def test_a_failure_before_the_commit_leaves_model_and_store_as_they_were(
