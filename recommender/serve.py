@@ -416,17 +416,15 @@ def create_app(settings: ServeSettings) -> Any:
     draft_ok = requests.labels("/related", "200")
     draft_latency = latency.labels("/related")
 
-    async def draft_lookup(scope: MutableMapping[str, Any], receive: Any, send: Any) -> tuple[bool, Any]:
-        """Answer ``POST /related`` without the framework's body parsing, as the full route does. Returns
-        whether it answered, and the ``receive`` to hand the full route otherwise (the body replayed)."""
-        if scope["path"] != "/related":
-            return False, receive
+    async def read_body(receive: Any) -> tuple[bytes | None, Any]:
+        """The request's body, read in full up to the size limit (one byte past it when too large), and a
+        ``receive`` that replays it to the framework; ``None`` if the client left before sending it all."""
         chunks = []
         size = 0
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                return False, receive  # the client left: the framework deals with it
+                return None, receive  # the client left: the framework deals with it
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if size > settings.max_body or not message.get("more_body", False):
@@ -441,7 +439,21 @@ def create_app(settings: ServeSettings) -> Any:
             replayed = True
             return {"type": "http.request", "body": raw, "more_body": False}
 
-        if size > settings.max_body:
+        return raw, replay
+
+    async def too_large(scope: MutableMapping[str, Any], receive: Any, send: Any, size: int | None) -> None:
+        told = f"{size:,} bytes" if size is not None else f"more than {settings.max_body:,} bytes"
+        response = error(413, "too_large", f"the request body has {told}; at most {settings.max_body:,}")
+        await response(scope, receive, send)
+        requests.labels("other", "413").inc()
+
+    async def draft_lookup(scope: MutableMapping[str, Any], receive: Any, send: Any) -> tuple[bool, Any]:
+        """Answer ``POST /related`` without the framework's body parsing, as the full route does. Returns
+        whether it answered, and the ``receive`` to hand the full route otherwise (the body replayed)."""
+        if scope["path"] != "/related":
+            return False, receive
+        raw, replay = await read_body(receive)
+        if raw is None:
             return False, replay
         try:
             body = json.loads(raw)
@@ -488,12 +500,14 @@ def create_app(settings: ServeSettings) -> Any:
             status = 500
             length = dict(scope.get("headers") or []).get(b"content-length")
             if length is not None and length.isdigit() and int(length) > settings.max_body:
-                response = error(
-                    413, "too_large", f"the request body has {int(length):,} bytes; at most {settings.max_body:,}"
-                )
-                await response(scope, receive, send)
-                requests.labels("other", "413").inc()
+                await too_large(scope, receive, send, int(length))
                 return
+            if length is None and scope["method"] in ("POST", "PUT", "PATCH", "DELETE"):
+                # A chunked body: its size is known once read, and read here, before any route takes it.
+                raw, receive = await read_body(receive)
+                if raw is not None and len(raw) > settings.max_body:
+                    await too_large(scope, receive, send, None)
+                    return
             if scope["method"] == "POST":
                 handled, receive = await draft_lookup(scope, receive, send)
                 if handled:

@@ -3,6 +3,7 @@ PHP, WordPress and JavaScript clients run by `php` and `node`."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -229,6 +230,43 @@ def test_bad_drafts_are_json_errors(served: Server, body: Any, status: int, mess
     answer = request(served.base, "/related", method="POST", body=body)
     assert answer.status == status
     assert answer.json()["error"]["message"].startswith(message)
+
+
+def chunked(base: str, method: str, path: str, body: bytes, headers: dict[str, str] | None = None) -> Answer:
+    """A request whose body is sent in chunks, with no Content-Length."""
+    host, port = base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        pieces = (body[i : i + 65_536] for i in range(0, len(body), 65_536))
+        conn.request(method, path, body=pieces, headers={"Content-Type": "application/json", **(headers or {})},
+                     encode_chunked=True)  # fmt: skip
+        response = conn.getresponse()
+        return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/related"), ("POST", "/related.html"), ("PUT", "/articles/big"), ("POST", "/articles")],
+)
+def test_a_chunked_body_over_the_limit_is_refused(served: Server, method: str, path: str) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    text = json.dumps({"title": "Ular", "body": "ular " * 250_000}).encode()  # 1.25 MB
+    answer = chunked(served.base, method, path, text, auth)
+    assert answer.status == 413
+    assert answer.json()["error"] == {
+        "code": "too_large",
+        "message": "the request body has more than 1,000,000 bytes; at most 1,000,000",
+    }
+    assert request(served.base, "/related/big").status == 404  # nothing was added
+
+
+def test_a_chunked_body_under_the_limit_is_answered(served: Server) -> None:
+    draft = {"title": "Ular berkaki tiga", "text": "Petugas karhutla di Riau menemukan ular.", "k": 3}
+    answer = chunked(served.base, "POST", "/related", json.dumps(draft).encode())
+    assert answer.status == 200
+    assert answer.json() == request(served.base, "/related", method="POST", body=draft).json()
 
 
 def test_lookups_carry_an_etag_and_answer_304(served: Server) -> None:
