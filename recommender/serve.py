@@ -92,6 +92,8 @@ class Snapshot:
     sections: frozenset[str]
     stamp: Stamp
     etag: str
+    # The store's lists this snapshot names: a read finding others (rewritten since) is answered by the model.
+    store_key: tuple[str | None, int, str | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +185,8 @@ class Service:
         )
         etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:20] + '"'
         sections = frozenset(s for s in state.articles.sections.to_list() if s is not None)
-        self.snapshot = Snapshot(model, sha256, store, meta, sections, stamp, etag)
+        key_of_lists = None if meta is None else meta.lists_key()
+        self.snapshot = Snapshot(model, sha256, store, meta, sections, stamp, etag, key_of_lists)
 
     def current(self) -> Snapshot:
         snapshot = self.snapshot
@@ -194,12 +197,14 @@ class Service:
     def lookup(self, snapshot: Snapshot, article_id: str, query: Query) -> tuple[list[Related], str]:
         """``article_id``'s list and where it came from: "store" when the store holds it as asked, else "model"."""
         self._check_section(snapshot, query.section)
-        meta = snapshot.store_meta
-        if snapshot.store is not None and meta is not None and self.store_can_answer(meta, query):
+        meta, key = snapshot.store_meta, snapshot.store_key
+        if snapshot.store is not None and meta is not None and key is not None and self.store_can_answer(meta, query):
             try:
-                return snapshot.store.related(article_id, check_k(query.k)), "store"
+                stored = snapshot.store.related_as_of(article_id, check_k(query.k), key)
             except StoreError:
-                pass  # locked past its timeout, say: the model answers
+                stored = None  # locked past its timeout, say: the model answers
+            if stored is not None:  # else rewritten since the snapshot: until the next one, the model answers
+                return stored, "store"
         return snapshot.model.related(article_id, query.k, within_days=query.within_days, **query.options()), "model"
 
     def draft(self, snapshot: Snapshot, title: str, body: str, published: str | None, query: Query) -> list[Related]:
@@ -382,14 +387,16 @@ def create_app(settings: ServeSettings) -> Any:
                 return False
             k = int(value)
         snapshot = service.snapshot
-        if snapshot is None or snapshot.store is None or snapshot.store_meta is None:
+        if snapshot is None or snapshot.store is None or snapshot.store_meta is None or snapshot.store_key is None:
             return False
         if not service.store_can_answer(snapshot.store_meta, replace(plain_query, k=k)):
             return False
         article_id = path[len("/related/") :].strip()  # the server has decoded the path already
         try:
-            results = snapshot.store.related(article_id, k)
+            results = snapshot.store.related_as_of(article_id, k, snapshot.store_key)
         except RecommenderError:
+            return False
+        if results is None:  # the store was rewritten after this snapshot was made
             return False
         headers = [
             (b"etag", snapshot.etag.encode()),

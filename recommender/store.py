@@ -21,7 +21,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,6 +34,7 @@ from .state import ArticleColumns, StringColumn
 
 __all__ = [
     "FORMATS",
+    "LISTS_KEY_ROWS",
     "LOCK_TIMEOUT",
     "READ_TIMEOUT",
     "RelatedStore",
@@ -169,6 +170,14 @@ class StoreMeta:
     def lists_key(self) -> tuple[str | None, int, str | None]:
         """What identifies a store's lists: the job that wrote them, and the update they are at."""
         return (self.written_at, self.model_generation, self.model_created_at)
+
+    @staticmethod
+    def lists_key_of(rows: Mapping[str, str]) -> tuple[str | None, int, str | None]:
+        """:meth:`lists_key` from the ``meta`` rows of :data:`LISTS_KEY_ROWS` alone."""
+        return (rows.get("written_at"), int(rows.get("model_generation", "0")), rows.get("model_created_at"))
+
+
+LISTS_KEY_ROWS = ("written_at", "model_generation", "model_created_at")
 
 
 def format_for(path: str | Path) -> str:
@@ -350,6 +359,20 @@ class SqliteStore:
     def has_article(self, article_id: str) -> bool:
         return bool(self.conn.execute("SELECT 1 FROM articles WHERE id = ?", (article_id,)).fetchall())
 
+    def related_with_key(
+        self, article_id: str, k: int | None
+    ) -> tuple[tuple[str | None, int, str | None], list[tuple[Any, ...]], bool]:
+        """In one read transaction: the key of the store's lists (:meth:`StoreMeta.lists_key`), the stored
+        list of ``article_id`` (as :meth:`related`), and whether the store holds that article."""
+        self.conn.execute("BEGIN")
+        try:
+            rows = self.conn.execute("SELECT key, value FROM meta WHERE key IN (?, ?, ?)", LISTS_KEY_ROWS)
+            key = StoreMeta.lists_key_of(dict(rows.fetchall()))
+            found = self.related(article_id, k)
+            return key, found, bool(found) or self.has_article(article_id)
+        finally:
+            self.conn.execute("COMMIT")  # a read: ends the transaction, takes no lock
+
 
 def _use_rollback_journal(conn: sqlite3.Connection, path: Path) -> None:
     """Put the store in rollback-journal mode (a no-op unless an older version left it in WAL mode).
@@ -466,6 +489,24 @@ class RelatedStore:
         wanted = article_id
         rows = self._read(lambda store: store.related(wanted, k))
         if not rows and not self._read(lambda store: store.has_article(wanted)):
+            raise UnknownArticleError(article_id)
+        return [Related(*row) for row in rows]
+
+    def related_as_of(
+        self, article_id: str, k: int | None, lists_key: tuple[str | None, int, str | None]
+    ) -> list[Related] | None:
+        """:meth:`related`, if the store's lists are still those named ``lists_key``
+        (:meth:`StoreMeta.lists_key` of the meta its reader checked); ``None`` once another job or update
+        has rewritten them: the reader's view of the store is out of date."""
+        if k is not None:
+            k = check_k(k)
+        if isinstance(article_id, str):
+            article_id = article_id.strip()
+        wanted = article_id
+        key, rows, known = self._read(lambda store: store.related_with_key(wanted, k))
+        if key != lists_key:
+            return None
+        if not known:
             raise UnknownArticleError(article_id)
         return [Related(*row) for row in rows]
 

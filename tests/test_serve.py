@@ -24,8 +24,9 @@ import pytest
 from conftest import SAMPLE, SNAKE_ID, copy_model, stored_lists
 from typer.testing import CliRunner
 
-from recommender import Recommender, precompute
+from recommender import Article, Recommender, Updater, precompute
 from recommender.cli import app
+from recommender.serve import Query, ServeSettings, Service
 
 ROOT = Path(__file__).resolve().parent.parent
 RECOMMENDER = Path(sys.executable).with_name("recommender")
@@ -462,3 +463,23 @@ def test_the_readme_clients_print_the_box(served: Server, client: list[str]) -> 
     for name in ("client.php", "wordpress.php", "client.mjs"):  # the README shows each as it is tested
         readme = (ROOT / "README.md").read_text(encoding="utf-8")
         assert (ROOT / "examples" / name).read_text(encoding="utf-8").strip() in readme
+
+
+def test_a_snapshot_whose_store_was_rewritten_answers_from_its_own_model(model_path: Path, tmp_path: Path) -> None:
+    """Between another process's write and the worker's next look at the files, a lookup is answered by
+    the snapshot's model, never from lists newer than the snapshot (and its ETag)."""
+    model = copy_model(model_path, tmp_path / "model")
+    store = tmp_path / "related.sqlite"
+    precompute(Recommender.load(model), store, k=10)
+    service = Service(ServeSettings(model=model, store=store))
+    assert service.refresh()
+    snapshot = service.current()
+    before, source = service.lookup(snapshot, SNAKE_ID, Query(k=10))
+    assert source == "store"
+    twin = Article(id="twin-1", title="Ular berkaki tiga ditemukan warga Riau", body="Ular berkaki tiga di Riau.")
+    Updater(model, store).add([twin])  # another process: the store now lists the twin under the snake story
+    during, source = service.lookup(snapshot, SNAKE_ID, Query(k=10))
+    assert source == "model" and [r.id for r in during] == [r.id for r in before]
+    assert service.refresh() and service.current().etag != snapshot.etag
+    after, source = service.lookup(service.current(), SNAKE_ID, Query(k=10))
+    assert source == "store" and "twin-1" in [r.id for r in after]

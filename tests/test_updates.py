@@ -33,6 +33,7 @@ from recommender import (
 )
 from recommender._atomic import locked_directory
 from recommender.modelfile import read_journal
+from recommender.store import StoreMeta
 from recommender.updates import REFIT_SHARE, overlay_path
 
 OPTIONS: list[dict[str, Any]] = [
@@ -634,3 +635,20 @@ def test_a_corrupt_overlay_is_a_clear_error(base_model: Path, timeline: list[Art
         ModelError, match=r"cannot read the model's updates .*model.updates.joblib \(corrupt or truncated\): delete it"
     ):
         Recommender.load(model)
+
+
+def test_a_reader_asking_for_the_lists_it_knows_gets_none_once_they_are_rewritten(
+    base_model: Path, timeline: list[Article], tmp_path: Path
+) -> None:
+    model, store = fresh(base_model, tmp_path)
+    reader = RelatedStore(store)
+    known = StoreMeta.from_rows(reader.meta()).lists_key()
+    some = timeline[3].id
+    assert reader.related_as_of(some, 5, known) == reader.related(some, 5)
+    with pytest.raises(UnknownArticleError):
+        reader.related_as_of("no-such-id", 5, known)
+    Updater(model, store).add(timeline[300:301])  # another writer rewrites lists
+    assert reader.related_as_of(some, 5, known) is None
+    assert reader.related_as_of("no-such-id", 5, known) is None  # out of date before unknown
+    now = StoreMeta.from_rows(reader.meta()).lists_key()
+    assert now != known and reader.related_as_of(some, 5, now) == reader.related(some, 5)
