@@ -16,6 +16,7 @@ import gc
 import hashlib
 import json
 import os
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, MutableMapping
@@ -43,6 +44,9 @@ __all__ = ["ServeSettings", "Service", "Snapshot", "create_app", "create_app_fro
 
 INSTALL = "install the server with: pip install 'recommender[serve]'"
 TOKEN_VARIABLE = "RECOMMENDER_API_TOKEN"
+# prometheus_client's multiprocess mode: the folder where every worker keeps its metrics, read before the
+# library is first imported in the process.
+METRICS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # How the CLI hands its settings to uvicorn's worker processes (each builds its own app).
 _ENV = {"model": "RECOMMENDER_SERVE_MODEL", "store": "RECOMMENDER_SERVE_STORE", "max_age": "RECOMMENDER_SERVE_MAX_AGE"}
 
@@ -300,6 +304,7 @@ def create_app(settings: ServeSettings) -> Any:
         from fastapi.exceptions import RequestValidationError
         from fastapi.responses import HTMLResponse, JSONResponse, Response
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+        from prometheus_client.multiprocess import MultiProcessCollector
     except ImportError:
         raise RecommenderError(f"`recommender serve` needs FastAPI, uvicorn and prometheus_client: {INSTALL}") from None
 
@@ -727,8 +732,14 @@ def create_app(settings: ServeSettings) -> Any:
             }
         )
 
-    @app.get("/metrics", summary="Prometheus metrics")
+    shared = os.environ.get(METRICS_VARIABLE)  # several workers: each writes its values there
+
+    @app.get("/metrics", summary="Prometheus metrics (of all the server's workers)")
     async def metrics() -> Any:
+        if shared:
+            every_worker = CollectorRegistry()
+            MultiProcessCollector(every_worker, path=shared)
+            return Response(generate_latest(every_worker), media_type=CONTENT_TYPE_LATEST)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     app.state.service = service
@@ -769,4 +780,12 @@ def run(settings: ServeSettings, *, host: str = "127.0.0.1", port: int = 8000, w
         uvicorn.run(create_app(settings), **common)
         return
     os.environ.update(settings.to_env())
-    uvicorn.run("recommender.serve:create_app_from_env", factory=True, workers=workers, **common)
+    if os.environ.get(METRICS_VARIABLE):  # the operator's folder, for their own collector
+        uvicorn.run("recommender.serve:create_app_from_env", factory=True, workers=workers, **common)
+        return
+    with tempfile.TemporaryDirectory(prefix="recommender-metrics-") as shared:
+        os.environ[METRICS_VARIABLE] = shared  # each worker process inherits it before importing prometheus_client
+        try:
+            uvicorn.run("recommender.serve:create_app_from_env", factory=True, workers=workers, **common)
+        finally:
+            del os.environ[METRICS_VARIABLE]

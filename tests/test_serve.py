@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -439,6 +440,29 @@ def test_metrics_count_requests_and_time_them(served: Server) -> None:
     assert 'recommender_requests_total{route="/related/{article_id}",status="200"}' in text
     assert 'recommender_request_seconds_bucket{le="0.005",route="/related/{article_id}"}' in text
     assert "recommender_reloads_total" in text
+
+
+def test_two_workers_count_every_request_in_one_metrics_page(model_path: Path, tmp_path: Path) -> None:
+    model = copy_model(model_path, tmp_path / "model")
+    store = tmp_path / "related.sqlite"
+    precompute(Recommender.load(model), store, k=10)
+    server = start(model, store, tmp_path, token=None, workers=2)
+    try:
+        for _ in range(40):  # a new connection each: the kernel spreads them over both workers
+            assert request(server.base, f"/related/{SNAKE_ID}?k=3").status == 200
+        # Pages from either worker (a new connection each): each counts both workers' requests.
+        pages = [request(server.base, "/metrics").body.decode() for _ in range(6)]
+        for page in pages:
+            counted = re.search(
+                r'^recommender_requests_total\{route="/related/\{article_id\}",status="200"\} (\S+)$', page, re.M
+            )
+            timed = re.search(
+                r'^recommender_request_seconds_count\{route="/related/\{article_id\}"\} (\S+)$', page, re.M
+            )
+            assert counted is not None and float(counted.group(1)) == 40, page
+            assert timed is not None and float(timed.group(1)) == 40
+    finally:
+        stop(server)
 
 
 @pytest.mark.parametrize(
