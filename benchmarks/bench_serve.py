@@ -230,13 +230,15 @@ def swap_run(workers: int, seconds: int, puts: int) -> None:
             writer.join()
             reader.join()
             events["run ended"] = time.monotonic() - t0
-            kept = 0  # served, and from the store
+            time.sleep(1.0)  # every worker has looked at the files since the last PUT
+            kept = from_store = 0
             for article_id in put_ids:
                 try:
                     with urllib.request.urlopen(f"{base}/related/{article_id}", timeout=10) as answer:
-                        kept += answer.headers["X-Recommender-Source"] == "store"
-                except urllib.error.HTTPError:
-                    pass
+                        kept += 1
+                        from_store += answer.headers["X-Recommender-Source"] == "store"
+                except urllib.error.HTTPError as exc:
+                    failures.append(f"after the swap, GET {article_id}: {exc.code} {exc.read()[:200]!r}")
             health = http(base, "/health")[1]
         finally:
             os.killpg(server.pid, signal.SIGTERM)
@@ -261,7 +263,7 @@ def swap_run(workers: int, seconds: int, puts: int) -> None:
             f"median {ordered[len(ordered) // 2] * 1000:.0f} ms, max {ordered[-1] * 1000:.0f} ms"
         )
     print(
-        f"  after the swap: {kept} of {len(put_ids)} PUT articles served from the store; "
+        f"  after the swap: {kept} of {len(put_ids)} PUT articles served ({from_store} from the store); "
         f"model generation {health['model']['generation']}, store in use: {health['store']['in_use']}"
     )
 

@@ -49,6 +49,7 @@ from .state import ArticleColumns, FittedState, StringColumn, UpdateCounts
 __all__ = [
     "FORMAT_VERSION",
     "JournalEntry",
+    "JournalReader",
     "LoadedModel",
     "PendingOverlay",
     "append_journal",
@@ -58,6 +59,7 @@ __all__ = [
     "load",
     "manifest",
     "manifest_path",
+    "overlay_generation",
     "overlay_path",
     "read_journal",
     "read_manifest",
@@ -525,11 +527,14 @@ def read_journal(model_path: str | Path, fit: str, *, after: int = 0, since: flo
     """The journal's batches folded into the fit ``fit`` with a generation above ``after`` (and landed at
     or after ``since``), in order; for a generation written twice (an update that failed after its line
     was written, then another), the last. A torn last line (a writer killed mid-line) is skipped."""
-    path = journal_path(model_path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = journal_path(model_path).read_text(encoding="utf-8")
     except FileNotFoundError:
         return []
+    return _entries(text.splitlines(), fit, after, since)
+
+
+def _entries(lines: Iterable[str], fit: str, after: int, since: float | None) -> list[JournalEntry]:
     found: dict[int, JournalEntry] = {}
     for line in lines:
         try:
@@ -548,6 +553,38 @@ def read_journal(model_path: str | Path, fit: str, *, after: int = 0, since: flo
         if since is None or entry.at >= since:
             found[entry.generation] = entry
     return [found[g] for g in sorted(found)]
+
+
+class JournalReader:
+    """Follows a model's journal as it grows: each :meth:`new_entries` parses only the lines appended
+    since the one before (from the start again once a save has replaced the journal)."""
+
+    def __init__(self, model_path: str | Path) -> None:
+        self.path = journal_path(model_path)
+        self._file: tuple[int, int] | None = None  # (device, inode) of the journal read so far
+        self._offset = 0
+
+    def new_entries(self, fit: str, *, after: int) -> list[JournalEntry]:
+        """The batches of ``fit`` above generation ``after`` among the complete lines not read yet."""
+        try:
+            with open(self.path, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                if (st.st_dev, st.st_ino) != self._file or st.st_size < self._offset:
+                    self._file, self._offset = (st.st_dev, st.st_ino), 0
+                fh.seek(self._offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return []
+        complete = data[: data.rfind(b"\n") + 1]  # a line being written is read next time
+        self._offset += len(complete)
+        return _entries(complete.decode("utf-8", errors="replace").splitlines(), fit, after, None)
+
+
+def overlay_generation(model_path: str | Path, base_sha256: str) -> int | None:
+    """The update generation of the overlay beside ``model_path`` if it belongs to the fit ``base_sha256``
+    (``None``: no overlay of that fit)."""
+    overlay = read_overlay(Path(model_path), base_sha256)
+    return None if overlay is None else int(overlay["updates"]["generation"])
 
 
 def _write_journal(model_path: Path, entries: list[JournalEntry]) -> None:

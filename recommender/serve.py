@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ._atomic import locked_directory
 from .corpus import article_from_record
 from .errors import (
     InvalidParameterError,
@@ -33,10 +34,13 @@ from .errors import (
     StoreError,
     UnknownArticleError,
 )
+from .folding import fold
+from .lookups import search_index, title_ids
 from .model import Recommender, load_with_manifest, read_manifest
-from .modelfile import manifest_path, overlay_path
+from .modelfile import JournalReader, manifest_path, overlay_generation, overlay_path
 from .ranking import MIN_RESULTS, MIN_SCORE, Related, check_k
 from .render import render_related
+from .state import FittedState
 from .store import RelatedStore, StoreMeta
 from .updates import Updater
 
@@ -148,6 +152,7 @@ class Service:
         self.snapshot: Snapshot | None = None
         self._writing = threading.Lock()
         self._updater: Updater | None = None
+        self._journal = JournalReader(settings.model)
 
     def stamp(self) -> Stamp:
         """Which files are on disk now: the manifest, the overlay of updates, the store."""
@@ -156,7 +161,12 @@ class Service:
 
     def refresh(self) -> bool:
         """Load the files again if they changed since the snapshot was made; True if a new one is in place.
-        A model that cannot be loaded now (mid-save, say) leaves the current snapshot serving."""
+        A model that cannot be loaded now (mid-save, say) leaves the current snapshot serving.
+
+        Only the store changed: the model is kept. Only the updates changed (another process's add): the
+        journal's new batches are folded into the model served, as that process folded them (tens of
+        milliseconds, lookup tables kept), instead of loading the model again. A new model is loaded and
+        its lookup tables are built before it is swapped in, so no request waits for them."""
         with self._writing:  # not beside this process's own update, which installs its result itself
             stamp = self.stamp()
             current = self.snapshot
@@ -164,12 +174,41 @@ class Service:
                 return False
             if stamp[0] is None:
                 return False  # no model (yet): keep what is served, if anything
+            if current is not None and stamp[:2] == current.stamp[:2]:
+                self._install(current.model, current.sha256, stamp)
+                return True
+            if current is not None and stamp[0] == current.stamp[0]:
+                replayed = self._replay(current)
+                if replayed is not None:
+                    self._install(replayed[0], current.sha256, replayed[1])
+                    return True
             try:
                 model, manifest = load_with_manifest(self.settings.model)
             except ModelError:
                 return False
+            warm(model.fitted_state())
             self._install(model, str(manifest["model_file"]["sha256"]), stamp)
             return True
+
+    def _replay(self, current: Snapshot) -> tuple[Recommender, Stamp] | None:
+        """The served model with the journal's new batches folded in, and the files' stamp it matches;
+        ``None`` when it cannot be had that way (a batch missing from the journal): load the model again."""
+        state = current.model.fitted_state()
+        fit = state.base_sha256
+        if fit is None:
+            return None
+        # Under the writers' lock: no update lands between reading the journal and checking the overlay.
+        with locked_directory(self.settings.model.parent):
+            stamp = self.stamp()
+            if stamp[0] != current.stamp[0]:
+                return None
+            for entry in self._journal.new_entries(fit, after=state.updates.generation):
+                if entry.generation != state.updates.generation + 1:
+                    return None
+                state, _ = fold(state, entry.articles, entry.removed)
+            if overlay_generation(self.settings.model, fit) != state.updates.generation:
+                return None
+        return Recommender.from_state(state, current.model.get_params()), stamp
 
     def _install(self, model: Recommender, sha256: str, stamp: Stamp) -> None:
         store, meta = None, None
@@ -253,6 +292,15 @@ class Service:
             fresh = Recommender.from_state(model.fitted_state(), model.get_params())
             self._install(fresh, str(manifest["model_file"]["sha256"]), self.stamp())
         return result.to_dict()
+
+
+def warm(state: FittedState) -> None:
+    """Build the lookup tables of ``state`` that lookups by id and drafts use (a third of a second at 25k
+    articles), so that the first requests it serves do not wait for them."""
+    state.rows()
+    state.vocabulary()
+    title_ids(state)
+    search_index(state)
 
 
 # --- the HTTP application ---------------------------------------------------------------------------

@@ -489,21 +489,67 @@ def test_the_readme_clients_print_the_box(served: Server, client: list[str]) -> 
         assert (ROOT / "examples" / name).read_text(encoding="utf-8").strip() in readme
 
 
-def test_a_snapshot_whose_store_was_rewritten_answers_from_its_own_model(model_path: Path, tmp_path: Path) -> None:
-    """Between another process's write and the worker's next look at the files, a lookup is answered by
-    the snapshot's model, never from lists newer than the snapshot (and its ETag)."""
-    model = copy_model(model_path, tmp_path / "model")
-    store = tmp_path / "related.sqlite"
+TWIN = Article(id="twin-1", title="Ular berkaki tiga ditemukan warga Riau", body="Ular berkaki tiga di Riau.")
+
+
+def in_process(model_path: Path, directory: Path) -> tuple[Path, Path, Service]:
+    """A copy of the model, its store, and a worker's Service that has loaded them."""
+    model = copy_model(model_path, directory / "model")
+    store = directory / "related.sqlite"
     precompute(Recommender.load(model), store, k=10)
     service = Service(ServeSettings(model=model, store=store))
     assert service.refresh()
+    return model, store, service
+
+
+def test_a_snapshot_whose_store_was_rewritten_answers_from_its_own_model(model_path: Path, tmp_path: Path) -> None:
+    """Between another process's write and the worker's next look at the files, a lookup is answered by
+    the snapshot's model, never from lists newer than the snapshot (and its ETag)."""
+    model, store, service = in_process(model_path, tmp_path)
     snapshot = service.current()
     before, source = service.lookup(snapshot, SNAKE_ID, Query(k=10))
     assert source == "store"
-    twin = Article(id="twin-1", title="Ular berkaki tiga ditemukan warga Riau", body="Ular berkaki tiga di Riau.")
-    Updater(model, store).add([twin])  # another process: the store now lists the twin under the snake story
+    Updater(model, store).add([TWIN])  # another process: the store now lists the twin under the snake story
     during, source = service.lookup(snapshot, SNAKE_ID, Query(k=10))
     assert source == "model" and [r.id for r in during] == [r.id for r in before]
     assert service.refresh() and service.current().etag != snapshot.etag
     after, source = service.lookup(service.current(), SNAKE_ID, Query(k=10))
     assert source == "store" and "twin-1" in [r.id for r in after]
+
+
+def served_lists(service: Service, ids: list[str]) -> list[list[str]]:
+    snapshot = service.current()
+    return [[r.id for r in snapshot.model.related(i, 5)] for i in ids]
+
+
+def test_another_process_s_update_is_folded_in_from_the_journal(model_path: Path, tmp_path: Path) -> None:
+    model, store, service = in_process(model_path, tmp_path)
+    first = service.current()
+    assert first.model.fitted_state().memo.peek("titles") is not None  # built before it was served
+    other = Updater(model, store)  # another process's updater
+    other.add([TWIN])
+    other.remove([SNAKE_ID])
+    assert service.refresh()
+    replayed = service.current()
+    state = replayed.model.fitted_state()
+    assert state.updates.generation == 2 and replayed.store_key is not None  # the store is in use
+    assert state.memo.peek("titles") is not None  # carried over by the folds: the model was not loaded again
+    loaded = Recommender.load(model)
+    ids = ["twin-1", *(str(loaded.ids_[i]) for i in range(0, 30, 3))]
+    assert served_lists(service, ids) == [[r.id for r in loaded.related(i, 5)] for i in ids]
+
+    precompute(loaded, store, k=10)  # only the store changes: the model served is kept
+    assert service.refresh() and service.current().model is replayed.model
+    assert service.current().etag != replayed.etag
+
+
+def test_a_batch_missing_from_the_journal_loads_the_model_again(model_path: Path, tmp_path: Path) -> None:
+    model = copy_model(model_path, tmp_path / "model")
+    service = Service(ServeSettings(model=model))
+    assert service.refresh()
+    Updater(model).add([TWIN])
+    model.with_suffix(".journal.jsonl").unlink()
+    assert service.refresh()
+    state = service.current().model.fitted_state()
+    assert state.updates.generation == 1 and "twin-1" in state.rows()
+    assert state.memo.peek("titles") is not None  # loaded, and its tables built before it was served

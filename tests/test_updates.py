@@ -32,7 +32,7 @@ from recommender import (
     precompute,
 )
 from recommender._atomic import locked_directory
-from recommender.modelfile import read_journal
+from recommender.modelfile import JournalReader, read_journal
 from recommender.store import StoreMeta
 from recommender.updates import REFIT_SHARE, overlay_path
 
@@ -652,3 +652,29 @@ def test_a_reader_asking_for_the_lists_it_knows_gets_none_once_they_are_rewritte
     assert reader.related_as_of("no-such-id", 5, known) is None  # out of date before unknown
     now = StoreMeta.from_rows(reader.meta()).lists_key()
     assert now != known and reader.related_as_of(some, 5, now) == reader.related(some, 5)
+
+
+def test_a_journal_reader_reads_each_complete_line_once(
+    base_model: Path, timeline: list[Article], tmp_path: Path
+) -> None:
+    model = copy_model(base_model, tmp_path)
+    fit = str(Recommender.load(model).fitted_state().base_sha256)
+    reader = JournalReader(model)
+    assert reader.new_entries(fit, after=0) == []  # no journal yet
+    updater = Updater(model)
+    updater.add(timeline[300:301])
+    updater.add(timeline[301:302])
+    assert [e.generation for e in reader.new_entries(fit, after=0)] == [1, 2]
+    assert reader.new_entries(fit, after=0) == []  # nothing new
+    journal = model.with_suffix(".journal.jsonl")
+    whole = journal.read_text().splitlines(keepends=True)[0]
+    with open(journal, "a") as out:
+        out.write(whole.replace('"generation": 1', '"generation": 3')[:50])  # a line being written
+    assert reader.new_entries(fit, after=0) == []
+    with open(journal, "a") as out:
+        out.write(whole.replace('"generation": 1', '"generation": 3')[50:])
+    assert [e.generation for e in reader.new_entries(fit, after=0)] == [3]
+    Recommender(n_jobs=1).fit(timeline[:200]).save(model)  # a new fit: a new journal
+    refit = str(Recommender.load(model).fitted_state().base_sha256)
+    Updater(model).add(timeline[300:301])
+    assert [e.generation for e in reader.new_entries(refit, after=0)] == [1]
