@@ -362,7 +362,7 @@ def load_runs(args: argparse.Namespace) -> None:
     total = re.findall(r'recommender_request_seconds_sum\{route="([^"]+)"\} ([\d.e+]+)', metrics)
     sums = dict(total)
     print()
-    print("the server's own /metrics (all runs, both endpoints; one worker's share when several):")
+    print("the server's own /metrics (all runs, every endpoint, every worker):")
     for route, n in count:
         print(f"  {route:28} {float(n):>10,.0f} requests, mean {float(sums[route]) / float(n) * 1000:.2f} ms")
 
