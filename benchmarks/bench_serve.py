@@ -144,7 +144,7 @@ def start_server(command: list[str], base: str, env: dict[str, str] | None = Non
     return server
 
 
-def swap_run(workers: int, seconds: int, puts: int) -> None:
+def swap_run(workers: int, seconds: int, puts: int, nice: int = 0) -> None:
     """A `train` + `precompute` swap and ``puts`` PUTs while wrk reads lists for ``seconds`` (see the module)."""
     recommender = str(Path(sys.executable).with_name("recommender"))
     corpus = bundled_corpus_path()
@@ -214,13 +214,16 @@ def swap_run(workers: int, seconds: int, puts: int) -> None:
             time.sleep(5)
             before = http(base, "/health")[1]["model"]["sha256"]
             events["train started"] = time.monotonic() - t0
-            train = subprocess.run([recommender, "train", "--model", str(model)], capture_output=True, text=True)
+            niced = ["nice", "-n", str(nice)] if nice else []
+            train = subprocess.run(
+                [*niced, recommender, "train", "--model", str(model)], capture_output=True, text=True
+            )
             if train.returncode != 0:
                 failures.append(f"train: {train.stderr.strip()}")
             events["train done"] = time.monotonic() - t0
             wait_for(base, "/health", lambda h: h["model"]["sha256"] != before)
             events["new model served"] = time.monotonic() - t0
-            done = subprocess.run(precompute_cmd, capture_output=True, text=True)
+            done = subprocess.run([*niced, *precompute_cmd], capture_output=True, text=True)
             if done.returncode != 0:
                 failures.append(f"precompute: {done.stderr.strip()}")
             events["precompute done"] = time.monotonic() - t0
@@ -247,6 +250,7 @@ def swap_run(workers: int, seconds: int, puts: int) -> None:
     print()
     print(
         f"swap under load: bundled corpus ({len(articles):,} articles); server: {workers} workers; wrk: 8 connections"
+        + (f"; train and precompute under nice -n {nice}" if nice else "")
     )
     print(f"  train alone {train_alone:.1f} s, precompute alone {precompute_alone:.1f} s (before the server started)")
     print("  " + ", ".join(f"{name} at {at:.1f} s" for name, at in events.items()))
@@ -277,6 +281,7 @@ def main() -> None:
     parser.add_argument("--swap-seconds", type=int, default=60, help="the swap run's length (0: skip it)")
     parser.add_argument("--puts", type=int, default=100, help="articles PUT during the swap run")
     parser.add_argument("--only-swap", action="store_true", help="run the swap only")
+    parser.add_argument("--nice", type=int, default=0, help="run the swap's train and precompute under nice -n N")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
@@ -284,7 +289,7 @@ def main() -> None:
     if not args.only_swap:
         load_runs(args)
     if args.swap_seconds:
-        swap_run(args.workers, args.swap_seconds, args.puts)
+        swap_run(args.workers, args.swap_seconds, args.puts, args.nice)
 
 
 def load_runs(args: argparse.Namespace) -> None:
