@@ -13,8 +13,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from . import blocks
 from ._atomic import atomic_write, locked_directory
 from ._progress import ProgressCallback
@@ -141,12 +139,8 @@ def _write_caught_up(
 ) -> tuple[FittedState, int]:
     """Write ``state``'s ``lists`` to the SQLite store ``path`` with the updates made to the model at
     ``model_path`` since ``state`` folded in; returns the state written and the pairs."""
-    stored = StoredLists(
-        np.full((len(state), k), -1, dtype=np.int64), np.zeros((len(state), k), dtype=np.float32), k, options
-    )
-    for block in lists:  # computed first: updaters wait on the lock only while the store is written
-        stop = block.start + block.indices.shape[0]
-        stored.indices[block.start : stop], stored.scores[block.start : stop] = block.indices, block.scores
+    # Computed first: updaters wait on the lock only while the store is written.
+    stored = StoredLists.collect(lists, len(state), k, options)
     with locked_directory(model_path.parent):
         fit = str(state.base_sha256)
         caught = catch_up(state, stored, read_journal(model_path, fit, after=state.updates.generation), threads)

