@@ -7,9 +7,10 @@ lead-ins, bylines); :class:`Analyzer` turns an article's title and body into wei
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from itertools import pairwise
+from types import MappingProxyType
 from typing import Any
 
 import ftfy
@@ -236,6 +237,16 @@ class Analyzer:
         state.setdefault("numbers", False)  # pickled before numbers could be kept
         self.__dict__.update(state)
         self._keep = _KeptWords(self.stopwords, self.numbers)
+
+    @property
+    def stem_cache(self) -> Mapping[str, str]:
+        """The words stemmed so far, each with its stem (read-only): each distinct word is stemmed once."""
+        return MappingProxyType(self._stems)
+
+    @property
+    def stemmer_loaded(self) -> bool:
+        """Whether Sastrawi's stemmer has been built: on the first word to stem, never without ``stem``."""
+        return self._stemmer is not None
 
     def _stem(self, word: str) -> str:
         # Sastrawi costs ~1 ms a word; news reuses words, so each distinct word is stemmed once.

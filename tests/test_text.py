@@ -372,24 +372,28 @@ def test_stemming_drops_stems_that_are_stopwords() -> None:
     assert Analyzer(stem=True, ngram_range=(1, 1))("diadakan bertujuan pembelajaran") == ["ajar"]
 
 
-def test_stem_cache_holds_each_distinct_word_once() -> None:
+def test_stem_cache_holds_each_distinct_word_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from Sastrawi.Stemmer.StemmerFactory import StemmerFactory
+
+    built = []
+    create = StemmerFactory.create_stemmer
+    monkeypatch.setattr(StemmerFactory, "create_stemmer", lambda self: built.append(1) or create(self))
     analyzer = Analyzer(stem=True)
     text = "Pembelajaran menewaskan, pembelajaran menewaskan. Pembelajaran gempa"
     first = analyzer(text)
-    assert set(analyzer._stems) == {"pembelajaran", "menewaskan", "gempa"}
-    assert analyzer._stems["pembelajaran"] == "ajar"
-    stemmer = analyzer._stemmer
+    assert set(analyzer.stem_cache) == {"pembelajaran", "menewaskan", "gempa"}
+    assert analyzer.stem_cache["pembelajaran"] == "ajar"
     assert analyzer(text) == first
     assert analyzer(("Gempa", text)) == ["gempa"] * 3 + first
-    assert len(analyzer._stems) == 3
-    assert analyzer._stemmer is stemmer
+    assert len(analyzer.stem_cache) == 3
+    assert built == [1]  # one stemmer, built on the first word
 
 
 def test_stem_false_builds_no_stemmer() -> None:
     analyzer = Analyzer()
     analyzer("pembelajaran menewaskan")
-    assert analyzer._stems == {}
-    assert analyzer._stemmer is None
+    assert dict(analyzer.stem_cache) == {}
+    assert not analyzer.stemmer_loaded
 
 
 @pytest.mark.parametrize("stem", [False, True])
@@ -398,10 +402,10 @@ def test_pickle_round_trip(stem: bool) -> None:
     doc = ("Pembelajaran Daring", "Gempa menewaskan warga yang tinggal di pesisir, banjir juga.")
     before = analyzer(doc)
     if stem:
-        assert analyzer._stems and analyzer._stemmer is not None
+        assert analyzer.stem_cache and analyzer.stemmer_loaded
     clone = pickle.loads(pickle.dumps(analyzer))
-    assert clone._stems == {}
-    assert clone._stemmer is None
+    assert dict(clone.stem_cache) == {}
+    assert not clone.stemmer_loaded
     assert (clone.stem, clone.ngram_range, clone.title_weight, clone.stopwords) == (
         stem,
         (1, 3),
@@ -411,7 +415,7 @@ def test_pickle_round_trip(stem: bool) -> None:
     assert clone(doc) == before
     assert analyzer(doc) == before  # pickling does not clear the original's cache
     if stem:
-        assert len(analyzer._stems) > 0
+        assert len(analyzer.stem_cache) > 0
 
 
 def test_pickle_size_does_not_grow_with_cache() -> None:
@@ -601,7 +605,7 @@ def test_stemmed_unigrams_are_clean(text: str) -> None:
     terms = analyzer(text)
     for term in terms:
         assert term and term == term.lower() and term not in STOP
-    assert len(analyzer._stems) <= len(set(text.lower().split()))
+    assert len(analyzer.stem_cache) <= len(set(text.lower().split()))
 
 
 def reference_terms(text: str, ngram_range: tuple[int, int], *, dateline: bool = True) -> list[str]:
