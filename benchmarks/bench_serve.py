@@ -325,23 +325,8 @@ def load_runs(args: argparse.Namespace) -> None:
         base = f"http://127.0.0.1:{port}"
         command = [str(Path(sys.executable).with_name("recommender")), "serve", "--model", str(path)]
         command += ["--store", str(store_path), "--port", str(port), "--workers", str(args.workers)]
-        server = subprocess.Popen(
-            command,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        server = start_server(command, base)
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    with urllib.request.urlopen(base + "/health", timeout=5) as answer:
-                        if answer.status == 200:
-                            break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.2)
             wrk(base, get_script, 4, 2)  # warm-up: every worker's tables built, kernels loaded
             wrk(base, post_script, 4, 2)
             runs = [

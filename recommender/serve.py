@@ -35,12 +35,11 @@ from .errors import (
     UnknownArticleError,
 )
 from .folding import fold
-from .lookups import search_index, title_ids
+from .lookups import warm
 from .model import Recommender, load_with_manifest, read_manifest
 from .modelfile import JournalReader, manifest_path, overlay_generation, overlay_path
 from .ranking import MIN_RESULTS, MIN_SCORE, Related, check_k
 from .render import render_related
-from .state import FittedState
 from .store import RelatedStore, StoreMeta
 from .updates import Updater
 
@@ -295,15 +294,6 @@ class Service:
             fresh = Recommender.from_state(model.fitted_state(), model.get_params())
             self._install(fresh, str(manifest["model_file"]["sha256"]), self.stamp())
         return result.to_dict()
-
-
-def warm(state: FittedState) -> None:
-    """Build the lookup tables of ``state`` that lookups by id and drafts use (a third of a second at 25k
-    articles), so that the first requests it serves do not wait for them."""
-    state.rows()
-    state.vocabulary()
-    title_ids(state)
-    search_index(state)
 
 
 # --- the HTTP application ---------------------------------------------------------------------------

@@ -426,6 +426,11 @@ _WAL_NEEDS_WRITE_ACCESS = {
 }
 
 
+def _asked(article_id: str, k: int | None) -> tuple[str, int | None]:
+    """A reader's id as a corpus reads ids (surrounding whitespace ignored), and its ``k`` checked."""
+    return (article_id.strip() if isinstance(article_id, str) else article_id), (None if k is None else check_k(k))
+
+
 class RelatedStore:
     """Read precomputed lists from a SQLite store: what a CMS calls on every page view.
 
@@ -482,10 +487,7 @@ class RelatedStore:
     def related(self, article_id: str, k: int | None = None) -> list[Related]:
         """The stored list of ``article_id`` (surrounding whitespace ignored, as when a corpus is read), best
         first, at most ``k`` (1 to :data:`~recommender.ranking.MAX_K`; ``None``: all stored)."""
-        if k is not None:
-            k = check_k(k)
-        if isinstance(article_id, str):
-            article_id = article_id.strip()
+        article_id, k = _asked(article_id, k)
         wanted = article_id
         rows = self._read(lambda store: store.related(wanted, k))
         if not rows and not self._read(lambda store: store.has_article(wanted)):
@@ -498,10 +500,7 @@ class RelatedStore:
         """:meth:`related`, if the store's lists are still those named ``lists_key``
         (:meth:`StoreMeta.lists_key` of the meta its reader checked); ``None`` once another job or update
         has rewritten them: the reader's view of the store is out of date."""
-        if k is not None:
-            k = check_k(k)
-        if isinstance(article_id, str):
-            article_id = article_id.strip()
+        article_id, k = _asked(article_id, k)
         wanted = article_id
         key, rows, known = self._read(lambda store: store.related_with_key(wanted, k))
         if key != lists_key:

@@ -33,7 +33,7 @@ from ._atomic import locked_directory
 from .corpus import Article
 from .errors import ModelError, StoreError
 from .folding import Changes, Delta, fold
-from .lookups import title_ids
+from .lookups import warm
 from .model import Recommender, load_with_manifest
 from .modelfile import PendingOverlay, append_journal, manifest_path, overlay_path
 from .neighbors import available_threads
@@ -196,8 +196,7 @@ class Updater:
         costs what later ones do (a second more, otherwise): fold an empty article in and one article out,
         find the lists that would change, and discard the results. Nothing is written."""
         state = self._model.fitted_state()
-        state.vocabulary()
-        title_ids(state)
+        warm(state)
         if len(state) < 2:
             return
         blank = Article(id="\x00warm-up", title="", body="")  # in the model, it would be a (discarded) edit
