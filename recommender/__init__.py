@@ -19,9 +19,10 @@ from .evaluate import EvaluationReport, JudgedScores, Judgments, SystemScores, e
 from .model import Recommender, read_manifest
 from .ranking import Related, TermWeight
 from .render import render_related
+from .rules import Rule, Rules
 from .store import RelatedStore
 from .text import Analyzer, clean_text
-from .updates import Changes, Freshness, Updater, UpdateResult, freshness
+from .updates import Changes, Freshness, RuleChange, Updater, UpdateResult, freshness
 
 __all__ = [
     "Analyzer",
@@ -41,6 +42,9 @@ __all__ = [
     "RecommenderError",
     "Related",
     "RelatedStore",
+    "Rule",
+    "RuleChange",
+    "Rules",
     "SkippedRecord",
     "StoreError",
     "SystemScores",

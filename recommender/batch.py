@@ -22,7 +22,10 @@ from .model import Recommender
 from .modelfile import read_journal
 from .neighbors import BLOCK_ROWS, Block, Plan, available_threads
 from .ranking import MIN_RESULTS, MIN_SCORE, RankingOptions, check_k
-from .repair import StoredLists, catch_up
+from .repair import StoredLists, catch_up, rules_changed_lists, under_rules
+from .rulebook import RuleBook
+from .ruleindex import rule_index
+from .rules import Rule, rules_json, rules_key
 from .state import FittedState
 from .store import RowLists, SqliteStore, StoreMeta, check_output, is_busy, locked, row_lists
 
@@ -92,6 +95,7 @@ def precompute(
         newer=newer, within_days=within_days, diversity=diversity, min_score=min_score, min_results=min_results
     )
     threads = available_threads(model.n_jobs)
+    applied = rule_index(state).in_force  # the rules the lists apply, recorded in a SQLite store
     recall = (
         blocks.estimate_recall(state, k, options, plan.approx, sample=recall_sample, threads=threads)
         if plan.approx
@@ -107,10 +111,16 @@ def precompute(
         )
     try:
         if kind == "sqlite" and model_path is not None and state.base_sha256 is not None:
-            state, pairs = _write_caught_up(state, Path(model_path), path, lists, k, options, plan, recall, threads)
+            state, pairs = _write_caught_up(
+                state, Path(model_path), path, lists, k, options, plan, recall, threads, applied
+            )
         else:
             # What an incremental update needs to recompute lists as this job did.
-            meta = replace(StoreMeta.of_job(k, plan.mode, options, state.updates.generation), recall_estimate=recall)
+            meta = replace(
+                StoreMeta.of_job(k, plan.mode, options, state.updates.generation),
+                recall_estimate=recall,
+                rules=rules_json(applied) if applied else None,
+            )
             writer = {"jsonl": _write_jsonl, "csv": _write_csv, "sqlite": _write_sqlite}[kind]
             pairs = writer(state, path, _pairs(lists), meta)
     except OSError as exc:
@@ -136,6 +146,7 @@ def _write_caught_up(
     plan: Plan,
     recall: float | None,
     threads: int,
+    applied: tuple[Rule, ...],
 ) -> tuple[FittedState, int]:
     """Write ``state``'s ``lists`` to the SQLite store ``path`` with the updates made to the model at
     ``model_path`` since ``state`` folded in; returns the state written and the pairs."""
@@ -146,7 +157,17 @@ def _write_caught_up(
         caught = catch_up(state, stored, read_journal(model_path, fit, after=state.updates.generation), threads)
         if caught is not None:  # else a batch is missing from the journal: the store is behind its model, and
             state, stored = caught  # the next update rebuilds it
-        meta = replace(StoreMeta.of_job(k, plan.mode, options, state.updates.generation), recall_estimate=recall)
+        # Rules changed (or expired) while the lists were computed: those they reach are recomputed too.
+        current = RuleBook.of_model(model_path).rules()
+        if rules_key(current.in_force(time.time())) != rules_key(applied):
+            ruled = state.with_rules(current)
+            _, stored = rules_changed_lists(under_rules(state, applied), ruled, stored, threads)
+            state, applied = ruled, rule_index(ruled).in_force
+        meta = replace(
+            StoreMeta.of_job(k, plan.mode, options, state.updates.generation),
+            recall_estimate=recall,
+            rules=rules_json(applied) if applied else None,
+        )
         rows = row_lists(range(len(state)), stored.indices, stored.scores)
         return state, _write_sqlite(state, path, rows, meta)
 

@@ -13,9 +13,10 @@ import numpy as np
 
 from ._progress import ProgressCallback
 from .errors import InvalidParameterError
-from .lookups import search_index, title_ids
+from .lookups import ranked, search_index, title_ids
 from .neighbors import BLOCK_ROWS, Approx, Block, Plan, plan, search_blocks
 from .ranking import RankingOptions, choose_rows, pool_size
+from .ruleindex import rule_index
 from .state import FittedState
 
 __all__ = ["all_related", "estimate_recall", "plan_lists"]
@@ -42,9 +43,14 @@ def all_related(
     threads: int = 1,
 ) -> Iterator[Block]:
     """The top-``k`` lists of every row (or of ``rows``, in that order), in blocks of ``block_rows``;
-    ``progress(done, total)`` counts multiply-adds, estimated up front."""
+    ``progress(done, total)`` counts multiply-adds, estimated up front.
+
+    The editors' rules apply: blocks everywhere as the search's mask; the few rows with rules of their own
+    (pins, pair and conditional blocks) are computed one by one, exactly, as a lookup computes them."""
     ids = title_ids(state) if options.dedup is not None else np.zeros(len(state), dtype=np.int64)
     index = search_index(state)
+    rules = rule_index(state)
+    special = set(rules.special_rows().tolist())
     blocks = search_blocks(
         index,
         pool_size(k, options),
@@ -54,9 +60,17 @@ def all_related(
         block_rows=block_rows,
         threads=threads,
         progress=progress,
+        mask=None if rules.blocked is None else ~rules.blocked,
     )
+    order = np.arange(len(state)) if rows is None else np.asarray(rows, dtype=np.int64)
     for start, hits in blocks:
         indices, scores = choose_rows(hits.rows, hits.scores, k, matrix=index.matrix, title_ids=ids, options=options)
+        if special:
+            for i, row in enumerate(order[start : start + indices.shape[0]].tolist()):
+                if row in special:
+                    own = ranked(state, index.matrix[row], k, options, skip=row, query_ts=float(state.timestamps[row]))
+                    indices[i], scores[i] = -1, 0
+                    indices[i, : len(own.rows)], scores[i, : len(own.rows)] = own.rows, own.scores
         yield Block(start, indices, scores)
 
 

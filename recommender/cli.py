@@ -39,7 +39,7 @@ from .corpus import (
     corpus_written_at,
     read_articles,
 )
-from .errors import InvalidParameterError, RecommenderError
+from .errors import InvalidParameterError, ModelError, RecommenderError
 from .evaluate import (
     JUDGED_ENOUGH,
     EvaluationReport,
@@ -49,11 +49,13 @@ from .evaluate import (
     unjudged_pairs,
     write_packet,
 )
-from .model import Recommender, data_path, load_with_manifest
+from .model import Recommender, data_path, load_with_manifest, manifest_path
 from .ranking import MIN_RESULTS, MIN_SCORE, Related
 from .render import render_related
+from .rulebook import RuleBook
+from .rules import Rule
 from .store import check_output
-from .updates import Updater, UpdateResult, freshness
+from .updates import RuleChange, Updater, UpdateResult, freshness
 
 DEFAULT_MODEL = Path("models") / "model.joblib"
 
@@ -306,7 +308,8 @@ def _related_table(results: list[Related], explain: bool = False) -> Table:
         # Text, not str: a title's "[/]" or "[link=...]" is what the corpus says, never Rich markup.
         row = [Text(str(rank)), Text(f"{r.score:.3f}"), Text(r.id), Text((r.published or "")[:10]), Text(r.title)]
         if explain:
-            row.append(Text(", ".join(f"{w.term} {w.weight:.3f}" for w in r.why[:3])))
+            why = ", ".join(f"{w.term} {w.weight:.3f}" for w in r.why[:3])
+            row.append(Text(f"{r.rule}; {why}" if r.rule else why))
         table.add_row(*row)
     return table
 
@@ -379,6 +382,10 @@ def related(
             typer.echo("No related articles found.")
         else:
             out.print(_related_table(results, explain))
+        if explain and article_id is not None and not (as_json or as_html):
+            filters = {name: value for name, value in options.items() if name != "explain"}
+            for r, rule in recommender.blocked(article_id, k, within_days=within_days, **filters):
+                typer.echo(f"Blocked by rule {rule}: {r.id} {r.title}")
 
 
 @app.command("precompute", cls=_Command)
@@ -514,6 +521,154 @@ def remove_command(
     """Remove articles from a model, and from their store: their lists, and every list that showed them."""
     with _user_errors():
         _report_update(Updater(model, store).remove(ids), model, store, as_json)
+
+
+UntilOption = Annotated[
+    str | None, typer.Option("--until", metavar="DATE", help="When the rule expires (ISO date or time).")
+]
+NoteOption = Annotated[str, typer.Option("--note", metavar="TEXT", help="Why: shown by `recommender rules`.")]
+RulesStoreOption = Annotated[Path | None, _store_option("SQLite store whose lists the rule rewrites")]
+
+
+def _report_rule(change: RuleChange, store: Path | None, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(change.to_dict(), ensure_ascii=False))
+        return
+    typer.echo(f"{change.action.capitalize()} rule {change.rule.id}: {change.rule.describe()}")
+    if store is not None and change.store_stale:
+        typer.echo(
+            f"Left {store} as it was: it was precomputed from another fit of the model; "
+            f"`recommender precompute --out {store}` applies the rules"
+        )
+    elif store is not None:
+        typer.echo(f"Rewrote {change.lists_updated:,} related lists in {store} in {change.seconds:.2f} s")
+
+
+@app.command("pin", cls=_Command)
+def pin_command(
+    article_id: Annotated[str, typer.Argument(metavar="ARTICLE", help="The article whose list shows the pin.")],
+    related_id: Annotated[str, typer.Argument(metavar="RELATED", help="The article to pin into that list.")],
+    position: Annotated[int, typer.Option("--position", metavar="N", help="Its place in the list (1: first).")] = 1,
+    until: UntilOption = None,
+    note: NoteOption = "",
+    model: ModelOption = DEFAULT_MODEL,
+    store: RulesStoreOption = None,
+    as_json: JsonObjectOption = False,
+) -> None:
+    """Pin RELATED into ARTICLE's list at a position (several pins keep their order)."""
+    with _user_errors():
+        rule = Rule("pin", article=article_id, related=related_id, position=position, until=until, note=note)
+        _report_rule(Updater(model, store).add_rule(rule), store, as_json)
+
+
+@app.command("block", cls=_Command)
+def block_command(
+    related_id: Annotated[
+        str | None, typer.Argument(metavar="[RELATED]", help="The article to block (everywhere, or --under one).")
+    ] = None,
+    under: Annotated[
+        str | None, typer.Option("--under", metavar="ARTICLE", help="Only in this article's list.")
+    ] = None,
+    both_ways: Annotated[bool, typer.Option("--both-ways", help="With --under: each out of the other's list.")] = False,
+    section: Annotated[str | None, typer.Option(metavar="VALUE", help="Block every article of this section.")] = None,
+    source: Annotated[str | None, typer.Option(metavar="VALUE", help="Block every article of this source.")] = None,
+    category: Annotated[str | None, typer.Option(metavar="VALUE", help="Block every article of this category.")] = None,
+    tag: Annotated[str | None, typer.Option(metavar="VALUE", help="Block every article with this tag.")] = None,
+    title: Annotated[
+        str | None, typer.Option(metavar="PATTERN", help="Block every headline matching this regular expression.")
+    ] = None,
+    only_under: Annotated[
+        str | None,
+        typer.Option(
+            "--only-under", metavar="FIELD=VALUE", help="A field block only under such articles: section=berita."
+        ),
+    ] = None,
+    until: UntilOption = None,
+    note: NoteOption = "",
+    model: ModelOption = DEFAULT_MODEL,
+    store: RulesStoreOption = None,
+    as_json: JsonObjectOption = False,
+) -> None:
+    """Block an article everywhere, or under one article, or every article matching a field."""
+    with _user_errors():
+        fields = {"section": section, "source": source, "category": category, "tag": tag, "title": title}
+        given = [(name, value) for name, value in fields.items() if value is not None]
+        if len(given) > 1:
+            raise InvalidParameterError("give one of --section, --source, --category, --tag and --title")
+        under_field = under_value = None
+        if only_under is not None:
+            under_field, sep, under_value = only_under.partition("=")
+            if not sep:
+                raise InvalidParameterError(f"--only-under takes FIELD=VALUE, e.g. section=berita, got {only_under!r}")
+        field, value = given[0] if given else (None, None)
+        rule = Rule(
+            "block",
+            article=under,
+            related=related_id,
+            field=field,
+            value=value,
+            under_field=under_field,
+            under_value=under_value,
+            both_ways=both_ways,
+            until=until,
+            note=note,
+        )
+        _report_rule(Updater(model, store).add_rule(rule), store, as_json)
+
+
+RuleIdArgument = Annotated[int, typer.Argument(metavar="RULE", help="The rule's number, from `recommender rules`.")]
+
+
+@app.command("unpin", cls=_Command)
+def unpin_command(
+    rule_id: RuleIdArgument,
+    model: ModelOption = DEFAULT_MODEL,
+    store: RulesStoreOption = None,
+    as_json: JsonObjectOption = False,
+) -> None:
+    """Remove a pin (by its number in `recommender rules`)."""
+    _remove_rule("pin", rule_id, model, store, as_json)
+
+
+@app.command("unblock", cls=_Command)
+def unblock_command(
+    rule_id: RuleIdArgument,
+    model: ModelOption = DEFAULT_MODEL,
+    store: RulesStoreOption = None,
+    as_json: JsonObjectOption = False,
+) -> None:
+    """Remove a block (by its number in `recommender rules`)."""
+    _remove_rule("block", rule_id, model, store, as_json)
+
+
+def _remove_rule(kind: str, rule_id: int, model: Path, store: Path | None, as_json: bool) -> None:
+    with _user_errors():
+        _report_rule(Updater(model, store).remove_rule(rule_id, kind=kind), store, as_json)
+
+
+@app.command("rules", cls=_Command)
+def rules_command(model: ModelOption = DEFAULT_MODEL, as_json: JsonObjectOption = False) -> None:
+    """List the editors' pins and blocks: those in force, and those expired."""
+    with _user_errors():
+        if not manifest_path(model).is_file():
+            raise ModelError(f"no model at {model}: train one first with `recommender train`")
+        now = time.time()
+        stored = RuleBook.of_model(model).rules()
+        if as_json:
+            typer.echo(json.dumps(stored.to_dict(now), ensure_ascii=False))
+            return
+        if not stored:
+            typer.echo(f"No rules for {model}: add one with `recommender pin` or `recommender block`.")
+            return
+        for heading, rules in (("In force", stored.in_force(now)), ("Expired", stored.expired(now))):
+            if not rules:
+                continue
+            table = Table(title=heading, title_justify="left", show_edge=False, pad_edge=False)
+            for column in ("#", "rule", "note", "added"):
+                table.add_column(column, justify="right" if column == "#" else "left")
+            for r in rules:
+                table.add_row(Text(str(r.id)), Text(r.describe()), Text(r.note), Text((r.created or "")[:16]))
+            out.print(table)
 
 
 @app.command("serve", cls=_Command)

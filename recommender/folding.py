@@ -178,6 +178,7 @@ def assemble(
         base_rows=np.concatenate([np.asarray(base, dtype=np.int64), np.full(added.shape[0], -1, dtype=np.int64)]),
         base_size=state.base_size,
         base_sha256=state.base_sha256,
+        rules=state.rules,
     )
 
 

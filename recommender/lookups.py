@@ -19,13 +19,18 @@ import scipy.sparse as sp
 
 from .errors import InvalidParameterError
 from .features import project_topics
-from .neighbors import Index, search
+from .neighbors import Index, pair_scores, search
 from .ranking import RankingOptions, Related, check_days, check_k, choose, explain, pool_size, title_key
+from .ruleindex import rule_index
+from .rules import place_pins
 from .state import FittedState, timestamp_of
 
 __all__ = [
     "Filters",
+    "Ranked",
     "TitleNumbers",
+    "find_articles",
+    "ranked",
     "related",
     "related_to_text",
     "search_index",
@@ -146,19 +151,36 @@ def _mask(state: FittedState, filters: Filters) -> np.ndarray | None:
     return mask
 
 
-def _top(
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    """One list as rows of the state: ``rows`` best first (pins in place), their weighted ``scores`` and
+    cosines ``similarities``, and the rule that pinned each pinned row."""
+
+    rows: list[int]
+    scores: list[float]
+    similarities: list[float]
+    pinned: dict[int, int]
+
+
+def ranked(
     state: FittedState,
     query: sp.csr_matrix,
     k: int,
-    mask: np.ndarray | None,
-    skip: int | None,
-    query_ts: float,
     options: RankingOptions,
-    with_why: bool,
-    threads: int,
-) -> list[Related]:
+    *,
+    mask: np.ndarray | None = None,
+    skip: int | None = None,
+    query_ts: float = float("nan"),
+    title: str | None = None,
+    threads: int = 1,
+) -> Ranked:
+    """The list of ``query`` (row ``skip`` of the state, or a draft titled ``title``): the search under the
+    editors' blocks and the filters' ``mask``, the final choice, then the pins the filters allow. The batch
+    job computes the lists of rows with rules of their own through this too."""
     check_k(k)
     index = search_index(state)
+    rules = rule_index(state)
+    allowed = rules.allowed(skip, title)
     topics = None
     if state.topics is not None and state.topic_terms is not None:  # an article's own; a draft's from its terms
         topics = state.topics[[skip]] if skip is not None else project_topics(query, state.topic_terms)
@@ -169,21 +191,47 @@ def _top(
         exclude=np.array([-1 if skip is None else skip]),
         query_ts=np.array([query_ts]),
         prior=options.prior(),
-        mask=mask,
+        mask=allowed if mask is None else mask if allowed is None else mask & allowed,
         query_topics=topics,
         threads=threads,
     )
     rows, scores, sims = hits.rows[0], hits.scores[0], hits.similarities[0]
     chosen = choose(rows, scores, int(k), matrix=index.matrix, title_ids=title_ids(state), options=options)
     position = {int(r): i for i, r in enumerate(rows.tolist())}
+    values = {r: (float(scores[i]), float(sims[i])) for r, i in position.items()}
+    pins = [p for p in rules.pins_of(skip) if mask is None or mask[p[0]]]
+    if pins:
+        chosen = place_pins(chosen, pins, int(k))
+        pin_rows = np.array([p[0] for p in pins], dtype=np.int64)
+        pin_scores, pin_sims = pair_scores(index, query, pin_rows, query_ts, options.prior(), topics)
+        values.update((int(r), (float(s), float(c))) for r, s, c in zip(pin_rows, pin_scores, pin_sims, strict=True))
+    pinned = {row: rule_id for row, _, rule_id in pins if row in chosen}
+    return Ranked(chosen, [values[r][0] for r in chosen], [values[r][1] for r in chosen], pinned)
+
+
+def _top(
+    state: FittedState,
+    query: sp.csr_matrix,
+    k: int,
+    mask: np.ndarray | None,
+    skip: int | None,
+    query_ts: float,
+    options: RankingOptions,
+    with_why: bool,
+    threads: int,
+    title: str | None = None,
+) -> list[Related]:
+    found = ranked(state, query, k, options, mask=mask, skip=skip, query_ts=query_ts, title=title, threads=threads)
     results = []
-    for row in chosen:
+    for row, score, similarity in zip(found.rows, found.scores, found.similarities, strict=True):
         why = explain(query, state.matrix[row], state.terms.__getitem__) if with_why else ()
+        rule = found.pinned.get(row)
         results.append(
             Related(
-                score=round(min(1.0, float(scores[position[row]])), 6),
-                similarity=round(min(1.0, float(sims[position[row]])), 6),
+                score=round(min(1.0, score), 6),
+                similarity=round(min(1.0, similarity), 6),
                 why=why,
+                rule=None if rule is None or not with_why else f"pinned by rule {rule}",
                 **state.articles.article(int(row)),  # type: ignore[arg-type]
             )
         )
@@ -242,4 +290,23 @@ def related_to_text(
         raise InvalidParameterError("give a title or a body to find related articles for")
     query = vectorize(state, title, body)
     mask = _mask(state, filters)
-    return _top(state, query, k, mask, None, timestamp_of(published), options, with_why, threads)
+    return _top(state, query, k, mask, None, timestamp_of(published), options, with_why, threads, title)
+
+
+def find_articles(state: FittedState, text: str, limit: int = 20) -> list[dict[str, str | None]]:
+    """Articles to pick from by ``text``: the one with that id, then those whose headline holds every
+    word of it (case-insensitive), newest first; at most ``limit``."""
+    text = text.strip()
+    if not text:
+        return []
+    found: list[int] = []
+    row = state.rows().get(text)
+    if row is not None:
+        found.append(row)
+    words = title_key(text).split()
+    if words:
+        keys = state.memo.get("title_keys", lambda: [title_key(t) for t in state.articles.titles.to_list()])
+        matches = [i for i, key in enumerate(keys) if all(w in key for w in words) and i != row]
+        stamps = np.nan_to_num(np.asarray(state.timestamps)[matches], nan=-np.inf)
+        found += [matches[i] for i in np.argsort(-stamps, kind="stable")]
+    return [state.articles.article(r) for r in found[: max(0, limit)]]

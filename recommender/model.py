@@ -28,6 +28,9 @@ from .lookups import Filters
 from .modelfile import FORMAT_VERSION, data_path, manifest_path, read_manifest
 from .neighbors import BLOCK_ROWS, Block, Plan, available_threads, time_origin
 from .ranking import MIN_RESULTS, MIN_SCORE, RankingOptions, Related, check_k
+from .rulebook import RuleBook
+from .ruleindex import rule_index
+from .rules import Rules
 from .state import ArticleColumns, FittedState, StringColumn, UpdateCounts, timestamp_of
 from .text import Analyzer, stopword_list
 
@@ -390,6 +393,18 @@ class Recommender:
             threads=available_threads(self.n_jobs),
         )
 
+    def blocked(self, article_id: str, k: int = 5, **filters: Any) -> list[tuple[Related, int]]:
+        """The articles the editors' rules keep out of ``article_id``'s list: those its top ``k`` would
+        hold with no rule (``filters`` as :meth:`related` takes them), each with the rule that blocks it."""
+        state = self.fitted_state()
+        rules = rule_index(state)
+        if not rules:
+            return []
+        free = Recommender.from_state(state.with_rules(Rules()), self.get_params()).related(article_id, k, **filters)
+        row, rows = state.row_of(article_id), state.rows()
+        found = [(r, rules.blocking_rule(row, rows[r.id])) for r in free]
+        return [(r, rule) for r, rule in found if rule is not None]
+
     def related_to_text(
         self,
         *,
@@ -541,6 +556,11 @@ class Recommender:
 def load_with_manifest(
     path: str | Path, *, mmap: bool = True, verify: bool = True
 ) -> tuple[Recommender, dict[str, Any]]:
-    """:meth:`Recommender.load`, and the manifest it checked the model against (the one it loaded)."""
+    """:meth:`Recommender.load`, and the manifest it checked the model against (the one it loaded). The
+    model applies the editors' rules stored beside it (:class:`~recommender.rulebook.RuleBook`)."""
     loaded = modelfile.load(path, mmap=mmap, verify=verify)
-    return Recommender.from_state(loaded.state, loaded.params), loaded.manifest
+    state = loaded.state
+    rules = RuleBook.of_model(path).rules()
+    if rules:
+        state = state.with_rules(rules)
+    return Recommender.from_state(state, loaded.params), loaded.manifest

@@ -43,6 +43,7 @@ __all__ = [
     "available_threads",
     "cost_per_row",
     "lists_entered",
+    "pair_scores",
     "plan",
     "query_scores",
     "search",
@@ -825,9 +826,10 @@ def search_blocks(
     block_rows: int = BLOCK_ROWS,
     threads: int = 1,
     progress: ProgressCallback | None = None,
+    mask: np.ndarray | None = None,
 ) -> Iterator[tuple[int, Hits]]:
     """Every row of the index (or those in ``rows``) as a query against all the others, in blocks, in order;
-    each block comes with its position in that order.
+    each block comes with its position in that order. ``mask``: the only rows any list may hold.
 
     In approximate mode the candidates come from a copy of the index in time order (unless it is so
     already); results are mapped back to this index's rows. ``progress(done, total)`` counts
@@ -843,6 +845,8 @@ def search_blocks(
     total = int(cost[-1]) if cost.size else 0
     target, order = index.in_time_order() if approx is not None else (index, None)
     rank = np.arange(index.n_docs) if order is None else np.argsort(order)
+    if mask is not None and order is not None:
+        mask = np.asarray(mask)[order]
     with threadpool_limits(limits=1):  # our threads fill the cores: no BLAS threads on top
         for start in range(0, queries.size, max(1, block_rows)):
             stop = min(queries.size, start + max(1, block_rows))
@@ -856,6 +860,7 @@ def search_blocks(
                 prior=prior,
                 approx=approx,
                 query_topics=None if target.topics is None else target.topics[own],
+                mask=mask,
                 threads=threads,
             )
             if order is not None:
@@ -865,6 +870,30 @@ def search_blocks(
             yield start, hits
             if progress is not None:
                 progress(int(cost[stop - 1]), total)
+
+
+def pair_scores(
+    index: Index,
+    query: sp.csr_matrix,
+    rows: np.ndarray,
+    query_ts: float,
+    prior: TimePrior = TimePrior(),
+    query_topics: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The weighted scores and cosines of one query row against ``rows`` (pinned articles, which the
+    search did not rank), with the kernel's time prior and topic gate."""
+    rows = np.asarray(rows, dtype=np.int64)
+    sims = np.asarray((index.matrix[rows] @ query.T).toarray(), dtype=np.float32).ravel()
+    scores = sims.copy()
+    if prior.half_life_days is not None:
+        apart = np.abs(np.asarray(index.days)[rows] - index.query_days(np.array([query_ts]))[0])
+        weight = np.float32(prior.weight)
+        factor = (np.float32(1.0) - weight) + weight / (np.float32(1.0) + apart / np.float32(prior.half_life_days))
+        scores *= np.where(np.isnan(factor), np.float32(1.0), factor).astype(np.float32)
+    if index.topics is not None and query_topics is not None:
+        agreement = np.asarray(index.topics)[rows] @ np.asarray(query_topics, dtype=np.float32).ravel()
+        scores *= np.maximum(agreement, np.float32(0.0)).astype(np.float32)
+    return scores, sims
 
 
 def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:

@@ -85,7 +85,8 @@ class Related:
     """One related article.
 
     ``score`` (0 to 1) ranks the list: the cosine ``similarity`` to the query, weighted by the topic gate
-    and the time prior when they are on. ``why`` holds the shared terms behind the similarity (with ``explain``).
+    and the time prior when they are on. ``why`` holds the shared terms behind the similarity, and ``rule`` the
+    editor's rule that placed it (a pin), with ``explain``.
     """
 
     id: str
@@ -96,11 +97,14 @@ class Related:
     score: float
     similarity: float | None = None
     why: tuple[TermWeight, ...] = ()
+    rule: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         if not self.why:
             del data["why"]
+        if self.rule is None:
+            del data["rule"]
         return data
 
 

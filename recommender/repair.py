@@ -10,7 +10,7 @@ precompute of the changed model. The :class:`~recommender.Updater` repairs a sto
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -20,10 +20,20 @@ from .lookups import search_index
 from .modelfile import JournalEntry
 from .neighbors import Block, lists_entered
 from .ranking import RankingOptions
+from .ruleindex import rule_index
+from .rules import Rule, Rules
 from .state import FittedState
 from .store import SqliteStore, StoreMeta
 
-__all__ = ["StoredLists", "all_lists", "catch_up", "changed_lists", "read_lists"]
+__all__ = [
+    "StoredLists",
+    "all_lists",
+    "catch_up",
+    "changed_lists",
+    "read_lists",
+    "rules_changed_lists",
+    "under_rules",
+]
 
 
 @dataclass
@@ -105,7 +115,9 @@ def changed_lists(
         )  # fmt: skip
         touched_old |= np.isin(lists.indices, delta.dropped).any(axis=1)
     touched_old[delta.dropped] = False
-    touched = [delta.new_of_old[touched_old], delta.new_rows]
+    # A pinned list's last item may be a pin, above what an article must reach to enter it: recompute.
+    pinned = np.array(sorted(rule_index(new).pins), dtype=np.int64)
+    touched = [delta.new_of_old[touched_old], delta.new_rows, pinned]
     if delta.new_rows.size:
         kept = delta.new_of_old >= 0
         new_threshold = np.full(len(new), np.inf, dtype=np.float32)
@@ -128,6 +140,45 @@ def changed_lists(
         at = rows[block.start : block.start + block.indices.shape[0]]
         indices[at], scores[at] = block.indices, block.scores
     return rows, StoredLists(indices, scores, lists.k, lists.options)
+
+
+def rules_changed_lists(
+    before: FittedState, after: FittedState, lists: StoredLists, threads: int
+) -> tuple[np.ndarray, StoredLists]:
+    """The rows whose lists change when the rules go from ``before``'s to ``after``'s (the same articles),
+    and the lists with those rows recomputed.
+
+    Recomputed: the rows with rules of their own under either; the lists holding an article blocked
+    everywhere now; and the lists an article blocked or unblocked everywhere could enter (a list with room,
+    or under diversity, may change with its pool)."""
+    old, new = rule_index(before), rule_index(after)
+    n = len(after)
+    rows = [old.special_rows(), new.special_rows()]
+    was = np.zeros(n, dtype=bool) if old.blocked is None else old.blocked
+    now = np.zeros(n, dtype=bool) if new.blocked is None else new.blocked
+    newly = np.flatnonzero(now & ~was)
+    if newly.size:
+        rows.append(np.flatnonzero(np.isin(lists.indices, newly).any(axis=1)))
+    freed = np.flatnonzero(was != now)
+    if freed.size:
+        index = search_index(after)
+        entered = lists_entered(
+            index, index.matrix[freed], after.timestamps[freed], _thresholds(lists), lists.options.prior(newer=True),
+            threads, None if after.topics is None else after.topics[freed],
+        )  # fmt: skip
+        rows.append(np.flatnonzero(entered))
+    changed = np.unique(np.concatenate(rows)).astype(np.int64)
+    indices, scores = lists.indices.copy(), lists.scores.copy()
+    for block in all_related(after, lists.k, lists.options, rows=changed, threads=threads):
+        at = changed[block.start : block.start + block.indices.shape[0]]
+        indices[at], scores[at] = block.indices, block.scores
+    return changed, StoredLists(indices, scores, lists.k, lists.options)
+
+
+def under_rules(state: FittedState, rules: Sequence[Rule]) -> FittedState:
+    """``state`` applying exactly ``rules`` (those a store's lists were computed with: each in force,
+    whether or not it has expired since)."""
+    return state.with_rules(Rules(tuple(replace(r, until=None) for r in rules)))
 
 
 def all_lists(state: FittedState, k: int, options: RankingOptions, threads: int) -> StoredLists:

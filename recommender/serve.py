@@ -15,6 +15,7 @@ import asyncio
 import gc
 import hashlib
 import json
+import math
 import os
 import tempfile
 import threading
@@ -27,6 +28,7 @@ from typing import Any
 
 from ._atomic import locked_directory
 from .corpus import article_from_record
+from .editor import mount as mount_editor
 from .errors import (
     InvalidParameterError,
     ModelError,
@@ -35,15 +37,18 @@ from .errors import (
     UnknownArticleError,
 )
 from .folding import fold
-from .lookups import warm
+from .lookups import find_articles, warm
 from .model import Recommender, load_with_manifest, read_manifest
 from .modelfile import JournalReader, manifest_path, overlay_generation, overlay_path
 from .ranking import MIN_RESULTS, MIN_SCORE, Related, check_k
 from .render import render_related
-from .store import RelatedStore, StoreMeta
-from .updates import Updater
+from .rulebook import RuleBook, rules_path
+from .ruleindex import rule_index
+from .rules import rule_from_dict
+from .store import ListsKey, RelatedStore, StoreMeta
+from .updates import RuleChange, Updater
 
-__all__ = ["ServeSettings", "Service", "Snapshot", "create_app", "create_app_from_env", "run"]
+__all__ = ["EditorBackend", "ServeSettings", "Service", "Snapshot", "create_app", "create_app_from_env", "run"]
 
 INSTALL = "install the server with: pip install 'recommender[serve]'"
 TOKEN_VARIABLE = "RECOMMENDER_API_TOKEN"
@@ -100,7 +105,9 @@ class Snapshot:
     stamp: Stamp
     etag: str
     # The store's lists this snapshot names: a read finding others (rewritten since) is answered by the model.
-    store_key: tuple[str | None, int, str | None] | None = None
+    store_key: ListsKey | None = None
+    # When one of the rules in force expires: the snapshot is made again then (lists and ETag change).
+    rules_valid_until: float = math.inf
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,9 +161,14 @@ class Service:
         self._journal = JournalReader(settings.model)
 
     def stamp(self) -> Stamp:
-        """Which files are on disk now: the manifest, the overlay of updates, the store."""
+        """Which files are on disk now: the manifest, the overlay of updates, the store, the rules."""
         model = self.settings.model
-        return (_stamp_of(manifest_path(model)), _stamp_of(overlay_path(model)), _stamp_of(self.settings.store))
+        return (
+            _stamp_of(manifest_path(model)),
+            _stamp_of(overlay_path(model)),
+            _stamp_of(self.settings.store),
+            _stamp_of(rules_path(model)),
+        )
 
     def refresh(self) -> bool:
         """Load the files again if they changed since the snapshot was made; True if a new one is in place.
@@ -165,21 +177,23 @@ class Service:
         Only the store changed: the model is kept. Only the updates changed (another process's add): the
         journal's new batches are folded into the model served, as that process folded them (tens of
         milliseconds, lookup tables kept), instead of loading the model again. A new model is loaded and
-        its lookup tables are built before it is swapped in, so no request waits for them."""
+        its lookup tables are built before it is swapped in, so no request waits for them. Only the rules
+        changed (or one expired): the model served applies the rules now stored."""
         with self._writing:  # not beside this process's own update, which installs its result itself
             stamp = self.stamp()
             current = self.snapshot
-            if current is not None and current.stamp == stamp:
+            if current is not None and current.stamp == stamp and time.time() < current.rules_valid_until:
                 return False
             if stamp[0] is None:
                 return False  # no model (yet): keep what is served, if anything
             if current is not None and stamp[:2] == current.stamp[:2]:
-                self._install(current.model, current.sha256, stamp)
+                self._install(self._ruled(current.model, stamp, current.stamp), current.sha256, stamp)
                 return True
             if current is not None and stamp[0] == current.stamp[0]:
                 replayed = self._replay(current)
                 if replayed is not None:
-                    self._install(replayed[0], current.sha256, replayed[1])
+                    model = self._ruled(replayed[0], replayed[1], current.stamp)
+                    self._install(model, current.sha256, replayed[1])
                     return True
             try:
                 model, manifest = load_with_manifest(self.settings.model)
@@ -188,6 +202,13 @@ class Service:
             warm(model.fitted_state())
             self._install(model, str(manifest["model_file"]["sha256"]), stamp)
             return True
+
+    def _ruled(self, model: Recommender, stamp: Stamp, before: Stamp) -> Recommender:
+        """``model`` applying the rules stored now, if they changed since ``before``."""
+        if stamp[3] == before[3]:
+            return model
+        state = model.fitted_state().with_rules(RuleBook.of_model(self.settings.model).rules())
+        return Recommender.from_state(state, model.get_params())
 
     def _replay(self, current: Snapshot) -> tuple[Recommender, Stamp] | None:
         """The served model with the journal's new batches folded in, and the files' stamp it matches;
@@ -221,17 +242,28 @@ class Service:
             except (StoreError, KeyError, ValueError):
                 store, meta = None, None
         state = model.fitted_state()
+        rules = rule_index(state)
         if meta is not None and (
-            meta.model_created_at != state.fitted_at or meta.model_generation != state.updates.generation
+            meta.model_created_at != state.fitted_at
+            or meta.model_generation != state.updates.generation
+            or meta.rules_key != rules.key
         ):
-            meta = None  # the store is behind (or ahead of) this model: lists come from the model
+            meta = None  # the store is behind (or ahead of) this model or its rules: lists come from the model
         key = repr(
-            (sha256, state.updates.generation, None if meta is None else meta.lists_key(), meta and meta.updated_at)
+            (
+                sha256,
+                state.updates.generation,
+                rules.key,
+                None if meta is None else meta.lists_key(),
+                meta and meta.updated_at,
+            )
         )
         etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:20] + '"'
         sections = frozenset(s for s in state.articles.sections.to_list() if s is not None)
         key_of_lists = None if meta is None else meta.lists_key()
-        self.snapshot = Snapshot(model, sha256, store, meta, sections, stamp, etag, key_of_lists)
+        self.snapshot = Snapshot(
+            model, sha256, store, meta, sections, stamp, etag, key_of_lists, rules_valid_until=rules.valid_until
+        )
 
     def current(self) -> Snapshot:
         snapshot = self.snapshot
@@ -294,6 +326,76 @@ class Service:
             fresh = Recommender.from_state(model.fitted_state(), model.get_params())
             self._install(fresh, str(manifest["model_file"]["sha256"]), self.stamp())
         return result.to_dict()
+
+    def rules(self) -> dict[str, Any]:
+        """The stored rules, those in force and those expired, as JSON objects."""
+        return RuleBook.of_model(self.settings.model).rules().to_dict(time.time())
+
+    def add_rule(self, rule: dict[str, Any]) -> dict[str, Any]:
+        """Add a rule (a JSON object, see :class:`~recommender.rules.Rule`) through the updater, which
+        rewrites the stored lists it changes; then serve the result at once. Bad input stores nothing."""
+        return self._change_rule(lambda updater: updater.add_rule(rule_from_dict(rule)))
+
+    def remove_rule(self, rule_id: int) -> dict[str, Any]:
+        """Remove rule ``rule_id`` through the updater; then serve the result at once."""
+        return self._change_rule(lambda updater: updater.remove_rule(rule_id))
+
+    def move_pin(self, rule_id: int, position: int) -> dict[str, Any]:
+        """Move pin ``rule_id`` to ``position`` through the updater, in one transaction."""
+        return self._change_rule(lambda updater: updater.move_pin(rule_id, position))
+
+    def _change_rule(self, change: Callable[[Updater], RuleChange]) -> dict[str, Any]:
+        with self._writing:
+            if self._updater is None:
+                self._updater = Updater(self.settings.model, self.settings.store)
+            updater = self._updater
+            result = change(updater)
+            model = updater.model
+            manifest = read_manifest(self.settings.model)
+            fresh = Recommender.from_state(model.fitted_state(), model.get_params())
+            self._install(fresh, str(manifest["model_file"]["sha256"]), self.stamp())
+        return result.to_dict()
+
+
+class EditorBackend:
+    """What the editor's page (:mod:`recommender.editor`) reads and writes, on a worker's :class:`Service`:
+    the box as readers see it (store or model, with each result's score and shared terms), drafts, title
+    search, and the rules."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    @property
+    def token(self) -> str | None:
+        return self.service.settings.token
+
+    def related(self, article_id: str, k: int = 5) -> list[Related]:
+        service = self.service
+        return service.lookup(service.current(), article_id, Query(k=k, explain=True))[0]
+
+    def draft(self, title: str, body: str, k: int = 5) -> list[Related]:
+        service = self.service
+        return service.draft(service.current(), title, body, None, Query(k=k, explain=True))
+
+    def find(self, text: str, limit: int = 20) -> list[dict[str, str | None]]:
+        return find_articles(self.service.current().model.fitted_state(), text, limit)
+
+    def article(self, article_id: str) -> dict[str, str | None]:
+        """The stored fields (id, title, url, published, section) of ``article_id``; UnknownArticleError if none."""
+        state = self.service.current().model.fitted_state()
+        return state.articles.article(state.row_of(article_id))
+
+    def rules(self) -> dict[str, Any]:
+        return self.service.rules()
+
+    def add_rule(self, rule: dict[str, Any]) -> dict[str, Any]:
+        return self.service.add_rule(rule)
+
+    def remove_rule(self, rule_id: int) -> dict[str, Any]:
+        return self.service.remove_rule(rule_id)
+
+    def move_pin(self, rule_id: int, position: int) -> dict[str, Any]:
+        return self.service.move_pin(rule_id, position)
 
 
 # --- the HTTP application ---------------------------------------------------------------------------
@@ -743,6 +845,25 @@ def create_app(settings: ServeSettings) -> Any:
         authorize(authorization)
         return await write([], [article_id])
 
+    @app.get("/rules", summary="The editors' rules, in force and expired (token required)")
+    async def get_rules(authorization: str | None = Header(None)) -> Any:
+        authorize(authorization)
+        return JSONResponse(await asyncio.to_thread(service.rules))
+
+    @app.post("/rules", status_code=201, summary="Add a pin or block (token required)")
+    async def post_rule(body: Any = Body(...), authorization: str | None = Header(None)) -> Any:
+        authorize(authorization)
+        result = await asyncio.to_thread(service.add_rule, body)
+        reloads.inc()
+        return JSONResponse(result, status_code=201)
+
+    @app.delete("/rules/{rule_id}", summary="Remove a rule: unpin, unblock (token required)")
+    async def delete_rule(rule_id: int, authorization: str | None = Header(None)) -> Any:
+        authorize(authorization)
+        result = await asyncio.to_thread(service.remove_rule, rule_id)
+        reloads.inc()
+        return JSONResponse(result)
+
     @app.get("/health", summary="The model and store being served")
     async def health() -> Any:
         snapshot = service.snapshot
@@ -783,6 +904,7 @@ def create_app(settings: ServeSettings) -> Any:
             return Response(generate_latest(every_worker), media_type=CONTENT_TYPE_LATEST)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    mount_editor(app, EditorBackend(service))  # the editors' page at /
     app.state.service = service
     return Metrics(app)
 

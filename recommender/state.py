@@ -22,11 +22,15 @@ import scipy.sparse as sp
 from ._sparse import row_ranges
 from .corpus import Article, parse_published
 from .errors import InvalidParameterError, UnknownArticleError
+from .rules import Rules
 from .text import Analyzer
 
-__all__ = ["ArticleColumns", "FittedState", "Memo", "StringColumn", "UpdateCounts", "timestamp_of"]
+__all__ = ["TAG_SEPARATOR", "ArticleColumns", "FittedState", "Memo", "StringColumn", "UpdateCounts", "timestamp_of"]
 
 _T = TypeVar("_T")
+
+# An article's tags in one string column.
+TAG_SEPARATOR = "\x1f"
 
 
 def timestamp_of(value: str | datetime | None) -> float:
@@ -97,15 +101,20 @@ class StringColumn:
 @dataclass(frozen=True, slots=True)
 class ArticleColumns:
     """The stored fields of every article, one column each, row for row with the matrix: the one place
-    that knows which fields a list shows (a store's ``articles`` table has the same, in this order)."""
+    that knows which fields a list shows (a store's ``articles`` table has the same, in this order) and
+    which labels rules can match (source, category, tags)."""
 
     ids: StringColumn
     titles: StringColumn
     urls: StringColumn
     published: StringColumn
     sections: StringColumn
+    sources: StringColumn
+    categories: StringColumn
+    tags: StringColumn
 
-    # Each column's name in a saved model, and the field of an article it holds.
+    # Each column's name in a saved model, and the field of an article it holds: first those a list
+    # shows, then the labels only rules read.
     FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
         ("ids", "id"),
         ("titles", "title"),
@@ -113,32 +122,52 @@ class ArticleColumns:
         ("published", "published"),
         ("sections", "section"),
     )
+    LABELS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("sources", "source"),
+        ("categories", "category"),
+        ("tags", "tags"),
+    )
 
     @classmethod
     def from_articles(cls, articles: Sequence[Article]) -> ArticleColumns:
-        return cls(
-            *(StringColumn.from_values([getattr(a, attribute) for a in articles]) for _, attribute in cls.FIELDS)
-        )
+        def value(article: Article, attribute: str) -> str | None:
+            found = getattr(article, attribute)
+            if attribute == "tags":  # several values in one string
+                return TAG_SEPARATOR.join(found) if found else None
+            return str(found) if found is not None else None
+
+        return cls(*(StringColumn.from_values([value(a, attr) for a in articles]) for _, attr in cls.stored()))
+
+    @classmethod
+    def stored(cls) -> tuple[tuple[str, str], ...]:
+        return cls.FIELDS + cls.LABELS
 
     @classmethod
     def from_state(cls, columns: dict[str, dict[str, np.ndarray]]) -> ArticleColumns:
-        """The columns saved as :meth:`state` (extra entries, such as a model's terms, ignored)."""
-        return cls(*(StringColumn(**columns[name]) for name, _ in cls.FIELDS))
+        """The columns saved as :meth:`state` (extra entries, such as a model's terms, ignored; labels
+        missing from a model saved before they were kept read as absent)."""
+        n = int(np.asarray(columns["ids"]["offsets"]).shape[0]) - 1
+        absent = StringColumn(np.zeros(0, np.uint8), np.zeros(n + 1, np.int64), np.zeros(n, bool))
+        return cls(*(StringColumn(**columns[name]) if name in columns else absent for name, _ in cls.stored()))
 
     def state(self) -> dict[str, dict[str, np.ndarray]]:
-        return {name: getattr(self, name).state() for name, _ in self.FIELDS}
+        return {name: getattr(self, name).state() for name, _ in self.stored()}
 
     def columns(self) -> tuple[StringColumn, ...]:
+        """The columns a list shows, in :attr:`FIELDS` order."""
         return tuple(getattr(self, name) for name, _ in self.FIELDS)
+
+    def all_columns(self) -> tuple[StringColumn, ...]:
+        return tuple(getattr(self, name) for name, _ in self.stored())
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def take(self, rows: np.ndarray) -> ArticleColumns:
-        return ArticleColumns(*(c.take(rows) for c in self.columns()))
+        return ArticleColumns(*(c.take(rows) for c in self.all_columns()))
 
     def extend(self, other: ArticleColumns) -> ArticleColumns:
-        return ArticleColumns(*(c.extend(o) for c, o in zip(self.columns(), other.columns(), strict=True)))
+        return ArticleColumns(*(c.extend(o) for c, o in zip(self.all_columns(), other.all_columns(), strict=True)))
 
     def article(self, row: int) -> dict[str, str | None]:
         """The stored fields of the article at ``row``, by field name (``id``, ``title``, ...)."""
@@ -208,6 +237,10 @@ class Memo:
         """The table ``name`` if it was built, else ``None``."""
         return self._values.get(name)
 
+    def without(self, name: str) -> Memo:
+        """A memo with this one's tables but ``name``, for a state that differs only in what it is built from."""
+        return Memo({key: value for key, value in self._values.items() if key != name})
+
     def __reduce__(self) -> tuple[type[Memo], tuple[()]]:
         return (Memo, ())
 
@@ -221,7 +254,8 @@ class FittedState:
     (``None``: off). ``timestamps``: publication times (NaN: undated); ``time_origin`` the day the kernels
     count from. ``corpus``: facts about the fitted corpus, as the manifest records them. ``base_rows``: each
     row's row in the fitted (saved) file, ``-1`` for rows added since; ``base_size`` that file's rows and
-    ``base_sha256`` its checksum (``None``: not saved yet).
+    ``base_sha256`` its checksum (``None``: not saved yet). ``rules``: the editors' pins and blocks it
+    applies (kept beside the model file, not in it: see :mod:`recommender.rulebook`).
     """
 
     analyzer: Analyzer
@@ -241,10 +275,15 @@ class FittedState:
     base_rows: np.ndarray
     base_size: int
     base_sha256: str | None
+    rules: Rules = field(default_factory=Rules)
     memo: Memo = field(default_factory=Memo, repr=False)
 
     def __len__(self) -> int:
         return len(self.articles)
+
+    def with_rules(self, rules: Rules) -> FittedState:
+        """This state applying ``rules`` (its other lookup tables kept)."""
+        return replace(self, rules=rules, memo=self.memo.without("rules"))
 
     def rebased(self, sha256: str | None) -> FittedState:
         """This state as the base an overlay of updates refers to (after a fit, a load or a save)."""

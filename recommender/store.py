@@ -30,6 +30,7 @@ import numpy as np
 
 from .errors import StoreError, UnknownArticleError
 from .ranking import RankingOptions, Related, check_k
+from .rules import rules_from_json, rules_key
 from .state import ArticleColumns, StringColumn
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "LISTS_KEY_ROWS",
     "LOCK_TIMEOUT",
     "READ_TIMEOUT",
+    "ListsKey",
     "RelatedStore",
     "SqliteStore",
     "StoreMeta",
@@ -54,6 +56,8 @@ LOCK_TIMEOUT = 30.0
 # Seconds a RelatedStore read waits while a writer commits (the only time readers are locked out).
 READ_TIMEOUT = 10.0
 _T = TypeVar("_T")
+# What names a store's lists: the job that wrote them, the update they are at, the model's fit, the rules.
+ListsKey = tuple[str | None, int, str | None, str]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS related (
@@ -99,6 +103,7 @@ class StoreMeta:
     corpus_checksum: str | None = None
     written_at: str | None = None
     updated_at: str | None = None
+    rules: str | None = None  # the editors' rules the lists apply, as JSON (None: none)
 
     @classmethod
     def from_rows(cls, rows: dict[str, str]) -> StoreMeta:
@@ -120,6 +125,7 @@ class StoreMeta:
             corpus_checksum=rows.get("corpus_checksum"),
             written_at=rows.get("written_at"),
             updated_at=rows.get("updated_at"),
+            rules=rows.get("rules"),
         )
 
     def rows(self) -> dict[str, str]:
@@ -139,6 +145,8 @@ class StoreMeta:
             "corpus_checksum": self.corpus_checksum,
             "written_at": self.written_at,
             "updated_at": self.updated_at,
+            "rules": self.rules,
+            "rules_key": None if self.rules is None else self.rules_key,
         }
         return {key: value for key, value in text.items() if value is not None}
 
@@ -167,17 +175,27 @@ class StoreMeta:
             min_results=self.min_results,
         )
 
-    def lists_key(self) -> tuple[str | None, int, str | None]:
-        """What identifies a store's lists: the job that wrote them, and the update they are at."""
-        return (self.written_at, self.model_generation, self.model_created_at)
+    @property
+    def rules_key(self) -> str:
+        """The name of the editors' rules the lists apply ("none": none; see :func:`~recommender.rules.rules_key`)."""
+        return rules_key(rules_from_json(self.rules))
+
+    def lists_key(self) -> ListsKey:
+        """What identifies a store's lists: the job that wrote them, the update they are at, and the rules."""
+        return (self.written_at, self.model_generation, self.model_created_at, self.rules_key)
 
     @staticmethod
-    def lists_key_of(rows: Mapping[str, str]) -> tuple[str | None, int, str | None]:
+    def lists_key_of(rows: Mapping[str, str]) -> ListsKey:
         """:meth:`lists_key` from the ``meta`` rows of :data:`LISTS_KEY_ROWS` alone."""
-        return (rows.get("written_at"), int(rows.get("model_generation", "0")), rows.get("model_created_at"))
+        return (
+            rows.get("written_at"),
+            int(rows.get("model_generation", "0")),
+            rows.get("model_created_at"),
+            rows.get("rules_key", "none"),
+        )
 
 
-LISTS_KEY_ROWS = ("written_at", "model_generation", "model_created_at")
+LISTS_KEY_ROWS = ("written_at", "model_generation", "model_created_at", "rules_key")
 
 
 def format_for(path: str | Path) -> str:
@@ -329,6 +347,13 @@ class SqliteStore:
         self.conn.execute("DELETE FROM meta")
         self.conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.rows().items())
 
+    def record_rules(self, rules: str, key: str, updated_at: str) -> None:
+        """Record in the meta table that the lists now apply ``rules`` (JSON) named ``key``."""
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            {"rules": rules, "rules_key": key, "updated_at": updated_at}.items(),
+        )
+
     def record_update(self, articles: int, model_generation: int, updated_at: str) -> None:
         """Record in the meta table that an update brought the store to ``model_generation``."""
         self.conn.executemany(
@@ -359,14 +384,12 @@ class SqliteStore:
     def has_article(self, article_id: str) -> bool:
         return bool(self.conn.execute("SELECT 1 FROM articles WHERE id = ?", (article_id,)).fetchall())
 
-    def related_with_key(
-        self, article_id: str, k: int | None
-    ) -> tuple[tuple[str | None, int, str | None], list[tuple[Any, ...]], bool]:
+    def related_with_key(self, article_id: str, k: int | None) -> tuple[ListsKey, list[tuple[Any, ...]], bool]:
         """In one read transaction: the key of the store's lists (:meth:`StoreMeta.lists_key`), the stored
         list of ``article_id`` (as :meth:`related`), and whether the store holds that article."""
         self.conn.execute("BEGIN")
         try:
-            rows = self.conn.execute("SELECT key, value FROM meta WHERE key IN (?, ?, ?)", LISTS_KEY_ROWS)
+            rows = self.conn.execute("SELECT key, value FROM meta WHERE key IN (?, ?, ?, ?)", LISTS_KEY_ROWS)
             key = StoreMeta.lists_key_of(dict(rows.fetchall()))
             found = self.related(article_id, k)
             return key, found, bool(found) or self.has_article(article_id)
@@ -494,9 +517,7 @@ class RelatedStore:
             raise UnknownArticleError(article_id)
         return [Related(*row) for row in rows]
 
-    def related_as_of(
-        self, article_id: str, k: int | None, lists_key: tuple[str | None, int, str | None]
-    ) -> list[Related] | None:
+    def related_as_of(self, article_id: str, k: int | None, lists_key: ListsKey) -> list[Related] | None:
         """:meth:`related`, if the store's lists are still those named ``lists_key``
         (:meth:`StoreMeta.lists_key` of the meta its reader checked); ``None`` once another job or update
         has rewritten them: the reader's view of the store is out of date."""

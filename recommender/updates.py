@@ -31,20 +31,53 @@ import numpy as np
 
 from ._atomic import locked_directory
 from .corpus import Article
-from .errors import ModelError, StoreError
+from .errors import InvalidParameterError, ModelError, StoreError
 from .folding import Changes, Delta, fold
 from .lookups import warm
 from .model import Recommender, load_with_manifest
 from .modelfile import PendingOverlay, append_journal, manifest_path, overlay_path
 from .neighbors import available_threads
 from .ranking import RankingOptions
-from .repair import StoredLists, all_lists, changed_lists, read_lists
+from .repair import StoredLists, all_lists, changed_lists, read_lists, rules_changed_lists, under_rules
+from .rulebook import RuleBook, rules_path
+from .ruleindex import rule_index
+from .rules import Rule, Rules, check_rule, rules_from_json, rules_json
 from .state import FittedState
 from .store import SqliteStore, StoreMeta, format_for, is_busy, locked, row_lists
 
-__all__ = ["REFIT_SHARE", "Changes", "Freshness", "UpdateResult", "Updater", "freshness", "overlay_path"]
+__all__ = [
+    "REFIT_SHARE",
+    "Changes",
+    "Freshness",
+    "RuleChange",
+    "UpdateResult",
+    "Updater",
+    "freshness",
+    "overlay_path",
+]
 
 REFIT_SHARE = 0.10  # articles changed since the fit, as a share of the fitted corpus, past which to refit
+
+
+@dataclass(frozen=True, slots=True)
+class RuleChange:
+    """A rule added or removed, and the stored lists that were rewritten with it."""
+
+    rule: Rule
+    action: str  # "added", "removed" or "moved"
+    lists_updated: int
+    seconds: float
+    store_stale: bool = False  # the store is of another fit: left as it was (see UpdateResult)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The change as ``recommender pin --json`` prints it (and ``POST /rules`` returns it)."""
+        return {
+            "action": self.action,
+            "rule": self.rule.to_dict(),
+            "lists_updated": self.lists_updated,
+            "store_stale": self.store_stale,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +219,21 @@ class Updater:
         not in the model."""
         return self._update([], list(ids))
 
+    def rules(self) -> Rules:
+        """The editors' rules stored beside the model (in force or expired)."""
+        return RuleBook.of_model(self.model_path).rules()
+
+    def add_rule(self, rule: Rule) -> RuleChange:
+        """Store ``rule`` and rewrite, in one transaction, every stored list it changes. A rule naming an
+        article the model lacks, a position below 1, an expiry in the past or a malformed pattern is an
+        error (:class:`InvalidParameterError` or :class:`UnknownArticleError`), and nothing is stored."""
+        return self._change_rules(add=rule)
+
+    def remove_rule(self, rule_id: int, kind: str | None = None) -> RuleChange:
+        """Remove rule ``rule_id`` (unpin, unblock; only if it is of ``kind``, when given) and rewrite the
+        stored lists it changed."""
+        return self._change_rules(remove=rule_id, kind=kind)
+
     # -- internals --
 
     def _threads(self) -> int:
@@ -222,7 +270,11 @@ class Updater:
                 return None
             return (st.st_ino, st.st_mtime_ns)
 
-        return (stamp(manifest_path(self.model_path)), stamp(overlay_path(self.model_path)))
+        return (
+            stamp(manifest_path(self.model_path)),
+            stamp(overlay_path(self.model_path)),
+            stamp(rules_path(self.model_path)),
+        )
 
     def _sync(self) -> None:
         """(Re)load the model if the files changed since we last read or wrote them."""
@@ -231,6 +283,83 @@ class Updater:
             self._model = load_with_manifest(self.model_path)[0]
             self._lists = None
             self._signature = signature
+
+    def move_pin(self, rule_id: int, position: int) -> RuleChange:
+        """Move pin ``rule_id`` to ``position``: the pin is replaced by one at the new place (a new rule
+        number) in one transaction, with the lists it changes."""
+        pin = next((r for r in self.rules().rules if r.id == rule_id), None)
+        if pin is None or pin.kind != "pin":
+            raise InvalidParameterError(f"no pin {rule_id}: see `recommender rules`")
+        moved = replace(pin, position=position, id=None, created=None)
+        return self._change_rules(add=moved, remove=rule_id, kind="pin")
+
+    def _change_rules(
+        self, *, add: Rule | None = None, remove: int | None = None, kind: str | None = None
+    ) -> RuleChange:
+        started = time.perf_counter()
+        with self._locked():
+            self._sync()
+            old = self._model.fitted_state()
+            if add is not None:
+                add = check_rule(add, lambda i: i in old.rows(), time.time())
+            store: SqliteStore | None = None
+            changed = 0
+            try:
+                with RuleBook.of_model(self.model_path).change(add=add, remove=remove, kind=kind) as (rules, rule):
+                    new = old.with_rules(rules)
+                    if self.store_path is not None:
+                        store, changed = self._write_rules(new)
+                # The rules are committed; the store follows (a crash in between leaves a store whose
+                # recorded rules are not the model's: readers use the model, the next write repairs it).
+                if store is not None:
+                    store.commit()
+            except BaseException as exc:
+                if store is not None:
+                    store.rollback()
+                self._lists = None
+                if isinstance(exc, sqlite3.OperationalError) and self.store_path is not None:
+                    raise StoreError(_store_failure(self.store_path, exc, False)) from None
+                raise
+            finally:
+                if store is not None:
+                    store.close()
+            self._model.state_ = new
+            self._signature = self._disk_signature()
+        stale = self.store_path is not None and store is None
+        action = "moved" if add is not None and remove is not None else "added" if add is not None else "removed"
+        return RuleChange(rule, action, changed, time.perf_counter() - started, stale)
+
+    def _write_rules(self, new: FittedState) -> tuple[SqliteStore | None, int]:
+        """Open a transaction on the store with the lists under ``new``'s rules in it (not committed yet);
+        ``None`` when the store is of another fit."""
+        assert self.store_path is not None
+        store = SqliteStore.for_writing(self.store_path)
+        try:
+            store.begin()
+            meta = store.meta()
+            if meta.model_created_at != str(new.fitted_at):
+                store.rollback()
+                store.close()
+                return None, 0
+            lists = self._current_lists(store, new, meta) if meta.model_generation == new.updates.generation else None
+            if lists is None:  # behind its model: rebuilt whole
+                lists = all_lists(new, meta.k, self._store_options(meta), self._threads())
+                rows = np.arange(len(new))
+                store.clear()
+                store.insert_articles(new.articles)
+            else:
+                rows, lists = rules_changed_lists(
+                    under_rules(new, rules_from_json(meta.rules)), new, lists, self._threads()
+                )
+                store.delete_lists(new.articles.ids[int(r)] for r in rows)
+            applied = _write_lists(store, new, rows, lists)
+        except BaseException:
+            store.rollback()
+            store.close()
+            raise
+        self._lists = lists
+        self._lists_key = replace(meta, rules=applied).lists_key()
+        return store, int(rows.size)
 
     def _update(self, articles: list[Article], remove: list[str]) -> UpdateResult:
         started = time.perf_counter()
@@ -295,6 +424,13 @@ class Updater:
                 return None, False, 0
             lists = self._current_lists(store, old, meta) if meta.model_generation == old.updates.generation else None
             behind = lists is None
+            ruled = np.zeros(0, dtype=np.int64)
+            if lists is not None and meta.rules_key != rule_index(old).key:  # a rule expired since, say
+                ruled, lists = rules_changed_lists(
+                    under_rules(old, rules_from_json(meta.rules)), old, lists, self._threads()
+                )
+                ruled = delta.new_of_old[ruled]
+                ruled = ruled[ruled >= 0]
             if lists is None:
                 lists = all_lists(new, meta.k, self._store_options(meta), self._threads())
                 rows = np.arange(len(new))
@@ -302,19 +438,17 @@ class Updater:
                 store.insert_articles(new.articles)
             else:
                 rows, lists = changed_lists(old, new, delta, lists, self._threads())
+                rows = np.union1d(rows, ruled)
                 store.delete_articles(old.articles.ids[int(r)] for r in delta.dropped)
                 store.delete_lists(new.articles.ids[int(r)] for r in rows)
                 store.insert_articles(new.articles, delta.new_rows)
-            store.insert_lists(new.articles.ids, row_lists(rows.tolist(), lists.indices[rows], lists.scores[rows]))
-            store.record_update(
-                len(new), new.updates.generation, datetime.now(timezone.utc).isoformat(timespec="seconds")
-            )
+            applied = _write_lists(store, new, rows, lists)
         except BaseException:
             store.rollback()
             store.close()
             raise
         self._lists = lists
-        self._lists_key = replace(meta, model_generation=new.updates.generation).lists_key()
+        self._lists_key = replace(meta, model_generation=new.updates.generation, rules=applied).lists_key()
         return store, behind, int(rows.size)
 
     def _store_options(self, meta: StoreMeta) -> RankingOptions:
@@ -329,6 +463,18 @@ class Updater:
             self._lists = read_lists(store, state, meta, self._store_options(meta))
             self._lists_key = key
         return self._lists
+
+
+def _write_lists(store: SqliteStore, state: FittedState, rows: np.ndarray, lists: StoredLists) -> str:
+    """Write the lists of ``rows`` and record that the store is at ``state``'s update and rules (returned
+    as JSON), inside the open transaction."""
+    store.insert_lists(state.articles.ids, row_lists(rows.tolist(), lists.indices[rows], lists.scores[rows]))
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    applied = rule_index(state)
+    text = rules_json(applied.in_force)
+    store.record_rules(text, applied.key, now)
+    store.record_update(len(state), state.updates.generation, now)
+    return text
 
 
 def _store_failure(store: Path, exc: sqlite3.OperationalError, model_moved: bool) -> str:

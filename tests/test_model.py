@@ -101,6 +101,7 @@ def test_related_results_are_typed(fitted: Recommender) -> None:
         "score",
         "similarity",
         "why",
+        "rule",
     ]
     by_id = {a.id: a for a in read_articles(SAMPLE).articles}
     for r in results:
