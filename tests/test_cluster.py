@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 import recommender.cluster as cluster_module
-from recommender import ClusterError, InvalidParameterError, Recommender
+from recommender import ClusterError, InvalidParameterError, Recommender, Rule, Rules
 from recommender.batch import precompute
 from recommender.cli import app
 
@@ -100,6 +100,30 @@ def test_cluster_writes_what_the_local_job_writes(
     result = precompute(fitted, out, k=K, scheduler=cluster.scheduler_address, block_rows=BLOCK_ROWS)
     assert (result.articles, result.mode) == (380, "exact")
     assert_same_output(out, local[suffix])
+
+
+def test_cluster_workers_apply_the_editors_rules(fitted: Recommender, client: Any, tmp_path: Path) -> None:
+    ids = [str(i) for i in fitted.ids_.to_list()]
+    sections = fitted.fitted_state().articles.sections.to_list()
+    rules = Rules(
+        (
+            Rule("pin", article=ids[0], related=ids[300], id=1),
+            Rule("block", related=ids[5], id=2),
+            Rule(
+                "block",
+                field="section",
+                value=str(sections[7]),
+                under_field="section",
+                under_value=str(sections[0]),
+                id=3,
+            ),
+        )
+    )
+    ruled = Recommender.from_state(fitted.fitted_state().with_rules(rules), fitted.get_params())
+    precompute(ruled, tmp_path / "local.sqlite", k=K)
+    precompute(ruled, tmp_path / "dask.sqlite", k=K, scheduler=client, block_rows=BLOCK_ROWS)
+    assert sqlite_tables(tmp_path / "dask.sqlite") == sqlite_tables(tmp_path / "local.sqlite")
+    assert ruled.related(ids[0], k=1)[0].id == ids[300]
 
 
 def test_cluster_approximate_mode_is_identical_too(fitted: Recommender, client: Any, tmp_path: Path) -> None:

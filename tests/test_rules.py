@@ -463,3 +463,15 @@ def test_moving_a_pin_is_one_change(base_model: Path, tmp_path: Path) -> None:
     with pytest.raises(InvalidParameterError, match="no pin 1"):
         updater.move_pin(1, 2)
     assert [(r.id, r.position) for r in updater.rules().rules] == [(2, 3)]
+
+
+def test_a_pin_whose_article_is_removed_drops_out(base_model: Path, tmp_path: Path) -> None:
+    model_path, store, a, natural, outsider = pin_case(base_model, tmp_path)
+    updater = Updater(model_path, store)
+    updater.add_rule(Rule("pin", article=a, related=outsider))
+    assert listed(Recommender.load(model_path), a)[0] == outsider
+    updater.remove([outsider])
+    assert listed(Recommender.load(model_path), a) == natural
+    assert [r.id for r in RelatedStore(store).related(a)] == natural
+    assert_store_equals_full_precompute(model_path, store)
+    assert [r.related for r in updater.rules().rules] == [outsider]  # kept: listed until an editor removes it
