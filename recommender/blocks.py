@@ -14,7 +14,7 @@ import numpy as np
 from ._progress import ProgressCallback
 from .errors import InvalidParameterError
 from .lookups import ranked, search_index, title_ids
-from .neighbors import BLOCK_ROWS, Approx, Block, Plan, plan, search_blocks
+from .neighbors import BLOCK_ROWS, Approx, Block, Plan, plan, search, search_blocks
 from .ranking import RankingOptions, choose_rows, pool_size
 from .ruleindex import rule_index
 from .state import FittedState
@@ -45,8 +45,9 @@ def all_related(
     """The top-``k`` lists of every row (or of ``rows``, in that order), in blocks of ``block_rows``;
     ``progress(done, total)`` counts multiply-adds, estimated up front.
 
-    The editors' rules apply: blocks everywhere as the search's mask; the few rows with rules of their own
-    (pins, pair and conditional blocks) are computed one by one, exactly, as a lookup computes them."""
+    The editors' rules apply: blocks everywhere as the search's mask. Rows with rules of their own (pair
+    and conditional blocks) are searched again, exactly, in groups that share a mask; a pinned row one by
+    one, as a lookup computes it."""
     ids = title_ids(state) if options.dedup is not None else np.zeros(len(state), dtype=np.int64)
     index = search_index(state)
     rules = rule_index(state)
@@ -66,12 +67,51 @@ def all_related(
     for start, hits in blocks:
         indices, scores = choose_rows(hits.rows, hits.scores, k, matrix=index.matrix, title_ids=ids, options=options)
         if special:
-            for i, row in enumerate(order[start : start + indices.shape[0]].tolist()):
-                if row in special:
-                    own = ranked(state, index.matrix[row], k, options, skip=row, query_ts=float(state.timestamps[row]))
-                    indices[i], scores[i] = -1, 0
-                    indices[i, : len(own.rows)], scores[i, : len(own.rows)] = own.rows, own.scores
+            _apply_own_rules(
+                state, order[start : start + indices.shape[0]], special, indices, scores, k, options, threads
+            )
         yield Block(start, indices, scores)
+
+
+def _apply_own_rules(
+    state: FittedState,
+    block: np.ndarray,
+    special: set[int],
+    indices: np.ndarray,
+    scores: np.ndarray,
+    k: int,
+    options: RankingOptions,
+    threads: int,
+) -> None:
+    """Recompute, in place, the lists of the ``block``'s rows that have rules of their own."""
+    index, rules = search_index(state), rule_index(state)
+    groups: dict[tuple[object, ...], list[int]] = {}
+    for i, row in enumerate(block.tolist()):
+        if row not in special:
+            continue
+        if row in rules.pins:  # pins are placed with their own scores: as a lookup places them
+            own = ranked(state, index.matrix[row], k, options, skip=row, query_ts=float(state.timestamps[row]))
+            indices[i], scores[i] = -1, 0
+            indices[i, : len(own.rows)], scores[i, : len(own.rows)] = own.rows, own.scores
+        else:
+            groups.setdefault(rules.signature(row), []).append(i)
+    for members in groups.values():
+        rows = block[members]
+        hits = search(
+            index,
+            index.matrix[rows],
+            pool_size(k, options),
+            exclude=rows,
+            query_ts=np.asarray(state.timestamps)[rows],
+            prior=options.prior(),
+            mask=rules.allowed(int(rows[0])),  # the same for every row of a group
+            query_topics=None if index.topics is None else index.topics[rows],
+            threads=threads,
+        )
+        ids = title_ids(state) if options.dedup is not None else np.zeros(len(state), dtype=np.int64)
+        indices[members], scores[members] = choose_rows(
+            hits.rows, hits.scores, k, matrix=index.matrix, title_ids=ids, options=options
+        )
 
 
 def estimate_recall(

@@ -277,6 +277,10 @@ def test_any_sequence_of_rules_and_updates_equals_a_full_precompute(
         elif step == "remove":
             updater.remove(data.draw(st.lists(pick, min_size=1, max_size=2, unique=True)))
     assert_store_equals_full_precompute(model_path, store, k=k, **options)
+    # A lookup gives the stored list, whatever rules apply to it.
+    model, reader = Recommender.load(model_path), RelatedStore(store)
+    for article_id in [str(i) for i in model.ids_.to_list()]:
+        assert [r.id for r in model.related(article_id, k=k, **options)] == [r.id for r in reader.related(article_id)]
 
 
 # --- the CLI ---------------------------------------------------------------------------------------
