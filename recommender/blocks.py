@@ -85,6 +85,7 @@ def _apply_own_rules(
 ) -> None:
     """Recompute, in place, the lists of the ``block``'s rows that have rules of their own."""
     index, rules = search_index(state), rule_index(state)
+    ids = title_ids(state) if options.dedup is not None else np.zeros(len(state), dtype=np.int64)
     groups: dict[tuple[object, ...], list[int]] = {}
     for i, row in enumerate(block.tolist()):
         if row not in special:
@@ -108,7 +109,6 @@ def _apply_own_rules(
             query_topics=None if index.topics is None else index.topics[rows],
             threads=threads,
         )
-        ids = title_ids(state) if options.dedup is not None else np.zeros(len(state), dtype=np.int64)
         indices[members], scores[members] = choose_rows(
             hits.rows, hits.scores, k, matrix=index.matrix, title_ids=ids, options=options
         )
