@@ -647,15 +647,32 @@ def _remove_rule(kind: str, rule_id: int, model: Path, store: Path | None, as_js
 
 
 @app.command("rules", cls=_Command)
-def rules_command(model: ModelOption = DEFAULT_MODEL, as_json: JsonObjectOption = False) -> None:
+def rules_command(
+    model: ModelOption = DEFAULT_MODEL,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Rewrite the store's lists a rule's expiry changed (needs --store).")
+    ] = False,
+    store: RulesStoreOption = None,
+    as_json: JsonObjectOption = False,
+) -> None:
     """List the editors' pins and blocks: those in force, and those expired."""
     with _user_errors():
         if not manifest_path(model).is_file():
             raise ModelError(f"no model at {model}: train one first with `recommender train`")
+        rewritten = None
+        if apply:
+            if store is None:
+                raise InvalidParameterError("--apply rewrites a store's lists: give it with --store")
+            rewritten = Updater(model, store).apply_rules()
+            if not as_json:
+                typer.echo(f"Rewrote {rewritten:,} related lists in {store}: they apply the rules in force now")
         now = time.time()
         stored = RuleBook.of_model(model).rules()
         if as_json:
-            typer.echo(json.dumps(stored.to_dict(now), ensure_ascii=False))
+            payload: dict[str, Any] = stored.to_dict(now)
+            if rewritten is not None:
+                payload["lists_updated"] = rewritten
+            typer.echo(json.dumps(payload, ensure_ascii=False))
             return
         if not stored:
             typer.echo(f"No rules for {model}: add one with `recommender pin` or `recommender block`.")

@@ -889,6 +889,7 @@ def create_app(settings: ServeSettings) -> Any:
                     "k": None if meta is None else meta.k,
                     "written_at": None if meta is None else meta.written_at,
                 },
+                "rules": {"in_force": len(rule_index(state).in_force)},
                 "etag": snapshot.etag,
                 "writes": settings.token is not None,
             }

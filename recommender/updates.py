@@ -284,6 +284,28 @@ class Updater:
             self._lists = None
             self._signature = signature
 
+    def apply_rules(self) -> int:
+        """Bring the store to the rules in force now (one expired since its lists were written, say), in one
+        transaction; returns the lists rewritten (0: it was up to date, or is of another fit)."""
+        if self.store_path is None:
+            raise StoreError("give the store to bring up to the rules in force (--store)")
+        with self._locked():
+            self._sync()
+            state = self._model.fitted_state()
+            store, changed = self._write_rules(state)
+            if store is None:
+                return 0
+            try:
+                store.commit()
+            except BaseException:
+                store.rollback()
+                self._lists = None
+                raise
+            finally:
+                store.close()
+            self._signature = self._disk_signature()
+        return changed
+
     def move_pin(self, rule_id: int, position: int) -> RuleChange:
         """Move pin ``rule_id`` to ``position``: the pin is replaced by one at the new place (a new rule
         number) in one transaction, with the lists it changes."""

@@ -229,8 +229,26 @@ def test_an_expired_rule_stops_applying_and_the_next_write_repairs_the_store(
     assert listed(Recommender.load(model_path), ids[3])[0] == ids[200]
     time.sleep(3.5)
     assert ids[200] not in listed(Recommender.load(model_path), ids[3])
+    assert RelatedStore(store).related(ids[3], 1)[0].id == ids[200]  # until a write
     updater.add(timeline[300:302])  # any write brings the store to the rules in force
     assert_store_equals_full_precompute(model_path, store)
+
+
+def test_rules_apply_brings_a_store_to_the_rules_in_force(base_model: Path, tmp_path: Path) -> None:
+    model_path, store, a, natural, outsider = pin_case(base_model, tmp_path)
+    until = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + 2))
+    Updater(model_path, store).add_rule(Rule("pin", article=a, related=outsider, until=until))
+    assert RelatedStore(store).related(a, 1)[0].id == outsider
+    time.sleep(2.5)
+    applied = invoke("rules", "--apply", "-m", model_path, "-s", store)
+    assert applied.exit_code == 0, applied.output
+    assert applied.stdout.splitlines()[0] == f"Rewrote 1 related lists in {store}: they apply the rules in force now"
+    assert [r.id for r in RelatedStore(store).related(a)] == natural
+    assert_store_equals_full_precompute(model_path, store)
+    again = json.loads(invoke("rules", "--apply", "--json", "-m", model_path, "-s", store).stdout)
+    assert again["lists_updated"] == 0 and [r["id"] for r in again["expired"]] == [1]
+    missing = invoke("rules", "--apply", "-m", model_path)
+    assert (missing.exit_code, missing.stderr) == (1, "Error: --apply rewrites a store's lists: give it with --store\n")
 
 
 # --- the contract: the store equals a full precompute with the rules ------------------------------
@@ -388,6 +406,7 @@ def test_the_rules_api_pins_and_blocks_and_the_store_keeps_up(base_model: Path, 
         by_model = request(server.base, f"/related/{a}?k=5&explain=true").json()["related"]
         assert [r["id"] for r in by_model] == [r["id"] for r in answer.json()["related"]]
         assert by_model[1]["rule"] == "pinned by rule 1"
+        assert request(server.base, "/health").json()["rules"] == {"in_force": 1}
 
         block = {"kind": "block", "related": natural[1]}
         assert request(server.base, "/rules", method="POST", body=block, headers=auth).status == 201
