@@ -199,7 +199,9 @@ def ranked(
     chosen = choose(rows, scores, int(k), matrix=index.matrix, title_ids=title_ids(state), options=options)
     position = {int(r): i for i, r in enumerate(rows.tolist())}
     values = {r: (float(scores[i]), float(sims[i])) for r, i in position.items()}
-    pins = [p for p in rules.pins_of(skip) if mask is None or mask[p[0]]]
+    pins = [
+        p for p in rules.pins_of(skip) if (mask is None or mask[p[0]]) and _in_window(state, p[0], query_ts, options)
+    ]
     if pins:
         chosen = place_pins(chosen, pins, int(k))
         pin_rows = np.array([p[0] for p in pins], dtype=np.int64)
@@ -207,6 +209,18 @@ def ranked(
         values.update((int(r), (float(s), float(c))) for r, s, c in zip(pin_rows, pin_scores, pin_sims, strict=True))
     pinned = {row: rule_id for row, _, rule_id in pins if row in chosen}
     return Ranked(chosen, [values[r][0] for r in chosen], [values[r][1] for r in chosen], pinned)
+
+
+def _in_window(state: FittedState, row: int, query_ts: float, options: RankingOptions) -> bool:
+    """Whether ``row`` passes the list's own time filters, as the kernel applies them to candidates: not newer
+    than the query with ``newer`` off (undated passes), within ``within_days`` of a dated query (undated
+    does not)."""
+    ts = float(state.timestamps[row])
+    if not options.newer and ts > query_ts:
+        return False
+    if options.within_days is not None and query_ts == query_ts:
+        return abs(ts - query_ts) <= options.within_days * 86_400
+    return True
 
 
 def _top(

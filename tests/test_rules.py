@@ -260,7 +260,11 @@ def test_any_sequence_of_rules_and_updates_equals_a_full_precompute(
     base_model: Path, timeline: list[Article], tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
 ) -> None:
     k = data.draw(st.sampled_from([3, 5]), label="k")
-    options = data.draw(st.sampled_from([{}, {"diversity": 0.3}, {"min_score": 0.05, "min_results": 2}]))
+    options = data.draw(
+        st.sampled_from(
+            [{}, {"diversity": 0.3}, {"min_score": 0.05, "min_results": 2}, {"newer": False}, {"within_days": 3.0}]
+        )
+    )
     model_path, store = fresh(base_model, tmp_path_factory.mktemp("rules"), k=k, **options)
     updater = Updater(model_path, store)
     waiting = list(timeline[300:])
