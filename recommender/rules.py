@@ -51,7 +51,8 @@ class Rule:
     every article whose field matches (``title``: a regular expression, case-insensitive; other fields:
     the value, case-insensitive); ``under_field``/``under_value``: only under articles that match;
     ``both_ways``: a pair block that also blocks ``article`` under ``related``; ``until``: when it
-    expires (ISO 8601; ``None``: never). ``id`` and ``created`` are given when it is stored."""
+    expires (ISO 8601; a plain date keeps that whole day, UTC; ``None``: never). ``id`` and ``created`` are
+    given when it is stored."""
 
     kind: str
     article: str | None = None
@@ -75,7 +76,9 @@ class Rule:
             moment = parse_published(self.until)
         except ValueError:
             raise InvalidParameterError(f"until must be an ISO 8601 date or time, got {self.until!r}") from None
-        return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+        end = (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+        # "until 2026-12-31" keeps that whole day, as a plain date does in `before`.
+        return end + 86_400 if re.fullmatch(r"\d{4}-\d{2}-\d{2}", self.until.strip()) else end
 
     def in_force(self, now: float) -> bool:
         return self.expires_at() > now

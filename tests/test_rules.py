@@ -8,6 +8,7 @@ import re
 import sqlite3
 import subprocess
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -502,3 +503,11 @@ def test_a_pin_whose_article_is_removed_drops_out(base_model: Path, tmp_path: Pa
     assert [r.id for r in RelatedStore(store).related(a)] == natural
     assert_store_equals_full_precompute(model_path, store)
     assert [r.related for r in updater.rules().rules] == [outsider]  # kept: listed until an editor removes it
+
+
+def test_a_rule_until_a_plain_date_keeps_that_whole_day() -> None:
+    day = Rule("block", related="a", until="2030-05-01")
+    assert day.in_force(datetime(2030, 5, 1, 23, 59, tzinfo=timezone.utc).timestamp())
+    assert not day.in_force(datetime(2030, 5, 2, 0, 0, tzinfo=timezone.utc).timestamp())
+    moment = Rule("block", related="a", until="2030-05-01T12:00:00+07:00")
+    assert not moment.in_force(datetime(2030, 5, 1, 5, 0, tzinfo=timezone.utc).timestamp())
