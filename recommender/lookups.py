@@ -197,8 +197,7 @@ def ranked(
     )
     rows, scores, sims = hits.rows[0], hits.scores[0], hits.similarities[0]
     chosen = choose(rows, scores, int(k), matrix=index.matrix, title_ids=title_ids(state), options=options)
-    position = {int(r): i for i, r in enumerate(rows.tolist())}
-    values = {r: (float(scores[i]), float(sims[i])) for r, i in position.items()}
+    values = {int(r): (float(s), float(c)) for r, s, c in zip(rows.tolist(), scores, sims, strict=True) if r >= 0}
     pins = [
         p for p in rules.pins_of(skip) if (mask is None or mask[p[0]]) and _in_window(state, p[0], query_ts, options)
     ]

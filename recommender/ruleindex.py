@@ -83,15 +83,14 @@ class RuleIndex:
             return ()
         return tuple(p for p in self.pins.get(row, ()) if self.blocking_rule(row, p[0]) is None)
 
-    def blocking_rule(self, row: int | None, candidate: int, title: str | None = None) -> int | None:
-        """The rule that keeps ``candidate`` out of ``row``'s list (explanations), or ``None``."""
+    def blocking_rule(self, row: int, candidate: int) -> int | None:
+        """The rule that keeps ``candidate`` out of ``row``'s list (explanations, pins), or ``None``."""
         if candidate in self.blocked_by:
             return self.blocked_by[candidate]
-        if row is not None and candidate in self.pairs.get(row, {}):
+        if candidate in self.pairs.get(row, {}):
             return self.pairs[row][candidate]
-        for under, rows, rule_id, pattern in self.conditional:
-            applies = under[row] if row is not None else pattern is not None and _search(pattern, title or "")
-            if applies and rows[candidate]:
+        for under, rows, rule_id, _ in self.conditional:
+            if under[row] and rows[candidate]:
                 return rule_id
         return None
 

@@ -217,10 +217,6 @@ class Rules:
             "expired": [r.to_dict(now) for r in self.expired(now)],
         }
 
-    def key(self, now: float) -> str:
-        """A name for the rules in force at ``now``: equal names, equal lists (a store records it)."""
-        return rules_key(self.in_force(now))
-
     def __bool__(self) -> bool:
         return bool(self.rules)
 

@@ -46,7 +46,7 @@ from .rulebook import RuleBook, rules_path
 from .ruleindex import rule_index
 from .rules import rule_from_dict
 from .store import ListsKey, RelatedStore, StoreMeta
-from .updates import RuleChange, Updater
+from .updates import RuleChange, Updater, UpdateResult
 
 __all__ = ["EditorBackend", "ServeSettings", "Service", "Snapshot", "create_app", "create_app_from_env", "run"]
 
@@ -316,16 +316,7 @@ class Service:
                 records.append(article_from_record(record))
             except ValueError as exc:
                 raise InvalidParameterError(f"article {i + 1}: {exc}") from None
-        with self._writing:
-            if self._updater is None:
-                self._updater = Updater(self.settings.model, self.settings.store)
-            updater = self._updater
-            result = updater.add(records) if records else updater.remove(remove)
-            model = updater.model
-            manifest = read_manifest(self.settings.model)  # checked, as a load checks it
-            fresh = Recommender.from_state(model.fitted_state(), model.get_params())
-            self._install(fresh, str(manifest["model_file"]["sha256"]), self.stamp())
-        return result.to_dict()
+        return self._write(lambda updater: updater.add(records) if records else updater.remove(remove))
 
     def rules(self) -> dict[str, Any]:
         """The stored rules, those in force and those expired, as JSON objects."""
@@ -334,24 +325,25 @@ class Service:
     def add_rule(self, rule: dict[str, Any]) -> dict[str, Any]:
         """Add a rule (a JSON object, see :class:`~recommender.rules.Rule`) through the updater, which
         rewrites the stored lists it changes; then serve the result at once. Bad input stores nothing."""
-        return self._change_rule(lambda updater: updater.add_rule(rule_from_dict(rule)))
+        return self._write(lambda updater: updater.add_rule(rule_from_dict(rule)))
 
     def remove_rule(self, rule_id: int) -> dict[str, Any]:
         """Remove rule ``rule_id`` through the updater; then serve the result at once."""
-        return self._change_rule(lambda updater: updater.remove_rule(rule_id))
+        return self._write(lambda updater: updater.remove_rule(rule_id))
 
     def move_pin(self, rule_id: int, position: int) -> dict[str, Any]:
         """Move pin ``rule_id`` to ``position`` through the updater, in one transaction."""
-        return self._change_rule(lambda updater: updater.move_pin(rule_id, position))
+        return self._write(lambda updater: updater.move_pin(rule_id, position))
 
-    def _change_rule(self, change: Callable[[Updater], RuleChange]) -> dict[str, Any]:
+    def _write(self, change: Callable[[Updater], UpdateResult | RuleChange]) -> dict[str, Any]:
+        """Make ``change`` through this worker's updater, then serve its result at once."""
         with self._writing:
             if self._updater is None:
                 self._updater = Updater(self.settings.model, self.settings.store)
             updater = self._updater
             result = change(updater)
             model = updater.model
-            manifest = read_manifest(self.settings.model)
+            manifest = read_manifest(self.settings.model)  # checked, as a load checks it
             fresh = Recommender.from_state(model.fitted_state(), model.get_params())
             self._install(fresh, str(manifest["model_file"]["sha256"]), self.stamp())
         return result.to_dict()

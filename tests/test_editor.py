@@ -22,10 +22,10 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-from conftest import SNAKE_ID, copy_model
-from test_serve import Server, request, start, stop
+from conftest import SNAKE_ID
+from test_serve import Server, request, serving_a_copy, start, stop
 
-from recommender import Recommender, RelatedStore, precompute
+from recommender import RelatedStore
 
 TOKEN = "editor-s3cret"
 COOKIE = "recommender_editor"
@@ -107,13 +107,7 @@ class Client:
 @pytest.fixture(scope="module")
 def editor(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server with writes on, on a copy of the sample model and its store."""
-    directory = tmp_path_factory.mktemp("editor")
-    model = copy_model(model_path, directory / "model")
-    store = directory / "related.sqlite"
-    precompute(Recommender.load(model), store, k=10)
-    server = start(model, store, directory, token=TOKEN)
-    yield server
-    stop(server)
+    yield from serving_a_copy(model_path, tmp_path_factory.mktemp("editor"), TOKEN)
 
 
 @pytest.fixture(scope="module")

@@ -121,15 +121,20 @@ def stop(server: Server) -> None:
         server.process.kill()
 
 
-@pytest.fixture(scope="module")
-def served(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    directory = tmp_path_factory.mktemp("serve")
+def serving_a_copy(model_path: Path, directory: Path, token: str = TOKEN) -> Iterator[Server]:
+    """A server with writes on (``token``), on a copy of the model at ``model_path`` and its store (k 10),
+    stopped after."""
     model = copy_model(model_path, directory / "model")
     store = directory / "related.sqlite"
     precompute(Recommender.load(model), store, k=10)
-    server = start(model, store, directory, token=TOKEN)
+    server = start(model, store, directory, token=token)
     yield server
     stop(server)
+
+
+@pytest.fixture(scope="module")
+def served(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from serving_a_copy(model_path, tmp_path_factory.mktemp("serve"))
 
 
 def without_similarity(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
