@@ -1098,7 +1098,7 @@ def test_evaluate_field_mapping_and_no_judged_query(
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     bundled = Path("data") / "judgments" / "dev_qrels.tsv"
-    assert lines[0] == f"Dropped 2,088 judged pairs of {bundled}: query or doc not in the corpus"
+    assert lines[0] == f"Dropped 2,102 judged pairs of {bundled}: query or doc not in the corpus"
     assert lines[1] == f"No judged query of {bundled} is in the corpus: pass --judgments FILE for it"
     assert lines[2] == ""
     assert lines[-1].startswith("recommender (ours)")

@@ -88,9 +88,9 @@ def test_load_judgments_missing_file_and_not_utf8(tmp_path: Path) -> None:
 
 def test_load_judgments_bundled_file() -> None:
     judgments = load_judgments(JUDGMENTS / "dev_qrels.tsv")
-    assert len(judgments.grades) == 60 and judgments.pairs == 2088  # as data/judgments/README.md says
+    assert len(judgments.grades) == 60 and judgments.pairs == 2102  # as data/judgments/README.md says
     grades = [g for docs in judgments.grades.values() for g in docs.values()]
-    assert (grades.count(0), grades.count(1), grades.count(2)) == (1260, 490, 338)
+    assert (grades.count(0), grades.count(1), grades.count(2)) == (1265, 498, 339)
 
 
 def test_rubric_is_the_one_the_graders_followed() -> None:
@@ -488,5 +488,5 @@ def test_evaluate_without_judgments_or_with_none_in_the_corpus(
     assert result.judgments is None and result.systems[0].judged is None
     bundled = load_judgments(JUDGMENTS / "dev_qrels.tsv")  # none of its queries is in the sample
     result = evaluate(sample_articles, {}, bundled, model=fitted, sample=10, baselines=False)
-    assert (result.judged_queries, result.judged_pairs, result.judged_pairs_dropped) == (0, 0, 2088)
+    assert (result.judged_queries, result.judged_pairs, result.judged_pairs_dropped) == (0, 0, 2102)
     assert result.systems[0].judged is None
