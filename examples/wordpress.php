@@ -7,6 +7,9 @@ function recommender_box($article_id, $base = 'http://127.0.0.1:8000') {
         return '';  // no box rather than a broken page
     }
     $data = json_decode(wp_remote_retrieve_body($response), true);
+    if (!is_array($data) || !is_array($data['related'] ?? null)) {
+        return '';  // not the server's JSON (a proxy's error page, say): no box
+    }
     $items = '';
     foreach ($data['related'] as $item) {
         $items .= '<li><a href="' . esc_url($item['url']) . '">' . esc_html($item['title']) . '</a></li>';
