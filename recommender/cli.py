@@ -194,6 +194,19 @@ FieldOption = Annotated[
     typer.Option("--field", metavar="OURS=THEIRS", help="Map a field to your column: --field id=post_id (repeatable)."),
 ]
 SkipInvalidOption = Annotated[bool, typer.Option(help="Skip invalid records and list them, instead of stopping.")]
+DelimiterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--delimiter",
+        metavar="CHAR",
+        help="Column separator of a CSV/TSV file, e.g. ';' or '\\t' (default: sniffed from the header; tab for .tsv).",
+    ),
+]
+
+
+def _delimiter(value: str | None) -> str | None:
+    # A shell passes '\t' as two characters: read it, and "tab", as the tab it means.
+    return "\t" if value is not None and value.lower() in ("\\t", "tab") else value
 
 
 def _store_option(purpose: str) -> Any:
@@ -205,8 +218,8 @@ def _store_option(purpose: str) -> Any:
 StoreOption = Annotated[Path | None, _store_option("SQLite store to update in place")]
 
 
-def _read(path: Path, field: list[str], skip_invalid: bool, *, echo: bool = True) -> Corpus:
-    result = read_articles(path, fields=_field_map(field), skip_invalid=skip_invalid)
+def _read(path: Path, field: list[str], delimiter: str | None, skip_invalid: bool, *, echo: bool = True) -> Corpus:
+    result = read_articles(path, fields=_field_map(field), skip_invalid=skip_invalid, delimiter=_delimiter(delimiter))
     if echo:
         typer.echo(f"Read {_articles(len(result))} from {path}")
     if result.skipped:
@@ -224,10 +237,13 @@ def _read(path: Path, field: list[str], skip_invalid: bool, *, echo: bool = True
 def train(
     corpus: Annotated[
         Path | None,
-        typer.Argument(metavar="CORPUS", help="Corpus: .jsonl or .csv, optionally .gz (default: the bundled one)."),
+        typer.Argument(
+            metavar="CORPUS", help="Corpus: .jsonl, .csv or .tsv, optionally .gz (default: the bundled one)."
+        ),
     ] = None,
     model: ModelOption = DEFAULT_MODEL,
     field: FieldOption = [],  # noqa: B006 (typer reads the default, never mutates it)
+    delimiter: DelimiterOption = None,
     skip_invalid: SkipInvalidOption = False,
     stem: Annotated[bool, typer.Option(help="Stem Indonesian words (Sastrawi).")] = False,
     stopwords: Annotated[
@@ -278,12 +294,12 @@ def train(
         path = corpus or bundled_corpus_path()
         started = time.perf_counter()
         since = corpus_written_at(path)  # updates the model received after this are not in the corpus
-        result = _read(path, field, skip_invalid)
+        result = _read(path, field, delimiter, skip_invalid)
         with _progress("Analysing") as update:
             fitted = recommender.fit(result.articles, progress=update)
         manifest = fitted.save(model, carry_since=since)
         elapsed = time.perf_counter() - started
-        typer.echo(f"Trained on {len(fitted):,} articles, {manifest['terms']:,} terms in {elapsed:.1f} s")
+        typer.echo(f"Trained on {_articles(len(fitted))}, {manifest['terms']:,} terms in {elapsed:.1f} s")
         data = data_path(model, manifest).name
         size = _mb(manifest["model_file"]["bytes"])
         typer.echo(f"Saved {model} ({size}): manifest {model.with_suffix('.json').name}, data file {data}")
@@ -492,11 +508,12 @@ def _report_update(result: UpdateResult, model: Path, store: Path | None, as_jso
 @app.command("add", cls=_Command)
 def add_command(
     corpus: Annotated[
-        Path, typer.Argument(metavar="FILE", help="New or edited articles: .jsonl or .csv, optionally .gz.")
+        Path, typer.Argument(metavar="FILE", help="New or edited articles: .jsonl, .csv or .tsv, optionally .gz.")
     ],
     model: ModelOption = DEFAULT_MODEL,
     store: StoreOption = None,
     field: FieldOption = [],  # noqa: B006
+    delimiter: DelimiterOption = None,
     skip_invalid: SkipInvalidOption = False,
     as_json: JsonObjectOption = False,
 ) -> None:
@@ -505,7 +522,7 @@ def add_command(
     The vocabulary and IDF stay as trained: `info` says when a retrain is due."""
     with _user_errors():
         updater = Updater(model, store)  # a wrong model or store fails before the file is read
-        articles = _read(corpus, field, skip_invalid, echo=not as_json)
+        articles = _read(corpus, field, delimiter, skip_invalid, echo=not as_json)
         if not articles.articles:
             raise InvalidParameterError(f"no articles to add in {corpus}")
         _report_update(updater.add(articles.articles), model, store, as_json)
@@ -822,6 +839,7 @@ def evaluate_command(
         ),
     ] = None,
     field: FieldOption = [],  # noqa: B006
+    delimiter: DelimiterOption = None,
     sample: Annotated[int, typer.Option(metavar="N", help="Random articles for same-section precision.")] = 2000,
     seed: Annotated[
         int, typer.Option(metavar="N", help="Seed of that sample (and of the packet's candidate order).")
@@ -839,7 +857,7 @@ def evaluate_command(
     """Score the engine against graded judgments, then editor links and section labels, beside reference systems."""
     with _user_errors():
         corpus_path = corpus or bundled_corpus_path()
-        articles = read_articles(corpus_path, fields=_field_map(field)).articles
+        articles = read_articles(corpus_path, fields=_field_map(field), delimiter=_delimiter(delimiter)).articles
         graded = load_judgments(judgments or bundled_judgments_path())  # evaluate() drops ids not in the corpus
         link_map = load_links(links or bundled_links_path())  # evaluate() keeps the links inside the corpus
         fitted = Recommender.load(model) if model is not None else None

@@ -1,4 +1,4 @@
-"""Article records, and readers for the corpus files a CMS exports (JSON Lines and CSV, plain or gzip).
+"""Article records, and readers for the corpus files a CMS exports (JSON Lines, CSV or TSV, plain or gzip).
 
 Every bad record is reported with its file, line and problem; with ``skip_invalid`` it is skipped and
 listed instead, and every valid record is still read.
@@ -12,6 +12,7 @@ import io
 import json
 import os
 import time
+import unicodedata
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import CorpusError
+from .errors import CorpusError, InvalidParameterError
 
 __all__ = [
     "FIELDS",
@@ -31,6 +32,7 @@ __all__ = [
     "article_from_record",
     "bundled_corpus_path",
     "bundled_judgments_path",
+    "check_id",
     "check_url",
     "corpus_written_at",
     "parse_published",
@@ -38,8 +40,12 @@ __all__ = [
 ]
 
 REQUIRED_FIELDS = ("id", "title", "body")
+# The id rule (README.md, "Article ids"): what every entry point (corpus files, add, PUT, rules) accepts.
+MAX_ID_LENGTH = 200
 FIELDS = (*REQUIRED_FIELDS, "published", "section", "category", "tags", "url", "source")
 _OPTIONAL_TEXT = ("section", "category", "url", "source")
+# The column separators a CSV's header is sniffed for: spreadsheets in Indonesian locales write ';'.
+_DELIMITERS = ",;\t|"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +63,11 @@ class Article:
     source: str | None = None
 
     def __post_init__(self) -> None:
+        try:
+            if not isinstance(self.id, str) or check_id(self.id) != self.id:
+                raise ValueError(f"field 'id' must be text without surrounding white space, got {self.id!r}")
+        except ValueError as exc:
+            raise CorpusError(f"article {self.id!r}: {exc}") from None
         if self.url is not None:
             try:
                 check_url(self.url)
@@ -68,13 +79,41 @@ class Article:
         return parse_published(self.published) if self.published else None
 
 
+def check_id(value: str) -> str:
+    """``value`` without surrounding white space if it is a valid article id; otherwise ValueError naming
+    the problem. One rule for every entry point, so that any stored id can be looked up, edited, removed,
+    pinned or blocked, over HTTP as on the command line: 1 to 200 characters; no control, format or line
+    separator character (NUL, CR, LF, tab, zero-width, a lone surrogate ...), which a URL, a log line or a page would mangle;
+    not ending in ``.html``, which the server's ``/related/{id}.html`` route reads as the box of ``{id}``.
+    A ``/`` is allowed (routes take it, percent-encoded or not)."""
+    text = value.strip()
+    if not text:
+        raise ValueError("field 'id' is empty")
+    if len(text) > MAX_ID_LENGTH:
+        raise ValueError(f"field 'id' has {len(text):,} characters; at most {MAX_ID_LENGTH}")
+    bad = next((ch for ch in text if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp")), None)
+    if bad is not None:
+        raise ValueError(f"field 'id' has a control or invisible character (U+{ord(bad):04X}): {text!r}")
+    if text.lower().endswith(".html"):
+        raise ValueError(
+            f"field 'id' may not end in .html ({text!r}): GET /related/{{id}}.html is the box of the id without it"
+        )
+    return text
+
+
 def check_url(url: str) -> str:
     """``url`` if a CMS can put it in a link as it is: ``http(s)://host...`` or a site-relative path
     (``/berita/1``); otherwise ValueError. ``javascript:``, ``data:`` and the like would run in a reader's
-    browser wherever the list is shown, so they are refused when the corpus is read."""
+    browser wherever the list is shown, so they are refused when the corpus is read. So are ``//host/...``
+    and ``/\\host``: a browser reads both as another host (and any ``\\`` as ``/``)."""
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
         raise ValueError(f"field 'url' has a control character: {url!r}")
     if url.startswith("/"):
+        if url.startswith("//") or "\\" in url:
+            raise ValueError(
+                f"field 'url' {url!r} may lead to another host (a browser reads // or \\ at its start as a host "
+                "name): give the full https:// address, or a path on this site with one leading / and no backslash"
+            )
         return url
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
@@ -107,7 +146,8 @@ class Corpus:
 def parse_published(value: str) -> datetime:
     """Parse ISO 8601 (``2019-09-17`` or ``2019-09-17T21:12:00+07:00``); naive values are taken as UTC.
 
-    Raises ``ValueError`` with the offending text when it is not ISO 8601.
+    Raises ``ValueError`` with the offending text when it is not ISO 8601, or when its UTC time is outside
+    the years 1 to 9999 (``9999-12-31T23:59:59-01:00``), which no date window or timestamp could hold.
     """
     try:
         parsed = datetime.fromisoformat(value.strip())
@@ -117,7 +157,13 @@ def parse_published(value: str) -> datetime:
             "2019-09-17 or 2019-09-17T21:12:00+07:00)"
         ) from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        return parsed.replace(tzinfo=timezone.utc)
+    try:
+        parsed.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(
+            f"date {value!r} in 'published' is out of range: its UTC time falls outside the years 1 to 9999"
+        ) from None
     return parsed
 
 
@@ -168,9 +214,7 @@ def article_from_record(record: Mapping[str, Any], fields: Mapping[str, str] | N
     raw_id = record["id"]
     if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)):
         raise ValueError(f"field 'id' must be text or a whole number, not {type(raw_id).__name__}")
-    article_id = str(raw_id).strip()
-    if not article_id:
-        raise ValueError("field 'id' is empty")
+    article_id = check_id(str(raw_id))
     title, body = record["title"], record["body"]
     if not isinstance(title, str):
         raise ValueError(f"field 'title' must be text, not {type(title).__name__}")
@@ -204,9 +248,58 @@ def _format_of(path: Path) -> tuple[str, bool]:
     ext = suffixes[-1] if suffixes else ""
     if ext in (".jsonl", ".ndjson", ".json"):
         return "jsonl", compressed
-    if ext == ".csv":
-        return "csv", compressed
-    raise CorpusError("unknown corpus format: use a .jsonl or .csv file (optionally .gz compressed)", str(path))
+    if ext in (".csv", ".tsv"):
+        return ext[1:], compressed
+    raise CorpusError("unknown corpus format: use a .jsonl, .csv or .tsv file (optionally .gz compressed)", str(path))
+
+
+def _from_utf16(raw: bytes, path: str) -> bytes:
+    """A file that starts with a UTF-16 byte-order mark (a spreadsheet's "Unicode text") as UTF-8, any other
+    as it is: the readers then see UTF-8 (with or without its own mark) whatever the export wrote."""
+    if not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw
+    try:
+        return raw.decode("utf-16").encode("utf-8")  # the codec takes the byte order from the mark
+    except UnicodeDecodeError as exc:
+        raise CorpusError(
+            f"cannot decode the file as UTF-16 (it starts with a UTF-16 byte-order mark): {exc.reason} "
+            f"at byte {exc.start:,}",
+            path,
+        ) from None
+
+
+def _column_name(name: str) -> str:
+    # Header names and the columns --field names are matched without case or surrounding spaces.
+    return name.strip().casefold()
+
+
+def _sniff_delimiter(text: str) -> str:
+    """The delimiter of a CSV's header line among ``,;\\t|`` (``,`` when it has a single column)."""
+    try:
+        return csv.Sniffer().sniff(text.partition("\n")[0], delimiters=_DELIMITERS).delimiter
+    except csv.Error:
+        return ","
+
+
+def _missing_columns(header: list[str], delimiter: str, fields: Mapping[str, str] | None) -> str | None:
+    """What a header lacks, named with the columns it has and the delimiter it seems to use; ``None`` if
+    every required field has its column."""
+    names = {_column_name(h) for h in header}
+    fields = fields or {}
+    missing = [m for m in REQUIRED_FIELDS if _column_name(fields.get(m, m)) not in names]
+    if not missing:
+        return None
+    wanted = ", ".join(f"{m} (column {fields[m]!r})" if m in fields else m for m in missing)
+    shown = ", ".join(repr(h) for h in header[:10]) + (f", ... ({len(header) - 10:,} more)" if len(header) > 10 else "")
+    message = (
+        f"missing required field {wanted}; the header has {len(header)} column{'' if len(header) == 1 else 's'}: "
+        f"{shown}"
+    )
+    counts = {d: sum(h.count(d) for h in header) for d in _DELIMITERS if d != delimiter}
+    likely = max(counts, key=counts.__getitem__)
+    if counts[likely]:
+        message += f" (is the delimiter {likely!r}? pass --delimiter {likely!r})"
+    return message
 
 
 def _jsonl_records(raw: bytes, path: str) -> Iterator[tuple[int, Mapping[str, Any] | ValueError]]:
@@ -226,16 +319,28 @@ def _jsonl_records(raw: bytes, path: str) -> Iterator[tuple[int, Mapping[str, An
             yield number, ValueError(f"malformed JSON: {exc.msg} at column {exc.colno}")
 
 
-def _csv_records(raw: bytes, path: str) -> Iterator[tuple[int, Mapping[str, Any] | ValueError]]:
+def _csv_records(
+    raw: bytes, path: str, delimiter: str | None, fields: Mapping[str, str] | None
+) -> Iterator[tuple[int, Mapping[str, Any] | ValueError]]:
+    """The rows as records keyed by their column's name, folded (:func:`_column_name`); the header is
+    checked first, so that a wrong delimiter or a missing column is one error at line 1."""
     text = raw.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
-    reader = csv.reader(io.StringIO(text, newline=""))
+    delimiter = delimiter or _sniff_delimiter(text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
-        header = next(reader)
+        found = next(reader)
     except StopIteration:
         raise CorpusError("empty CSV file: expected a header row with id, title, body", path) from None
     except csv.Error as exc:
         raise CorpusError(f"malformed CSV header: {exc}", path, 1) from None
-    header = [h.strip() for h in header]
+    header = [_column_name(h) for h in found]
+    used = {_column_name(name) for name in (*FIELDS, *(fields or {}).values())}
+    twice = next((name for name in header if name in used and header.count(name) > 1), None)
+    if twice is not None:
+        raise CorpusError(f"the header has column {twice!r} twice (names are matched without case)", path, 1)
+    missing = _missing_columns(found, delimiter, fields)
+    if missing is not None:
+        raise CorpusError(missing, path, 1)
     start = reader.line_num + 1
     while True:
         try:
@@ -272,17 +377,34 @@ def read_articles(
     *,
     fields: Mapping[str, str] | None = None,
     skip_invalid: bool = False,
+    delimiter: str | None = None,
 ) -> Corpus:
-    """Read a corpus: JSON Lines or CSV, plain or ``.gz``, chosen by the file's suffix.
+    """Read a corpus: JSON Lines, CSV or TSV, plain or ``.gz``, chosen by the file's suffix; UTF-8, or UTF-16
+    by its byte-order mark.
 
-    ``fields`` maps our field names to the file's (``{"id": "post_id"}``). The first invalid record
-    raises :class:`CorpusError` naming file, line and problem; with ``skip_invalid`` such records
-    (duplicate ids included: the first one is kept) are skipped and listed in ``Corpus.skipped``.
+    ``fields`` maps our field names to the file's (``{"id": "post_id"}``); a CSV's column names match
+    without case or surrounding spaces. A CSV's delimiter is sniffed from its header (``,``, ``;``, tab or
+    ``|``), a TSV's is tab; ``delimiter`` overrides both. The first invalid record raises
+    :class:`CorpusError` naming file, line and problem; with ``skip_invalid`` such records (duplicate ids
+    included: the first one is kept) are skipped and listed in ``Corpus.skipped``.
     """
     path = Path(path)
     kind, compressed = _format_of(path)
-    raw = _read_bytes(path, compressed)
-    records = _jsonl_records(raw, str(path)) if kind == "jsonl" else _csv_records(raw, str(path))
+    if delimiter is not None:
+        if kind == "jsonl":
+            raise InvalidParameterError(f"delimiter applies to .csv and .tsv files, not to {path} (JSON Lines)")
+        if len(delimiter) != 1 or delimiter in '"\r\n':
+            raise InvalidParameterError(
+                f"delimiter must be one character other than a quote or line break, e.g. ';' or '\\t', "
+                f"got {delimiter!r}"
+            )
+    raw = _from_utf16(_read_bytes(path, compressed), str(path))
+    records: Iterator[tuple[int, Mapping[str, Any] | ValueError]]
+    if kind == "jsonl":
+        records = _jsonl_records(raw, str(path))
+    else:
+        records = _csv_records(raw, str(path), delimiter or ("\t" if kind == "tsv" else None), fields)
+        fields = {ours: _column_name(theirs) for ours, theirs in fields.items()} if fields else None
     articles: list[Article] = []
     skipped: list[SkippedRecord] = []
     first_line: dict[str, int] = {}

@@ -40,8 +40,8 @@ class UnknownArticleError(RecommenderError, KeyError):
 
     def __str__(self) -> str:
         return self.message or (
-            f"unknown article id {self.article_id!r}: it is not in the model "
-            "(use related_to_text for drafts, or add it with `recommender add`)"
+            f"unknown article id {self.article_id!r}: it is not in the model; add it with `recommender add` "
+            "(or PUT /articles/{id}), or for a draft's text use `recommender related --text` (or POST /related)"
         )
 
 

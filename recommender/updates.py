@@ -225,7 +225,7 @@ class Updater:
 
     def add_rule(self, rule: Rule) -> RuleChange:
         """Store ``rule`` and rewrite, in one transaction, every stored list it changes. A rule naming an
-        article the model lacks, a position below 1, an expiry in the past or a malformed pattern is an
+        article the model lacks, a position outside 1 to 1,000, an expiry in the past or a malformed pattern is an
         error (:class:`InvalidParameterError` or :class:`UnknownArticleError`), and nothing is stored."""
         return self._change_rules(add=rule)
 
@@ -247,7 +247,7 @@ class Updater:
         warm(state)
         if len(state) < 2:
             return
-        blank = Article(id="\x00warm-up", title="", body="")  # in the model, it would be a (discarded) edit
+        blank = Article(id="recommender-warm-up", title="", body="")  # in the model, it would be a (discarded) edit
         for articles, remove in (([blank], []), ([], [str(state.articles.ids[0])])):
             new, delta = fold(state, articles, remove)
             if self._lists is not None:

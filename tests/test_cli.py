@@ -200,10 +200,10 @@ def test_train_field_mapping_on_csv(tmp_path: Path) -> None:
     assert fitted.ids_.to_list() == [f"post-{r['id']}" for r in records]
     assert fitted.titles_.to_list() == [r["title"] for r in records]
 
-    # Without the mapping, the first record names what is missing.
+    # Without the mapping, the header names what is missing.
     assert_user_error(
         invoke("train", corpus, "--model", tmp_path / "x.joblib"),
-        f"{corpus}, line 2: missing required field id, title, body",
+        f"{corpus}, line 1: missing required field id, title, body; the header has 3 columns: 'post_id', ",
     )
     # A mapping to a column that is not there names that column.
     assert_user_error(

@@ -14,7 +14,14 @@ import pytest
 
 import recommender.corpus as corpus_module
 from recommender import Article, read_articles
-from recommender.corpus import Corpus, SkippedRecord, article_from_record, bundled_corpus_path, parse_published
+from recommender.corpus import (
+    Corpus,
+    SkippedRecord,
+    article_from_record,
+    bundled_corpus_path,
+    check_url,
+    parse_published,
+)
 from recommender.errors import CorpusError, RecommenderError
 
 SAMPLE = Path(__file__).parent / "data" / "sample.jsonl"
@@ -244,8 +251,11 @@ def test_field_mapping_of_optional_field(tmp_path: Path) -> None:
 def test_field_mapping_missing_column_named_csv(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "a.csv", [["post_id", "headline", "content"], ["p1", "Judul", "Isi"]])
     error = corpus_error(path, fields=MAPPING)
-    assert str(error) == f"{path}, line 2: missing required field title (column 'post_title')"
-    assert (error.path, error.line) == (str(path), 2)
+    assert str(error) == (
+        f"{path}, line 1: missing required field title (column 'post_title'); "
+        "the header has 3 columns: 'post_id', 'headline', 'content'"
+    )
+    assert (error.path, error.line) == (str(path), 1)
 
 
 def test_field_mapping_missing_columns_named_jsonl(tmp_path: Path) -> None:
@@ -308,7 +318,10 @@ def test_missing_required_field(tmp_path: Path, record: dict[str, str], missing:
 
 def test_missing_required_column_csv(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "a.csv", [["id", "title"], ["1", "Judul"]])
-    assert str(corpus_error(path)) == f"{path}, line 2: missing required field body"
+    assert (
+        str(corpus_error(path))
+        == f"{path}, line 1: missing required field body; the header has 2 columns: 'id', 'title'"
+    )
 
 
 def test_duplicate_id_mentions_first_line(tmp_path: Path) -> None:
@@ -435,12 +448,12 @@ def test_wrong_field_types(tmp_path: Path, record: dict[str, Any], problem: str)
     assert str(error) == f"{path}, line 1: {problem}"
 
 
-@pytest.mark.parametrize("name", ["articles.txt", "articles", "articles.gz", "articles.tsv.gz", "articles.jsonl.zip"])
+@pytest.mark.parametrize("name", ["articles.txt", "articles", "articles.gz", "articles.tab.gz", "articles.jsonl.zip"])
 def test_unknown_suffix(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
     path.write_bytes(_jsonl_bytes([MINIMAL]))
     error = corpus_error(path)
-    assert str(error) == f"{path}: unknown corpus format: use a .jsonl or .csv file (optionally .gz compressed)"
+    assert str(error) == f"{path}: unknown corpus format: use a .jsonl, .csv or .tsv file (optionally .gz compressed)"
     assert (error.path, error.line) == (str(path), None)
 
 
@@ -652,6 +665,70 @@ def test_parse_published() -> None:
         assert str(info.value) == (
             f"unparseable date {bad!r} in 'published' (expected ISO 8601, e.g. 2019-09-17 or 2019-09-17T21:12:00+07:00)"
         )
+
+
+@pytest.mark.parametrize(
+    "value", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59", "0001-01-01T00:00:00+00:00:01"]
+)
+def test_published_whose_utc_time_is_out_of_range_is_refused(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_published(value)
+    assert str(info.value) == (
+        f"date {value!r} in 'published' is out of range: its UTC time falls outside the years 1 to 9999"
+    )
+    path = write_jsonl(tmp_path / "a.jsonl", [MINIMAL, {**MINIMAL, "id": "b", "published": value}])
+    assert corpus_error(path).line == 2
+
+
+def test_published_at_the_ends_of_the_calendar_is_kept() -> None:
+    assert parse_published("9999-12-31T23:59:59+00:00") == datetime.max.replace(microsecond=0, tzinfo=timezone.utc)
+    assert parse_published("0001-01-01T23:59:00+23:59") == datetime.min.replace(tzinfo=timezone.utc)
+
+
+# --- article ids ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("article_id", "problem"),
+    [
+        ("a\x00b", "field 'id' has a control or invisible character (U+0000): 'a\\x00b'"),
+        ("a\rb", "field 'id' has a control or invisible character (U+000D): 'a\\rb'"),
+        ("a\nb", "field 'id' has a control or invisible character (U+000A): 'a\\nb'"),
+        ("a\u200bb", "field 'id' has a control or invisible character (U+200B): 'a\\u200bb'"),
+        (
+            "berita-1.HTML",
+            "field 'id' may not end in .html ('berita-1.HTML'): GET /related/{id}.html is the box of the id without it",
+        ),
+        ("x" * 201, "field 'id' has 201 characters; at most 200"),
+    ],
+)
+def test_ids_no_route_can_address_are_refused(tmp_path: Path, article_id: str, problem: str) -> None:
+    path = write_jsonl(tmp_path / "a.jsonl", [MINIMAL, {**MINIMAL, "id": article_id}])
+    error = corpus_error(path)
+    assert (error.line, error.problem) == (2, problem)
+    with pytest.raises(ValueError, match=r"^field 'id' "):
+        article_from_record({**MINIMAL, "id": article_id})  # add and PUT take records through it too
+
+
+def test_ids_with_a_slash_or_200_characters_are_kept(tmp_path: Path) -> None:
+    ids = ["kanal/berita/1", " y" + "x" * 199 + " ", "berita.htm"]
+    path = write_jsonl(tmp_path / "a.jsonl", [{**MINIMAL, "id": i} for i in ids])
+    assert [a.id for a in read_articles(path).articles] == [i.strip() for i in ids]
+
+
+# --- urls ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["//evil.example/phish", "/\\evil.example", "/berita\\1", "///evil.example"])
+def test_urls_a_browser_reads_as_another_host_are_refused(tmp_path: Path, url: str) -> None:
+    with pytest.raises(ValueError) as info:
+        check_url(url)
+    assert str(info.value) == (
+        f"field 'url' {url!r} may lead to another host (a browser reads // or \\ at its start as a host name): "
+        "give the full https:// address, or a path on this site with one leading / and no backslash"
+    )
+    path = write_jsonl(tmp_path / "a.jsonl", [MINIMAL, {**MINIMAL, "id": "b", "url": url}])
+    assert corpus_error(path).line == 2
 
 
 # --- bundled corpus and the sample ---------------------------------------------------------------
