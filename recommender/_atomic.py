@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import glob
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,12 +20,14 @@ os.umask(_UMASK)
 def atomic_write(path: Path, write: Callable[[Path], None], *, make_parents: bool = True) -> None:
     """Call ``write`` on a temporary file beside ``path``, then rename it over ``path``.
 
-    Readers see the old file or the new one, never half of one; on any failure the old file stays.
+    Readers see the old file or the new one, never half of one; on any failure the old file stays. A file
+    replaced keeps its permissions and, where the writer may give it, its group; a new one gets the umask's.
     ``make_parents=False``: a missing directory is an error (``FileNotFoundError``), not created.
     """
     tmp = temporary_beside(path, make_parents=make_parents)
     try:
         write(tmp)
+        keep_access(path, tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -46,6 +50,20 @@ def temporary_beside(path: Path, *, make_parents: bool = True) -> Path:
     finally:
         os.close(fd)
     return Path(tmp_name)
+
+
+def keep_access(old: Path, new: Path) -> None:
+    """Give ``new`` the permission bits and group of ``old`` (if ``old`` exists), before it replaces it: a
+    store made readable by the web server's group only (0640) must stay so when a job rewrites it. The group
+    is kept where the writer may give it (a group it is in); set after writing, so a read-only mode works."""
+    try:
+        old_stat = os.stat(old)
+    except FileNotFoundError:
+        return
+    if old_stat.st_gid != os.stat(new).st_gid:
+        with contextlib.suppress(PermissionError):
+            os.chown(new, -1, old_stat.st_gid)
+    os.chmod(new, stat.S_IMODE(old_stat.st_mode) & 0o777)
 
 
 def sweep_leftovers(path: Path) -> None:

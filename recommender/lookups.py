@@ -12,7 +12,7 @@ import itertools
 import re
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 import numpy as np
 import scipy.sparse as sp
@@ -123,11 +123,9 @@ def vectorize(state: FittedState, title: str = "", body: str = "") -> sp.csr_mat
     )
 
 
-def _as_datetime(value: str | datetime) -> datetime:
-    return datetime.fromtimestamp(timestamp_of(value), timezone.utc)
-
-
-def _mask(state: FittedState, filters: Filters) -> np.ndarray | None:
+def _mask(state: FittedState, filters: Filters, within: tuple[float, float] | None = None) -> np.ndarray | None:
+    """The rows ``filters`` let through (``None``: every row); ``within``: (a time, days) narrows the
+    dates to that many days either side of the time."""
     mask: np.ndarray | None = None
     if filters.section is not None:
         # Decoding every section per lookup would cost O(N) string work; the array is built once.
@@ -139,13 +137,22 @@ def _mask(state: FittedState, filters: Filters) -> np.ndarray | None:
         mask = np.ones(len(state), dtype=bool) if mask is None else mask
         mask[excluded] = False
     after, before = filters.after, filters.before
-    if after is not None or before is not None:
+    if after is not None or before is not None or within is not None:
         lo = timestamp_of(after) if after is not None else -np.inf
         hi = timestamp_of(before) if before is not None else np.inf
         if isinstance(before, str) and _PLAIN_DATE.fullmatch(before.strip()):
             hi += 86_400 - 1e-3  # "on or before 2019-09-30" includes that whole day
+        starts, ends = after, before
+        if within is not None:
+            # In seconds, not datetimes: a window reaching past the calendar's ends (years 1 and 9999)
+            # cannot overflow, it is open there.
+            at, days = within
+            if at - days * 86_400 > lo:
+                lo, starts = at - days * 86_400, f"{days:g} days before the article"
+            if at + days * 86_400 < hi:
+                hi, ends = at + days * 86_400, f"{days:g} days after the article"
         if lo > hi:
-            raise InvalidParameterError(f"the date window ends ({before}) before it starts ({after})")
+            raise InvalidParameterError(f"the date window ends ({ends}) before it starts ({starts})")
         window = (state.timestamps >= lo) & (state.timestamps <= hi)  # unknown dates (NaN) fall out
         mask = window if mask is None else mask & window
     return mask
@@ -265,25 +272,14 @@ def related(
     """The top-``k`` articles related to ``article_id`` (never itself), best first; ``within_days`` of it
     when given (see :meth:`recommender.Recommender.related`)."""
     row = state.row_of(article_id)
+    own = float(state.timestamps[row])
     if within_days is not None:
-        check_days(within_days)
-        own = state.timestamps[row]
+        within_days = check_days(within_days)
         if np.isnan(own):
             raise InvalidParameterError(f"article {article_id!r} has no publication date: within_days needs one")
-        at = datetime.fromtimestamp(own, timezone.utc)
-        span = timedelta(days=within_days)
-        after, before = filters.after, filters.before
-        # A window reaching past the calendar's ends (year 1, 9999) is open on that side.
-        lo = at - span if at - datetime.min.replace(tzinfo=timezone.utc) > span else None
-        hi = at + span if datetime.max.replace(tzinfo=timezone.utc) - at > span else None
-        if lo is not None:
-            after = max(lo, _as_datetime(after)) if after is not None else lo
-        if hi is not None:
-            before = min(hi, _as_datetime(before)) if before is not None else hi
-        filters = Filters(filters.section, filters.exclude, after, before)
-    mask = _mask(state, filters)
+    mask = _mask(state, filters, None if within_days is None else (own, within_days))
     query = search_index(state).matrix[row]
-    return _top(state, query, k, mask, row, float(state.timestamps[row]), options, with_why, threads)
+    return _top(state, query, k, mask, row, own, options, with_why, threads)
 
 
 def related_to_text(

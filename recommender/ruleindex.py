@@ -7,15 +7,19 @@ takes a candidate's place, so a list keeps its length); pins are placed after th
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import threading
 import time
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .rules import Rule, Rules, rules_key
+from .errors import InvalidParameterError
+from .rules import Rule, Rules, rules_key, title_pattern
 from .state import TAG_SEPARATOR, FittedState
 
 __all__ = ["RuleIndex", "compile_rules", "rule_index"]
@@ -96,7 +100,34 @@ class RuleIndex:
 
 
 def _search(pattern: str, text: str) -> bool:
-    return re.search(pattern, text, re.IGNORECASE) is not None
+    return _title_search(pattern)(text) is not None
+
+
+@functools.lru_cache(maxsize=256)
+def _title_search(pattern: str) -> Callable[[str], object]:
+    """A title pattern's search. A pattern stored before title patterns had to suit RE2 (lookaround, a
+    backreference) is matched by Python's re, as it was then: the lists it shaped stay as they are, and
+    removing it finds them (:func:`compile_rules` warns that it should go)."""
+    try:
+        return title_pattern(pattern).search
+    except InvalidParameterError:
+        return re.compile(pattern, re.IGNORECASE).search
+
+
+def _warn_if_slow(rule: Rule) -> None:
+    """Warn that ``rule`` has a title pattern that RE2 refuses (see :func:`_title_search`), with how to fix it."""
+    for name, value in ((rule.field, rule.value), (rule.under_field, rule.under_value)):
+        if name != "title" or value is None:
+            continue
+        try:
+            title_pattern(value)
+        except InvalidParameterError as exc:
+            warnings.warn(
+                f"rule {rule.id}: {exc}. Stored before patterns were checked for this, it still applies but can "
+                f"take seconds on some titles: remove it (`recommender unblock {rule.id}`) and block again "
+                "with a pattern that passes",
+                stacklevel=2,
+            )
 
 
 class _Latest:
@@ -141,6 +172,7 @@ def compile_rules(state: FittedState, rules: Rules, now: float) -> RuleIndex:
         b = None if rule.related is None else rows.get(rule.related)
         if (rule.article is not None and a is None) or (rule.related is not None and b is None):
             continue
+        _warn_if_slow(rule)
         if rule.kind == "pin" and a is not None and b is not None:
             pins.setdefault(a, []).append((b, rule.position or 1, rule_id, order))
         elif rule.field is not None:
@@ -178,12 +210,13 @@ def compile_rules(state: FittedState, rules: Rules, now: float) -> RuleIndex:
 
 
 def matching(state: FittedState, name: str, value: str) -> np.ndarray:
-    """Rows whose field ``name`` matches ``value`` (a title: the pattern found in it, case-insensitive;
-    a tag: one of the article's tags; else the value itself, case-insensitive)."""
+    """Rows whose field ``name`` matches ``value`` (a title: the pattern found in it, as
+    :func:`~recommender.rules.title_pattern` compiles it; a tag: one of the article's tags; else the value
+    itself, case-insensitive)."""
     articles = state.articles
     if name == "title":
-        pattern = re.compile(value, re.IGNORECASE)
-        return np.array([bool(pattern.search(t or "")) for t in articles.titles.to_list()], dtype=bool)
+        search = _title_search(value)
+        return np.array([search(t or "") is not None for t in articles.titles.to_list()], dtype=bool)
     wanted = value.strip().casefold()
     if name == "tag":
         return np.array(

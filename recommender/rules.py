@@ -13,6 +13,7 @@ Blocks win over pins: a pinned article that is blocked (a takedown, say) is not 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -21,38 +22,45 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import timezone
-from typing import Any
+from typing import Any, Protocol
 
-from .corpus import parse_published
+import re2
+
+from .corpus import check_id, parse_published
 from .errors import InvalidParameterError, UnknownArticleError
 
 __all__ = [
     "KINDS",
     "MATCH_FIELDS",
+    "MAX_POSITION",
     "Rule",
     "Rules",
+    "TitlePattern",
     "check_rule",
     "place_pins",
     "rule_from_dict",
     "rules_from_json",
     "rules_json",
     "rules_key",
+    "title_pattern",
 ]
 
 KINDS = ("pin", "block")
 # The fields a block can match: a candidate's (or, with under_field, the list's article's).
 MATCH_FIELDS = ("section", "source", "category", "tag", "title")
+# A pin's last place: a list holds at most ranking.MAX_K articles (a pin further down is at its end anyway).
+MAX_POSITION = 1000
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
     """One pin or block. ``article``: the list it applies to (``None``: every list); ``related``: the
     pinned or blocked article; ``position``: a pin's place (1: first); ``field``/``value``: a block of
-    every article whose field matches (``title``: a regular expression, case-insensitive; other fields:
-    the value, case-insensitive); ``under_field``/``under_value``: only under articles that match;
-    ``both_ways``: a pair block that also blocks ``article`` under ``related``; ``until``: when it
-    expires (ISO 8601; a plain date keeps that whole day, UTC; ``None``: never). ``id`` and ``created`` are
-    given when it is stored."""
+    every article whose field matches (``title``: a regular expression, case-insensitive, see
+    :func:`title_pattern`; other fields: the value, case-insensitive); ``under_field``/``under_value``:
+    only under articles that match; ``both_ways``: a pair block that also blocks ``article`` under
+    ``related``; ``until``: when it expires (ISO 8601; a plain date keeps that whole day, UTC; ``None``:
+    never). ``id`` and ``created`` are given when it is stored."""
 
     kind: str
     article: str | None = None
@@ -148,7 +156,13 @@ def check_rule(rule: Rule, known: Callable[[str], bool], now: float) -> Rule:
         raise InvalidParameterError(f"a rule's kind is pin or block, got {r.kind!r}")
     for name in ("article", "related"):
         value = getattr(r, name)
-        if value is not None and not known(value):
+        if value is None:
+            continue
+        try:
+            check_id(value)  # the corpus's id rule: what a rule names, every entry point can address
+        except ValueError as exc:
+            raise InvalidParameterError(f"a rule's {name} is not a valid article id: {exc}") from None
+        if not known(value):
             raise UnknownArticleError(value, f"no article {value!r} in the model: a rule can only name articles it has")
     if r.article is not None and r.article == r.related:
         raise InvalidParameterError(f"an article cannot be pinned or blocked under itself ({r.article!r})")
@@ -158,8 +172,10 @@ def check_rule(rule: Rule, known: Callable[[str], bool], now: float) -> Rule:
         if r.field is not None or r.under_field is not None or r.both_ways:
             raise InvalidParameterError("a pin takes an article, a related article and a position only")
         position = 1 if r.position is None else r.position
-        if isinstance(position, bool) or not isinstance(position, int) or position < 1:
-            raise InvalidParameterError(f"a pin's position is 1 or more (1: first), got {r.position!r}")
+        if isinstance(position, bool) or not isinstance(position, int) or not 1 <= position <= MAX_POSITION:
+            raise InvalidParameterError(
+                f"a pin's position is 1 or more (1: first) and at most {MAX_POSITION:,}, got {r.position!r}"
+            )
         r = replace(r, position=position)
     else:
         if r.position is not None:
@@ -190,12 +206,38 @@ def _check_match(name: str, value: str | None, what: str) -> str:
     if value is None or not value.strip():
         raise InvalidParameterError(f"give the {name} value to match")
     if name == "title":
-        try:
-            re.compile(value, re.IGNORECASE)
-        except re.error as exc:
-            raise InvalidParameterError(f"malformed title pattern {value!r}: {exc}") from None
+        title_pattern(value)
         return value
     return value.strip()
+
+
+class TitlePattern(Protocol):
+    """A compiled title pattern: ``search(title)`` is a match object or ``None``."""
+
+    def search(self, text: str) -> object | None: ...
+
+
+@functools.lru_cache(maxsize=256)
+def title_pattern(value: str) -> TitlePattern:
+    """``value`` compiled as a title pattern (by RE2), case-insensitive.
+    RE2 matches in time linear in the title, where Python's ``re`` can take exponential time (``^(a+)+$``
+    against 30 "a" and a "b"); so it has no backreferences or lookaround, and ``\\b``/``\\w`` are ASCII.
+    :class:`InvalidParameterError` naming the pattern if it is malformed or uses what RE2 lacks."""
+    try:
+        re.compile(value)  # Python's messages say where a malformed pattern goes wrong
+    except re.error as exc:
+        raise InvalidParameterError(f"malformed title pattern {value!r}: {exc}") from None
+    options = re2.Options()
+    options.case_sensitive = False
+    options.log_errors = False  # the error is ours to report, not a line on stderr
+    try:
+        return re2.compile(value, options)
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise InvalidParameterError(
+            f"title pattern {value!r} is refused ({reason}): patterns are matched in time linear in the title, "
+            "without backreferences (\\1) or lookaround ((?=...), (?!...), (?<=...), (?<!...)); write it without them"
+        ) from None
 
 
 @dataclass(frozen=True)

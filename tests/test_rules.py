@@ -30,8 +30,9 @@ from recommender import (
     precompute,
 )
 from recommender.cli import app
+from recommender.ranking import MAX_K
 from recommender.rulebook import RuleBook, rules_path
-from recommender.rules import rule_from_dict
+from recommender.rules import MAX_POSITION, Rules, check_rule, rule_from_dict, title_pattern
 
 
 def fresh(base_model: Path, directory: Path, k: int = 5, **options: Any) -> tuple[Path, Path]:
@@ -166,6 +167,9 @@ def test_title_pattern_blocks_apply_to_drafts(base_model: Path, tmp_path: Path) 
     [
         (Rule("pin", article="nope", related="x"), UnknownArticleError, "no article 'nope' in the model"),
         (Rule("pin", article="A", related="B", position=0), InvalidParameterError, "position is 1 or more"),
+        (Rule("pin", article="A", related="B", position=10**20), InvalidParameterError, "most 1,000, got 1000000000"),
+        (Rule("block", field="title", value=r"(iklan) \1"), InvalidParameterError, "without backreferences"),
+        (Rule("block", related="A", article="B.html"), InvalidParameterError, "article is not a valid article id"),
         (Rule("block", related="A", until="2001-01-01"), InvalidParameterError, "expiry 2001-01-01 is in the past"),
         (Rule("block", field="title", value="(unclosed"), InvalidParameterError, "malformed title pattern"),
         (Rule("block", field="colour", value="red"), InvalidParameterError, "field must be one of"),
@@ -187,6 +191,78 @@ def test_a_bad_rule_is_refused_and_nothing_is_stored(
         Updater(model_path, store).add_rule(rule)
     assert RuleBook.of_model(model_path).rules().rules == ()
     assert lists(store) == before
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (Rule("pin", article="a\x00", related="b"), "article is not a valid article id: .* control"),
+        (Rule("pin", article="a", related="berita-1.html"), "related is not a valid article id: .* .html"),
+        (Rule("block", related="a\r\nb"), "related is not a valid article id: .* control"),
+        (Rule("block", article="a", related="x" * 201), "related is not a valid article id: .* at most 200"),
+    ],
+)
+def test_a_rule_names_only_ids_the_corpus_accepts(rule: Rule, message: str) -> None:
+    # Even an id the model has (one saved before the id rule): every entry point must be able to name it.
+    with pytest.raises(InvalidParameterError, match=message):
+        check_rule(rule, lambda _: True, time.time())
+
+
+def test_a_pin_goes_no_further_than_a_list_can_be_long() -> None:
+    assert MAX_POSITION == MAX_K
+    pin = Rule("pin", article="a", related="b", position=MAX_POSITION)
+    assert check_rule(pin, lambda _: True, time.time()) == pin
+    with pytest.raises(InvalidParameterError, match="at most 1,000"):
+        check_rule(dataclasses.replace(pin, position=MAX_POSITION + 1), lambda _: True, time.time())
+
+
+def test_title_patterns_are_matched_in_linear_time() -> None:
+    # Python's re tries 2**n ways for n "a" and a "b" (25 "a": a second); RE2 reads the title once.
+    started = time.perf_counter()
+    catastrophic = title_pattern("^(a+)+$")
+    assert catastrophic.search("A" * 10_000) and not catastrophic.search("a" * 10_000 + "b")
+    print(f"matched in {time.perf_counter() - started:.4f} s")
+    for pattern in (r"(iklan) \1", r"iklan(?!\s+baris)", r"(?<=\[)iklan"):
+        with pytest.raises(InvalidParameterError, match=re.escape(repr(pattern))):
+            title_pattern(pattern)
+
+
+def test_a_catastrophic_title_pattern_blocks_in_linear_time() -> None:
+    body = "Banjir besar melanda kawasan Jakarta Utara sejak pagi tadi, warga mengungsi."
+    titles = {"only-a": "a" * 64, "a-and-b": "a" * 64 + "b", "other": "Banjir Jakarta", "another": "Banjir lagi"}
+    model = Recommender.train([Article(i, t, body) for i, t in titles.items()], n_jobs=1, dedup=None)
+    rules = (Rule("block", field="title", value="^(a+)+$", id=1), Rule("block", related="another", id=2))
+    ruled = Recommender.from_state(model.fitted_state().with_rules(Rules(rules)), model.get_params())
+    assert {r.id for r in ruled.related("other", k=5, min_score=0.0)} == {"a-and-b"}
+    # Under a title pattern: a draft's own title is matched too.
+    under = Rule("block", field="title", value="banjir", under_field="title", under_value="^(a+)+$", id=3)
+    ruled = Recommender.from_state(model.fitted_state().with_rules(Rules((under,))), model.get_params())
+    draft = {"body": body, "k": 5, "min_score": 0.0}
+    assert {r.id for r in ruled.related_to_text(title="a" * 64, **draft)} == {"only-a", "a-and-b"}
+    assert {r.id for r in ruled.related_to_text(title="a" * 64 + "b", **draft)} == set(titles)
+
+
+def test_a_stored_pattern_that_is_refused_now_still_applies_until_removed(base_model: Path, tmp_path: Path) -> None:
+    # A rule stored before title patterns had to suit RE2 applies as it did (Python's re), so the lists
+    # written under it stay right; each load warns, and `unblock` removes it as any other.
+    model_path, store = fresh(base_model, tmp_path)
+    model = Recommender.load(model_path)
+    a = str(model.ids_[0])
+    natural = listed(model, a)
+    word = re.findall(r"[A-Za-z]{4,}", model.related(a, k=1)[0].title)[0]
+    legacy = Rule("block", field="title", value=rf"^(?=.*\b{word}\b)")
+    with RuleBook.of_model(model_path).change(add=legacy):
+        pass
+    with pytest.warns(UserWarning, match=r"rule 1: title pattern .* \(`recommender unblock 1`\)"):
+        shown = Recommender.load(model_path).related(a, k=5)
+    assert natural[0] not in [r.id for r in shown]
+    assert not any(re.search(rf"\b{word}\b", r.title, re.IGNORECASE) for r in shown)
+    with pytest.warns(UserWarning, match="rule 1"):
+        assert Updater(model_path, store).apply_rules() > 0
+        assert_store_equals_full_precompute(model_path, store)
+        Updater(model_path, store).remove_rule(1, kind="block")
+    assert listed(Recommender.load(model_path), a) == natural
+    assert_store_equals_full_precompute(model_path, store)
 
 
 def test_removing_an_unknown_rule_is_a_clear_error(base_model: Path, tmp_path: Path) -> None:
@@ -354,7 +430,20 @@ def test_cli_pin_block_rules_unpin_unblock(base_model: Path, tmp_path: Path) -> 
     ("args", "message"),
     [
         (("pin", "{a}", "nope"), "Error: no article 'nope' in the model: a rule can only name articles it has"),
-        (("pin", "{a}", "{b}", "--position", "0"), "Error: a pin's position is 1 or more (1: first), got 0"),
+        (
+            ("pin", "{a}", "{b}", "--position", "0"),
+            "Error: a pin's position is 1 or more (1: first) and at most 1,000, got 0",
+        ),
+        (
+            ("pin", "{a}", "{b}", "--position", "99999999999999999999"),
+            "Error: a pin's position is 1 or more (1: first) and at most 1,000, got 99999999999999999999",
+        ),
+        (
+            ("block", "--title", "iklan(?!\\s+baris)"),
+            "Error: title pattern 'iklan(?!\\\\s+baris)' is refused (invalid perl operator: (?!): patterns are "
+            "matched in time linear in the title, without backreferences (\\1) or lookaround ((?=...), (?!...), "
+            "(?<=...), (?<!...)); write it without them",
+        ),
         (
             ("block", "{b}", "--until", "2001-01-01"),
             "Error: the expiry 2001-01-01 is in the past: a rule must expire later than now",
@@ -488,6 +577,8 @@ def test_moving_a_pin_is_one_change(base_model: Path, tmp_path: Path) -> None:
     assert_store_equals_full_precompute(model_path, store)
     with pytest.raises(InvalidParameterError, match="position is 1 or more"):
         updater.move_pin(2, 0)
+    with pytest.raises(InvalidParameterError, match="at most 1,000"):
+        updater.move_pin(2, 10**20)
     with pytest.raises(InvalidParameterError, match="no pin 1"):
         updater.move_pin(1, 2)
     assert [(r.id, r.position) for r in updater.rules().rules] == [(2, 3)]
