@@ -720,15 +720,29 @@ def serve_command(
 ) -> None:
     """Serve related lists over HTTP (JSON and HTML) until interrupted; writes need RECOMMENDER_API_TOKEN."""
     with _user_errors():
-        from .serve import TOKEN_VARIABLE, ServeSettings, run  # FastAPI only for this command
+        from .serve import TOKEN_VARIABLE, ServeSettings, run, token_warning  # FastAPI only for this command
 
         if max_age < 0:
             raise InvalidParameterError(f"--max-age must be 0 or more seconds, got {max_age}")
         token = os.environ.get(TOKEN_VARIABLE) or None
         settings = ServeSettings(model=model, store=store, token=token, max_age=max_age)
         writes = "writes on (token set)" if token else f"writes off (set {TOKEN_VARIABLE} to allow them)"
-        err.print(f"Serving {model} on http://{host}:{port} ({workers} worker(s), {writes}); docs at /docs")
-        run(settings, host=host, port=port, workers=workers)
+        warning = token_warning(settings)
+        if warning is not None:
+            err.print(f"Warning: {warning}", soft_wrap=True, markup=False)
+        if store is not None and not store.exists():
+            err.print(
+                f"No store at {store} yet: the model answers every lookup until "
+                f"`recommender precompute --out {store}` writes it (then it is used at once)",
+                soft_wrap=True,
+                markup=False,
+            )
+
+        def ready() -> None:
+            line = f"Serving {model} on http://{host}:{port} ({workers} worker(s), {writes}); docs at /docs"
+            err.print(line, soft_wrap=True, markup=False)
+
+        run(settings, host=host, port=port, workers=workers, on_ready=ready)
 
 
 @app.command(cls=_Command)

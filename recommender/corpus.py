@@ -83,9 +83,9 @@ def check_id(value: str) -> str:
     """``value`` without surrounding white space if it is a valid article id; otherwise ValueError naming
     the problem. One rule for every entry point, so that any stored id can be looked up, edited, removed,
     pinned or blocked, over HTTP as on the command line: 1 to 200 characters; no control, format or line
-    separator character (NUL, CR, LF, tab, zero-width, a lone surrogate ...), which a URL, a log line or a page would mangle;
-    not ending in ``.html``, which the server's ``/related/{id}.html`` route reads as the box of ``{id}``.
-    A ``/`` is allowed (routes take it, percent-encoded or not)."""
+    separator character (NUL, CR, LF, tab, zero-width, a lone surrogate ...), which a URL, a log line or a
+    page would mangle; not ending in ``.html``, which the server's ``/related/{id}.html`` route reads as
+    the box of ``{id}``. A ``/`` is allowed (routes take it, percent-encoded or not)."""
     text = value.strip()
     if not text:
         raise ValueError("field 'id' is empty")

@@ -3,10 +3,12 @@ score and shared terms), pin, reorder, unpin and block with a click, and preview
 
 Server-rendered with Jinja2 (autoescaped), plain HTML forms and no JavaScript: a write is a POST answered by
 a redirect back to the page (post-redirect-get), or by the page with the error when the input is refused,
-and then nothing is stored. Reading needs no login. Writes need the server's token, given once in a login
-form: the session cookie is signed with a key derived from the token (never the token itself), so every
-worker process accepts it without shared state, and a new token ends every session. Each write form carries
-a CSRF token derived from the session, compared in constant time.
+and then nothing is stored. Reading (search, boxes, drafts) needs no login; the rules and their notes are
+shown to a logged-in editor only, as ``GET /rules`` needs the token. Writes need the server's token, given
+once in a login form (wrong tokens are rate-limited per client address: :class:`Throttle`). The session
+cookie is signed with a key derived from the token (never the token itself), so every worker process accepts
+it without shared state, and a new token ends every session. Each write form carries a CSRF token derived
+from the session, compared in constant time.
 
 :func:`mount` adds the routes to the server's FastAPI application; the server hands it a :class:`Backend`.
 """
@@ -15,8 +17,11 @@ a CSRF token derived from the session, compared in constant time.
 import asyncio
 import hashlib
 import hmac
+import math
 import secrets
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from importlib import resources
@@ -27,7 +32,7 @@ from .errors import InvalidParameterError, RecommenderError, UnknownArticleError
 from .ranking import Related
 from .rules import MATCH_FIELDS, Rule
 
-__all__ = ["Backend", "BoxItem", "Sessions", "View", "mount", "rule_from_form"]
+__all__ = ["Backend", "BoxItem", "Sessions", "Throttle", "View", "mount", "rule_from_form"]
 
 DEFAULT_K = 5
 MAX_K = 50  # a page of boxes, not a batch job
@@ -74,6 +79,45 @@ class Backend(Protocol):
     def remove_rule(self, rule_id: int) -> dict[str, Any]: ...
 
     def move_pin(self, rule_id: int, position: int) -> dict[str, Any]: ...
+
+
+class Throttle:
+    """Wrong tokens per client address: after ``limit`` of them within ``window`` seconds, an address waits
+    until the oldest is ``window`` seconds old, whatever it sends. The server shares one between its API's
+    writes and the page's logins. Kept in memory by each worker process (with N workers an address gets up to
+    N times ``limit`` tries a window), thread-safe."""
+
+    def __init__(self, limit: int = 5, window: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self.window, self.clock = limit, window, clock
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, address: str) -> int:
+        """Whole seconds ``address`` must wait before its token is checked again; 0: it may try now."""
+        with self._lock:
+            now = self.clock()
+            recent = self._recent(address, now)
+            if len(recent) < self.limit:
+                return 0
+            return max(1, math.ceil(recent[0] + self.window - now))
+
+    def failed(self, address: str) -> None:
+        """Count a wrong token from ``address``."""
+        with self._lock:
+            now = self.clock()
+            self._failures.setdefault(address, deque()).append(now)
+            if len(self._failures) > 10_000:  # many addresses: forget those with no failure in the window
+                for other in list(self._failures):
+                    self._recent(other, now)
+
+    def _recent(self, address: str, now: float) -> deque[float]:
+        """``address``'s failures within the window (older ones dropped; an address with none forgotten)."""
+        times = self._failures.get(address, deque())
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if not times:
+            self._failures.pop(address, None)
+        return times
 
 
 class Sessions:
@@ -192,13 +236,16 @@ def safe_href(url: object) -> str | None:
     return None
 
 
-def build_page(backend: Backend, view: View, *, draft: dict[str, Any] | None = None) -> tuple[dict[str, Any], int]:
+def build_page(
+    backend: Backend, view: View, *, draft: dict[str, Any] | None = None, editor: bool = False
+) -> tuple[dict[str, Any], int]:
     """The page's values for ``view`` (and a draft's preview), and the HTTP status: an unknown article or a
-    refused lookup is shown on the page, as an error."""
+    refused lookup is shown on the page, as an error. The rules (and their notes) are read only for a
+    logged-in ``editor``, as ``GET /rules`` needs the token."""
     context: dict[str, Any] = {"view": view, "search": None, "article": None, "box": [], "list_rules": []}
     errors: list[str] = []
     status = 200
-    rules = backend.rules()
+    rules = backend.rules() if editor else {}
     in_force: list[dict[str, Any]] = list(rules.get("in_force", []))
     context["rules_in_force"], context["rules_expired"] = in_force, list(rules.get("expired", []))
     selected = view.id
@@ -249,8 +296,9 @@ def templates() -> Any:
     return env
 
 
-def mount(app: Any, backend: Backend) -> None:
-    """Add the editor's page (``/``, ``/login``, ``/logout`` and ``/editor/...``) to the FastAPI ``app``."""
+def mount(app: Any, backend: Backend, throttle: Throttle | None = None) -> None:
+    """Add the editor's page (``/``, ``/login``, ``/logout`` and ``/editor/...``) to the FastAPI ``app``;
+    ``throttle`` counts wrong logins (the server shares its API's)."""
     try:
         env = templates()
     except ImportError:
@@ -261,6 +309,7 @@ def mount(app: Any, backend: Backend) -> None:
     from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
     stylesheet = (resources.files("recommender") / "static" / "editor.css").read_bytes()
+    guesses = throttle if throttle is not None else Throttle()
 
     def sessions() -> Sessions | None:
         token = backend.token
@@ -295,7 +344,8 @@ def mount(app: Any, backend: Backend) -> None:
         form: Mapping[str, str] | None = None,
         draft: dict[str, Any] | None = None,
     ) -> Any:
-        context, found = await asyncio.to_thread(build_page, backend, view, draft=draft)
+        editor = nonce_of(request) is not None
+        context, found = await asyncio.to_thread(build_page, backend, view, draft=draft, editor=editor)
         context["errors"] = [*(errors or []), *context["errors"]]
         return html("editor.html", request, max(status, found), notice=notice, form=dict(form or {}), **context)
 
@@ -352,7 +402,8 @@ def mount(app: Any, backend: Backend) -> None:
             return await page(request, View(params.get("q", "").strip(), params.get("id", "").strip()),
                               status=422, errors=[str(exc)])  # fmt: skip
         notice = None
-        if params.get("added", "").isdigit() or params.get("removed", "").isdigit():
+        logged_in = nonce_of(request) is not None  # a notice names a rule: for editors only
+        if logged_in and (params.get("added", "").isdigit() or params.get("removed", "").isdigit()):
             notice = await asyncio.to_thread(notice_of, params)
         return await page(request, view, notice=notice)
 
@@ -424,8 +475,16 @@ def mount(app: Any, backend: Backend) -> None:
         keys, token = sessions(), backend.token
         if keys is None or token is None:
             return html("login.html", request, 403, next=target)
+        address = request.client.host if request.client else ""
+        wait = guesses.wait(address)
+        if wait:  # too many wrong tokens from there: even the right one waits (no guess gets through)
+            message = f"Too many wrong tokens from your address: try again in {wait} s."
+            refused = html("login.html", request, 429, next=target, errors=[message])
+            refused.headers["Retry-After"] = str(wait)
+            return refused
         if not hmac.compare_digest(form.get("token", "").encode(), token.encode()):
-            await asyncio.sleep(0.5)  # a guess costs time
+            guesses.failed(address)
+            await asyncio.sleep(0.5)  # and a guess costs time
             return html("login.html", request, 403, next=target, errors=["That is not the server's write token."])
         response = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
         response.set_cookie(

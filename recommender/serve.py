@@ -17,17 +17,19 @@ import hashlib
 import json
 import math
 import os
+import re
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, MutableMapping
+from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ._atomic import locked_directory
-from .corpus import article_from_record
+from .corpus import article_from_record, parse_published
+from .editor import Throttle
 from .editor import mount as mount_editor
 from .errors import (
     InvalidParameterError,
@@ -48,10 +50,24 @@ from .rules import rule_from_dict
 from .store import ListsKey, RelatedStore, StoreMeta
 from .updates import RuleChange, Updater, UpdateResult
 
-__all__ = ["EditorBackend", "ServeSettings", "Service", "Snapshot", "create_app", "create_app_from_env", "run"]
+__all__ = [
+    "EditorBackend",
+    "ServeSettings",
+    "Service",
+    "Snapshot",
+    "create_app",
+    "create_app_from_env",
+    "run",
+    "token_warning",
+]
 
 INSTALL = "install the server with: pip install 'recommender[serve]'"
 TOKEN_VARIABLE = "RECOMMENDER_API_TOKEN"
+# A shorter write token is warned about at start: it can be guessed, even at a few tries a minute.
+MIN_TOKEN_LENGTH = 16
+# How deep a JSON body may nest: a draft or an article nests two or three levels; Python's parser would
+# recurse once per level (a RecursionError at about a thousand).
+MAX_DEPTH = 32
 # prometheus_client's multiprocess mode: the folder where every worker keeps its metrics, read before the
 # library is first imported in the process.
 METRICS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -87,6 +103,18 @@ class ServeSettings:
         if self.store is not None:
             env[_ENV["store"]] = str(self.store)
         return env
+
+
+def token_warning(settings: ServeSettings) -> str | None:
+    """What to tell the operator at start when the write token is short enough to guess; ``None`` if it is
+    not (or writes are off)."""
+    token = settings.token
+    if token is None or len(token) >= MIN_TOKEN_LENGTH:
+        return None
+    return (
+        f"{TOKEN_VARIABLE} has {len(token)} characters: use {MIN_TOKEN_LENGTH} or more random ones, e.g. "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(24))'`"
+    )
 
 
 Stamp = tuple[tuple[int, int, int] | None, ...]
@@ -338,8 +366,12 @@ class Service:
     def _write(self, change: Callable[[Updater], UpdateResult | RuleChange]) -> dict[str, Any]:
         """Make ``change`` through this worker's updater, then serve its result at once."""
         with self._writing:
-            if self._updater is None:
-                self._updater = Updater(self.settings.model, self.settings.store)
+            # A store not written yet (serve before any precompute): the model alone is updated, and the
+            # precompute that writes the store catches up with the journal. Once it exists, it is kept fresh.
+            store = self.settings.store
+            store = store if store is not None and store.is_file() else None
+            if self._updater is None or self._updater.store_path != store:
+                self._updater = Updater(self.settings.model, store)
             updater = self._updater
             result = change(updater)
             model = updater.model
@@ -411,6 +443,44 @@ def _status_of(exc: RecommenderError) -> tuple[int, str]:
     return (422, "invalid_request")
 
 
+# The framework's own refusals (no such route, a method the route does not take, a body it cannot read).
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+# Bodies that are forms, not JSON (the editor's page sends them): their nesting is not checked.
+_FORMS = (b"application/x-www-form-urlencoded", b"multipart/form-data")
+# A JSON string (skipped whole: brackets inside it do not nest) or a bracket.
+_JSON_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def _too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether the JSON text ``raw`` nests arrays and objects more than ``limit`` levels deep, found without
+    parsing it (a parser recurses once per level)."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False  # too few brackets to nest that deep: the common case, at the cost of two counts
+    depth = 0
+    for token in _JSON_TOKENS.findall(raw):
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return False
+
+
+def _without_body(send: Any) -> Any:
+    """``send`` for a HEAD request: the response's start (status, headers, Content-Length) as a GET's, and an
+    empty body."""
+
+    async def sending(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            if message.get("more_body", False):
+                return
+            message = {"type": "http.response.body", "body": b"", "more_body": False}
+        await send(message)
+
+    return sending
+
+
 def _results(results: list[Related], explain: bool) -> list[dict[str, Any]]:
     """Results as the API returns them: the same from the store and the model (the store keeps no raw
     similarity, so it is given only with ``explain``, which the model answers)."""
@@ -433,15 +503,27 @@ def _results(results: list[Related], explain: bool) -> list[dict[str, Any]]:
 def create_app(settings: ServeSettings) -> Any:
     """The FastAPI application serving ``settings``."""
     try:
-        from fastapi import Body, FastAPI, Header, Request
+        from fastapi import Body, Header, Request
         from fastapi import Path as PathParam
         from fastapi import Query as QueryParam
         from fastapi.exceptions import RequestValidationError
         from fastapi.responses import HTMLResponse, JSONResponse, Response
+        from fastapi_offline import FastAPIOffline
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
         from prometheus_client.multiprocess import MultiProcessCollector
+        from pydantic import BaseModel, ConfigDict, ValidationError
+        from starlette.convertors import PathConvertor, register_url_convertor
+        from starlette.exceptions import HTTPException
     except ImportError:
         raise RecommenderError(f"`recommender serve` needs FastAPI, uvicorn and prometheus_client: {INSTALL}") from None
+
+    class IdConvertor(PathConvertor):
+        """An article id in a route's path: any text, "/" and line breaks too, so that every id
+        recommender.corpus.check_id accepts has its routes, and one it refuses is told why (not a bare 404)."""
+
+        regex = r"[\s\S]*"
+
+    register_url_convertor("id", IdConvertor())  # the routes' "{article_id:id}"
 
     service = Service(settings)
     registry = CollectorRegistry()
@@ -481,16 +563,19 @@ def create_app(settings: ServeSettings) -> Any:
         finally:
             task.cancel()
 
-    app = FastAPI(
+    # /docs and /redoc with their scripts and styles served from here (fastapi-offline ships them): no CDN,
+    # so they work offline and on an intranet.
+    app = FastAPIOffline(
         title="recommender",
         summary="Related articles for Indonesian news sites",
         lifespan=lifespan,
-        docs_url="/docs",
+        static_url="/docs/static",
     )
+    throttle = Throttle()  # wrong tokens per client address, the API's and the editor's logins alike
 
-    def error(status: int, code: str, message: str) -> Any:
+    def error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> Any:
         errors.labels(code).inc()
-        return JSONResponse(_error_body(code, message), status_code=status)
+        return JSONResponse(_error_body(code, message), status_code=status, headers=headers)
 
     @app.exception_handler(RecommenderError)
     async def recommender_error(request: Request, exc: RecommenderError) -> Any:
@@ -502,6 +587,18 @@ def create_app(settings: ServeSettings) -> Any:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("query", "body", "path"))
         return error(422, "invalid_parameter", f"{where}: {first.get('msg')}" if where else str(first.get("msg")))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Any:
+        status, path = exc.status_code, request.url.path
+        if status == 404:
+            message = f"nothing at {path}: the API is described at /docs"
+        elif status == 405:
+            allowed = (exc.headers or {}).get("Allow", "")
+            message = f"{path} does not take {request.method}; it takes {allowed}"
+        else:
+            message = str(exc.detail)
+        return error(status, _HTTP_CODES.get(status, "http_error"), message, exc.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Any:
@@ -590,32 +687,24 @@ def create_app(settings: ServeSettings) -> Any:
 
     async def too_large(scope: MutableMapping[str, Any], receive: Any, send: Any, size: int | None) -> None:
         told = f"{size:,} bytes" if size is not None else f"more than {settings.max_body:,} bytes"
-        response = error(413, "too_large", f"the request body has {told}; at most {settings.max_body:,}")
-        await response(scope, receive, send)
-        requests.labels("other", "413").inc()
+        await refuse(
+            scope, receive, send, 413, "too_large", f"the request body has {told}; at most {settings.max_body:,}"
+        )
 
-    async def draft_lookup(scope: MutableMapping[str, Any], receive: Any, send: Any) -> tuple[bool, Any]:
-        """Answer ``POST /related`` without the framework's body parsing, as the full route does. Returns
-        whether it answered, and the ``receive`` to hand the full route otherwise (the body replayed)."""
-        if scope["path"] != "/related":
-            return False, receive
-        raw, replay = await read_body(receive)
-        if raw is None:
-            return False, replay
+    async def draft_lookup(raw: bytes, scope: MutableMapping[str, Any], receive: Any, send: Any) -> bool:
+        """Answer ``POST /related`` (its body ``raw``) without the framework, as the full route does; False,
+        having sent nothing, for a body the route refuses: the full route answers those."""
         try:
-            body = json.loads(raw)
-        except ValueError:
-            return False, replay  # the full route words the error
-        if not isinstance(body, dict):
-            return False, replay
+            title, text, published, query = draft_of(raw)
+        except InvalidParameterError:
+            return False
         try:
-            title, text, published, query = draft_of(body)
             results = service.draft(service.current(), title, text, published, query)
         except RecommenderError as exc:
             status, code = _status_of(exc)
-            await error(status, code, str(exc))(scope, replay, send)
+            await error(status, code, str(exc))(scope, receive, send)
             requests.labels("/related", str(status)).inc()
-            return True, replay
+            return True
         answer = json.dumps(
             {"related": _results(results, query.explain)},
             ensure_ascii=False,
@@ -627,10 +716,18 @@ def create_app(settings: ServeSettings) -> Any:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": answer})
         draft_ok.inc()
-        return True, replay
+        return True
+
+    async def refuse(
+        scope: MutableMapping[str, Any], receive: Any, send: Any, status: int, code: str, message: str
+    ) -> None:
+        """An error answered before any route (the body too large or too deep)."""
+        await error(status, code, message)(scope, receive, send)
+        requests.labels("other", str(status)).inc()
 
     class Metrics:
-        """Counts and times every request (a plain ASGI wrapper: no per-request task, unlike middleware)."""
+        """Counts and times every request (a plain ASGI wrapper: no per-request task, unlike middleware), and
+        checks every body before a route reads it."""
 
         def __init__(self, inner: Any) -> None:
             self.inner = inner
@@ -640,26 +737,36 @@ def create_app(settings: ServeSettings) -> Any:
                 await self.inner(scope, receive, send)
                 return
             started = time.perf_counter()
+            if scope["method"] == "HEAD":  # every GET route answers HEAD: as GET, without the body
+                scope = {**scope, "method": "GET"}
+                send = _without_body(send)
             if scope["method"] == "GET" and await plain_lookup(scope, send):
                 stored_ok.inc()
                 stored_latency.observe(time.perf_counter() - started)
                 return
             status = 500
-            length = dict(scope.get("headers") or []).get(b"content-length")
+            headers = dict(scope.get("headers") or [])
+            length = headers.get(b"content-length")
             if length is not None and length.isdigit() and int(length) > settings.max_body:
                 await too_large(scope, receive, send, int(length))
                 return
-            if length is None and scope["method"] in ("POST", "PUT", "PATCH", "DELETE"):
-                # A chunked body: its size is known once read, and read here, before any route takes it.
+            if scope["method"] in ("POST", "PUT", "PATCH", "DELETE"):
+                # Read here, before any route takes it: a chunked body's size is known only once read, and a
+                # JSON body's nesting is checked before a parser recurses into it.
                 raw, receive = await read_body(receive)
-                if raw is not None and len(raw) > settings.max_body:
-                    await too_large(scope, receive, send, None)
-                    return
-            if scope["method"] == "POST":
-                handled, receive = await draft_lookup(scope, receive, send)
-                if handled:
-                    draft_latency.observe(time.perf_counter() - started)
-                    return
+                if raw is not None:
+                    if len(raw) > settings.max_body:
+                        await too_large(scope, receive, send, None)
+                        return
+                    form = headers.get(b"content-type", b"").startswith(_FORMS)
+                    if not form and _too_deep(raw):
+                        message = f"the JSON body nests more than {MAX_DEPTH} levels deep"
+                        await refuse(scope, receive, send, 422, "invalid_parameter", message)
+                        return
+                    if scope["method"] == "POST" and scope["path"] == "/related":
+                        if await draft_lookup(raw, scope, receive, send):
+                            draft_latency.observe(time.perf_counter() - started)
+                            return
 
             async def sending(message: MutableMapping[str, Any]) -> None:
                 nonlocal status
@@ -670,7 +777,8 @@ def create_app(settings: ServeSettings) -> Any:
             try:
                 await self.inner(scope, receive, sending)
             finally:
-                route = getattr(scope.get("route"), "path", "other")
+                # The route's path as written ("/related/{article_id}", whatever its converter).
+                route = getattr(scope.get("route"), "path_format", "other")
                 requests.labels(route, str(status)).inc()
                 latency.labels(route).observe(time.perf_counter() - started)
 
@@ -713,8 +821,8 @@ def create_app(settings: ServeSettings) -> Any:
         response.headers["X-Recommender-Source"] = source
         return response
 
-    # The .html routes first: "/related/{id}" would take "x.html" as an id.
-    @app.get("/related/{article_id}.html", response_class=HTMLResponse, summary="An article's box as HTML")
+    # The .html route first: "/related/{id}" would take "x.html" as an id (no id ends in .html: check_id).
+    @app.get("/related/{article_id:id}.html", response_class=HTMLResponse, summary="An article's box as HTML")
     async def related_html(
         request: Request,
         article_id: str = PathParam(description="An article id in the model"),
@@ -734,7 +842,7 @@ def create_app(settings: ServeSettings) -> Any:
         )
         return await by_id(request, article_id, query, html=True)
 
-    @app.get("/related/{article_id}", summary="An article's related list, as `recommender related --json`")
+    @app.get("/related/{article_id:id}", summary="An article's related list, as `recommender related --json`")
     async def related(
         request: Request,
         article_id: str = PathParam(description="An article id in the model"),
@@ -755,103 +863,149 @@ def create_app(settings: ServeSettings) -> Any:
         )
         return await by_id(request, article_id, query, html=False)
 
-    def draft_of(body: dict[str, Any]) -> tuple[str, str, str | None, Query]:
-        if not isinstance(body, dict):
-            raise InvalidParameterError("send a JSON object with the draft's title and text")
-        known = {"title", "text", "body", "published", "k", "section", "exclude", "after", "before", "no_newer",
-                 "min_score", "min_results", "diversity", "explain"}  # fmt: skip
-        unknown = sorted(set(body) - known)
-        if unknown:
-            raise InvalidParameterError(f"unknown field {unknown[0]!r}: the fields are {', '.join(sorted(known))}")
-        try:
-            query = Query(
-                k=body.get("k", 5),
-                section=body.get("section"),
-                exclude=tuple(body.get("exclude") or ()),
-                after=body.get("after"),
-                before=body.get("before"),
-                newer=not body.get("no_newer", False),
-                diversity=float(body.get("diversity", 0.0)),
-                min_score=float(body.get("min_score", MIN_SCORE)),
-                min_results=body.get("min_results", MIN_RESULTS),
-                explain=bool(body.get("explain", False)),
-            )
-        except (TypeError, ValueError) as exc:
-            raise InvalidParameterError(f"a field has the wrong type: {exc}") from None
-        text = body.get("text", body.get("body", ""))
-        title = body.get("title", "")
-        if not isinstance(title, str) or not isinstance(text, str):
-            raise InvalidParameterError("title and text must be strings")
-        published = body.get("published")
-        return title, text, published, query
+    class DraftBody(BaseModel):
+        """``POST /related``'s body: a draft and its lookup's options, every field strictly typed (no string
+        taken for a list, a number or a boolean), and no other field."""
 
-    @app.post("/related", summary="A draft's related list (title, text, published, k and the filters)")
-    async def related_draft(body: dict[str, Any] = Body(...)) -> Any:
-        title, text, published, query = draft_of(body)
+        model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+        title: str = ""
+        text: str = ""
+        body: str = ""  # another name for text
+        published: str | None = None
+        k: int = 5
+        section: str | None = None
+        exclude: list[str] | None = None
+        after: str | None = None
+        before: str | None = None
+        no_newer: bool = False
+        min_score: float = MIN_SCORE
+        min_results: int = MIN_RESULTS
+        diversity: float = 0.0
+        explain: bool = False
+
+    draft_fields = ", ".join(sorted(DraftBody.model_fields))
+    draft_schema = {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": DraftBody.model_json_schema()}}}
+    }
+
+    def draft_of(raw: bytes) -> tuple[str, str, str | None, Query]:
+        """A draft's title, text, date and lookup options from its JSON body; an InvalidParameterError names
+        the first field that is wrong. The draft routes and their fast path read a body with it alike."""
+        try:
+            draft = DraftBody.model_validate_json(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            if first["type"] == "extra_forbidden":
+                raise InvalidParameterError(f"unknown field {where!r}: the fields are {draft_fields}") from None
+            if first["type"] == "model_type":
+                raise InvalidParameterError("send a JSON object with the draft's title and text") from None
+            raise InvalidParameterError(f"{where}: {first['msg']}" if where else first["msg"]) from None
+        for name in ("published", "after", "before"):
+            value = getattr(draft, name)
+            if value is not None:
+                try:
+                    parse_published(value)
+                except ValueError as exc:
+                    problem = str(exc).replace(" in 'published'", "")  # named here, as the field it is
+                    raise InvalidParameterError(f"{name}: {problem}") from None
+        query = Query(
+            k=draft.k,
+            section=draft.section,
+            exclude=tuple(draft.exclude or ()),
+            after=draft.after,
+            before=draft.before,
+            newer=not draft.no_newer,
+            diversity=draft.diversity,
+            min_score=draft.min_score,
+            min_results=draft.min_results,
+            explain=draft.explain,
+        )
+        text = draft.text if "text" in draft.model_fields_set else draft.body
+        return draft.title, text, draft.published, query
+
+    @app.post(
+        "/related",
+        summary="A draft's related list (title, text, published, k and the filters)",
+        openapi_extra=draft_schema,
+    )
+    async def related_draft(request: Request) -> Any:
+        title, text, published, query = draft_of(await request.body())
         results = service.draft(service.current(), title, text, published, query)
         return JSONResponse({"related": _results(results, query.explain)})
 
-    @app.post("/related.html", response_class=HTMLResponse, summary="A draft's box as HTML")
-    async def related_draft_html(body: dict[str, Any] = Body(...)) -> Any:
-        title, text, published, query = draft_of(body)
+    @app.post("/related.html", response_class=HTMLResponse, summary="A draft's box as HTML", openapi_extra=draft_schema)
+    async def related_draft_html(request: Request) -> Any:
+        title, text, published, query = draft_of(await request.body())
         return HTMLResponse(render_related(service.draft(service.current(), title, text, published, query)))
 
-    def authorize(authorization: str | None) -> None:
+    def authorize(request: Request, authorization: str | None) -> None:
         if settings.token is None:
             raise _Refused(403, "writes_disabled", f"writes are off: start the server with {TOKEN_VARIABLE} set")
+        address = request.client.host if request.client else ""
+        wait = throttle.wait(address)
+        if wait:  # too many wrong tokens from there: even the right one waits (no guess gets through)
+            raise _Refused(
+                429,
+                "rate_limited",
+                f"too many wrong tokens from {address}: try again in {wait} s",
+                {"Retry-After": str(wait)},
+            )
         if not authorization or not authorization.startswith("Bearer "):
             raise _Refused(401, "unauthorized", "send the write token as `Authorization: Bearer <token>`")
         if not _same(authorization[len("Bearer ") :], settings.token):
+            throttle.failed(address)
             raise _Refused(403, "forbidden", "the token is not the server's write token")
 
     @app.exception_handler(_Refused)
     async def refused(request: Request, exc: _Refused) -> Any:
-        return error(exc.status, exc.code, exc.message)
+        return error(exc.status, exc.code, exc.message, exc.headers)
 
     async def write(articles: list[Any], remove: list[str]) -> Any:
         result = await asyncio.to_thread(service.update, articles, remove)
         reloads.inc()
         return JSONResponse(result)
 
-    @app.put("/articles/{article_id}", summary="Add or edit one article (token required)")
+    @app.put("/articles/{article_id:id}", summary="Add or edit one article (token required)")
     async def put_article(
+        request: Request,
         article_id: str,
         body: dict[str, Any] = Body(...),
         authorization: str | None = Header(None),
     ) -> Any:
-        authorize(authorization)
+        authorize(request, authorization)
         if "id" in body and str(body["id"]).strip() != article_id.strip():
             raise InvalidParameterError(f"the body's id {body['id']!r} is not the path's {article_id!r}")
         return await write([{**body, "id": article_id}], [])
 
     @app.post("/articles", summary="Add or edit a batch of articles (token required)")
-    async def post_articles(body: Any = Body(...), authorization: str | None = Header(None)) -> Any:
-        authorize(authorization)
+    async def post_articles(request: Request, body: Any = Body(...), authorization: str | None = Header(None)) -> Any:
+        authorize(request, authorization)
         articles = body.get("articles") if isinstance(body, dict) else body
         if not isinstance(articles, list) or not articles:
             raise InvalidParameterError('send a JSON list of articles, or {"articles": [...]}, with at least one')
         return await write(articles, [])
 
-    @app.delete("/articles/{article_id}", summary="Remove an article (token required)")
-    async def delete_article(article_id: str, authorization: str | None = Header(None)) -> Any:
-        authorize(authorization)
+    @app.delete("/articles/{article_id:id}", summary="Remove an article (token required)")
+    async def delete_article(request: Request, article_id: str, authorization: str | None = Header(None)) -> Any:
+        authorize(request, authorization)
         return await write([], [article_id])
 
     @app.get("/rules", summary="The editors' rules, in force and expired (token required)")
-    async def get_rules(authorization: str | None = Header(None)) -> Any:
-        authorize(authorization)
+    async def get_rules(request: Request, authorization: str | None = Header(None)) -> Any:
+        authorize(request, authorization)
         return JSONResponse(await asyncio.to_thread(service.rules))
 
     @app.post("/rules", status_code=201, summary="Add a pin or block (token required)")
-    async def post_rule(body: Any = Body(...), authorization: str | None = Header(None)) -> Any:
-        authorize(authorization)
+    async def post_rule(request: Request, body: Any = Body(...), authorization: str | None = Header(None)) -> Any:
+        authorize(request, authorization)
         result = await asyncio.to_thread(service.add_rule, body)
         reloads.inc()
         return JSONResponse(result, status_code=201)
 
     @app.delete("/rules/{rule_id}", summary="Remove a rule: unpin, unblock (token required)")
-    async def delete_rule(rule_id: int, authorization: str | None = Header(None)) -> Any:
-        authorize(authorization)
+    async def delete_rule(request: Request, rule_id: int, authorization: str | None = Header(None)) -> Any:
+        authorize(request, authorization)
         result = await asyncio.to_thread(service.remove_rule, rule_id)
         reloads.inc()
         return JSONResponse(result)
@@ -897,15 +1051,15 @@ def create_app(settings: ServeSettings) -> Any:
             return Response(generate_latest(every_worker), media_type=CONTENT_TYPE_LATEST)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    mount_editor(app, EditorBackend(service))  # the editors' page at /
+    mount_editor(app, EditorBackend(service), throttle)  # the editors' page at /
     app.state.service = service
     return Metrics(app)
 
 
 class _Refused(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
 def _same(given: str, token: str) -> bool:
@@ -919,29 +1073,68 @@ def create_app_from_env() -> Any:
     return create_app(ServeSettings.from_env())
 
 
-def run(settings: ServeSettings, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
-    """Serve until interrupted: one process, or ``workers`` processes sharing the port."""
+def run(
+    settings: ServeSettings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Serve until interrupted: one process, or ``workers`` processes sharing the port. ``on_ready`` is
+    called once the server listens (one worker: its model loaded too), so that "serving" is said only then.
+
+    A store that does not exist yet is no error: lookups are answered by the model, and the store is used
+    from the moment ``recommender precompute`` writes it."""
     try:
         import uvicorn
+        from uvicorn.supervisors import Multiprocess
     except ImportError:
         raise RecommenderError(f"`recommender serve` needs uvicorn: {INSTALL}") from None
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InvalidParameterError(f"workers must be a whole number of 1 or more, got {workers!r}")
     if not manifest_path(settings.model).is_file():
         raise ModelError(f"no model at {settings.model}: train one first with `recommender train`")
-    if settings.store is not None and not settings.store.is_file():
-        raise InvalidParameterError(f"no store at {settings.store}: write one with `recommender precompute`")
+    if settings.store is not None and settings.store.exists() and not settings.store.is_file():
+        raise InvalidParameterError(f"the store {settings.store} is not a file")
     common: dict[str, Any] = {"host": host, "port": port, "log_level": "warning", "access_log": False}
+
+    class Announcing(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started and on_ready is not None:
+                on_ready()
+
+    def serve(config: Any) -> None:
+        try:
+            if workers == 1:
+                server = Announcing(config)
+                server.run()
+                started = server.started
+            else:
+                sock = config.bind_socket()
+                if on_ready is not None:
+                    on_ready()
+                Multiprocess(config, sockets=[sock]).run()
+                started = True
+        except KeyboardInterrupt:
+            return
+        except SystemExit:  # uvicorn's own exit when it cannot start, its reason logged just before
+            started = False
+        if not started:
+            raise RecommenderError(f"could not serve on http://{host}:{port}: see the message above (port in use?)")
+
     if workers == 1:
-        uvicorn.run(create_app(settings), **common)
+        serve(uvicorn.Config(create_app(settings), **common))
         return
+    factory = "recommender.serve:create_app_from_env"
     os.environ.update(settings.to_env())
     if os.environ.get(METRICS_VARIABLE):  # the operator's folder, for their own collector
-        uvicorn.run("recommender.serve:create_app_from_env", factory=True, workers=workers, **common)
+        serve(uvicorn.Config(factory, factory=True, workers=workers, **common))
         return
     with tempfile.TemporaryDirectory(prefix="recommender-metrics-") as shared:
         os.environ[METRICS_VARIABLE] = shared  # each worker process inherits it before importing prometheus_client
         try:
-            uvicorn.run("recommender.serve:create_app_from_env", factory=True, workers=workers, **common)
+            serve(uvicorn.Config(factory, factory=True, workers=workers, **common))
         finally:
             del os.environ[METRICS_VARIABLE]

@@ -257,6 +257,7 @@ def test_a_server_without_a_token_shows_writes_are_off(editor: Server, tmp_path:
         page = client.get(f"/?id={SNAKE_ID}")
         assert page.status == 200 and "writes are off" in page.text and len(page.box()) == 5
         assert 'method="post" action="/editor/rules' not in page.text and 'name="csrf"' not in page.text
+        assert "The rules are shown to editors who log in" in page.text
         assert "Writes are off on this server" in client.get("/login").text
         assert client.login().status == 403 and not client.cookies
         refused = client.post("/editor/rules", {"kind": "block", "related": CIPULARANG, "csrf": "x"})
@@ -320,6 +321,12 @@ def test_a_field_block_from_the_rule_form(editor: Server, session: Client) -> No
     assert not set(hidden) & set(page.box()) and not set(hidden) & set(stored(editor))
     (rule,) = [r for r in rules(editor) if r["field"] == "title"]
     assert rule["note"] == "no fires today" and "no fires today" in page.text
+    # Anyone sees the box; the rules and their notes only an editor, as GET /rules needs the token.
+    anonymous = Client(editor.base)
+    for seen in (anonymous.get(f"/?id={SNAKE_ID}"), anonymous.get(added.headers["location"].split("#")[0])):
+        assert seen.status == 200 and seen.box() == page.box()
+        assert "no fires today" not in seen.text and "karhutla\\b" not in html.unescape(seen.text)
+        assert "Saved rule" not in seen.text and "to see and change the rules" in seen.text
     assert write(session, "/editor/rules/remove", rule=str(rule["id"])).status == 303
     assert session.get(f"/?id={SNAKE_ID}").box() == box and stored(editor) == before
 

@@ -1,8 +1,11 @@
 """`recommender serve` over real HTTP on 127.0.0.1: a server process, requests with urllib, and the README's
-PHP, WordPress and JavaScript clients run by `php` and `node`."""
+PHP, WordPress and JavaScript clients run by `php` and `node`. The HTTP edge's contracts on bad input (types,
+nesting, error bodies, HEAD, ids, rate limits, the docs' assets) run against the application in this process,
+through FastAPI's TestClient."""
 
 from __future__ import annotations
 
+import gc
 import http.client
 import json
 import os
@@ -23,11 +26,12 @@ from typing import Any
 
 import pytest
 from conftest import SAMPLE, SNAKE_ID, copy_model, stored_lists
+from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from recommender import Article, Recommender, Updater, precompute
 from recommender.cli import app
-from recommender.serve import Query, ServeSettings, Service
+from recommender.serve import Query, ServeSettings, Service, create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 RECOMMENDER = Path(sys.executable).with_name("recommender")
@@ -230,13 +234,35 @@ def test_the_draft_fast_path_answers_as_the_full_route(served: Server) -> None:
         ({"title": "Ular", "colour": "red"}, 422, "unknown field 'colour'"),
         ({"title": "", "text": " "}, 422, "give a title or a body"),
         ({"title": "Ular", "k": 0}, 422, "k must be a whole number"),
-        (b"x" * 1_000_001, 413, "the request body has 1,000,001 bytes; at most 1,000,000"),
     ],
 )
 def test_bad_drafts_are_json_errors(served: Server, body: Any, status: int, message: str) -> None:
     answer = request(served.base, "/related", method="POST", body=body)
     assert answer.status == status
     assert answer.json()["error"]["message"].startswith(message)
+
+
+def headers_only(base: str, method: str, path: str, headers: dict[str, str]) -> Answer:
+    """A request whose headers are sent and whose body is not: the answer is read before any of it goes out
+    (sending it while the server refuses it would race the server's close: a broken pipe, now and then)."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", *(f"{k}: {v}" for k, v in headers.items())]
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", "/related"), ("PUT", "/articles/big")])
+def test_a_body_over_the_limit_is_refused_by_its_length(served: Server, method: str, path: str) -> None:
+    length = {"Content-Length": "1000001", "Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
+    answer = headers_only(served.base, method, path, length)
+    assert answer.status == 413
+    assert answer.json()["error"] == {
+        "code": "too_large",
+        "message": "the request body has 1,000,001 bytes; at most 1,000,000",
+    }
 
 
 def chunked(base: str, method: str, path: str, body: bytes, headers: dict[str, str] | None = None) -> Answer:
@@ -558,3 +584,195 @@ def test_a_batch_missing_from_the_journal_loads_the_model_again(model_path: Path
     state = service.current().model.fitted_state()
     assert state.updates.generation == 1 and "twin-1" in state.rows()
     assert state.memo.peek("titles") is not None  # loaded, and its tables built before it was served
+
+
+# --- the HTTP edge, in this process -----------------------------------------------------------------------
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+DRAFT = {"title": "Ular berkaki tiga", "text": "Petugas karhutla di Riau menemukan ular berkaki tiga."}
+ARTICLE = {"title": "Ular berkaki tiga muncul lagi di Riau", "body": "Petugas karhutla menemukan ular berkaki."}
+
+
+def app_on_a_copy(model_path: Path, directory: Path) -> Any:
+    """The server's application, writes on, on a copy of the model at ``model_path`` and its store (k 10)."""
+    model = copy_model(model_path, directory / "model")
+    store = directory / "related.sqlite"
+    precompute(Recommender.load(model), store, k=10)
+    return create_app(ServeSettings(model=model, store=store, token=TOKEN))
+
+
+@pytest.fixture(scope="module")
+def edge(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """The application in this process, its lifespan run (the model loaded, as a worker loads it)."""
+    with TestClient(app_on_a_copy(model_path, tmp_path_factory.mktemp("edge")), follow_redirects=False) as client:
+        yield client
+    gc.unfreeze()  # the lifespan froze the collector's objects, as a worker does: this process goes on
+
+
+@pytest.mark.parametrize("route", ["/related", "/related.html"])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("published", 20190220, "published: Input should be a valid string"),
+        ("section", ["berita"], "section: Input should be a valid string"),
+        ("after", 5, "after: Input should be a valid string"),
+        ("exclude", "kompas-60ddcf82", "exclude: Input should be a valid array"),  # not split into characters
+        ("no_newer", "false", "no_newer: Input should be a valid boolean"),  # not taken as true
+        ("explain", 1, "explain: Input should be a valid boolean"),
+        ("k", True, "k: Input should be a valid integer"),
+        ("k", 3.5, "k: Input should be a valid integer"),
+        ("diversity", "0.5", "diversity: Input should be a valid number"),
+        ("title", None, "title: Input should be a valid string"),
+        ("published", "yesterday", "published: unparseable date 'yesterday'"),
+        ("before", "2019-13-45", "before: unparseable date '2019-13-45'"),
+    ],
+)
+def test_every_draft_field_is_strictly_typed(
+    edge: TestClient, route: str, field: str, value: Any, message: str
+) -> None:
+    answer = edge.post(route, json={**DRAFT, field: value})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["code"] == "invalid_parameter"
+    assert answer.json()["error"]["message"].startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", "/related"), ("POST", "/related.html"), ("PUT", "/articles/deep"), ("POST", "/rules")]
+)
+def test_a_body_nested_too_deep_is_refused(edge: TestClient, method: str, path: str) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    answer = edge.request(method, path, content=deep, headers=AUTH | {"Content-Type": "application/json"})
+    assert answer.status_code == 422
+    assert answer.json()["error"] == {
+        "code": "invalid_parameter",
+        "message": "the JSON body nests more than 32 levels deep",
+    }
+
+
+def test_brackets_in_text_do_not_nest_and_32_levels_are_read(edge: TestClient) -> None:
+    assert edge.post("/related", json={**DRAFT, "text": DRAFT["text"] + " [{" * 100}).status_code == 200
+    nested: Any = "x"
+    for _ in range(31):
+        nested = [nested]
+    answer = edge.post("/related", json={**DRAFT, "exclude": nested})  # the object and 31 arrays: read
+    assert answer.status_code == 422 and answer.json()["error"]["message"].startswith("exclude.0: ")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code"),
+    [
+        ("GET", "/no-such-page", None, 404, "not_found"),
+        ("DELETE", "/health", None, 405, "method_not_allowed"),
+        ("GET", "/related", None, 405, "method_not_allowed"),
+        ("POST", "/related.html", b"{not json", 422, "invalid_parameter"),
+        ("POST", "/related.html", b"\xff", 422, "invalid_parameter"),
+        ("PUT", "/articles/x-1", b"{not json", 422, "invalid_parameter"),
+        ("PUT", "/articles/x-1", b"\xff", 400, "bad_request"),
+    ],
+)
+def test_every_error_is_the_documented_envelope(
+    edge: TestClient, method: str, path: str, body: bytes | None, status: int, code: str
+) -> None:
+    answer = edge.request(method, path, content=body, headers=AUTH | {"Content-Type": "application/json"})
+    assert answer.status_code == status and answer.headers["content-type"] == "application/json"
+    assert list(answer.json()) == ["error"] and answer.json()["error"]["code"] == code
+    assert answer.json()["error"]["message"]
+    if status == 405:
+        assert answer.headers["allow"] in answer.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/related/{SNAKE_ID}",  # from the store, without the framework
+        f"/related/{SNAKE_ID}?k=3&section=berita",  # from the model
+        f"/related/{SNAKE_ID}.html",
+        "/health",
+        f"/?id={SNAKE_ID}",
+        "/docs",
+    ],
+)
+def test_head_answers_as_get_without_a_body(edge: TestClient, path: str) -> None:
+    got, head = edge.get(path), edge.head(path)
+    assert head.status_code == got.status_code == 200 and head.content == b"" and got.content
+    for name in ("content-length", "content-type", "etag", "cache-control", "x-recommender-source"):
+        assert head.headers.get(name) == got.headers.get(name), name
+
+
+def test_an_id_with_a_slash_is_put_looked_up_and_removed(edge: TestClient) -> None:
+    put = edge.put("/articles/riau%2Fular-1", json=ARTICLE, headers=AUTH)
+    assert put.status_code == 200 and put.json()["added"] == ["riau/ular-1"]
+    found = edge.get("/related/riau%2Fular-1?k=3")
+    assert found.status_code == 200 and found.json()["id"] == "riau/ular-1" and len(found.json()["related"]) == 3
+    box = edge.get("/related/riau/ular-1.html?k=3")
+    assert box.status_code == 200 and box.text.startswith('<aside class="related-articles">')
+    page = edge.get("/?id=riau%2Fular-1")
+    assert page.status_code == 200 and "<code>riau/ular-1</code>" in page.text
+    removed = edge.delete("/articles/riau%2Fular-1", headers=AUTH)
+    assert removed.status_code == 200 and removed.json()["removed"] == ["riau/ular-1"]
+    assert edge.get("/related/riau%2Fular-1").json()["error"]["code"] == "unknown_article"
+
+
+@pytest.mark.parametrize("path", ["/articles/berita-1.html", "/articles/berita%00-1", "/articles/berita%0D%0A-1"])
+def test_an_id_no_route_could_serve_is_refused(edge: TestClient, path: str) -> None:
+    answer = edge.put(path, json=ARTICLE, headers=AUTH)
+    assert answer.status_code == 422 and "field 'id'" in answer.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_api_docs_load_nothing_from_another_host(edge: TestClient, page: str) -> None:
+    answer = edge.get(page)
+    assert answer.status_code == 200 and not re.search(r"https?://", answer.text)
+    assets = re.findall(r'(?:src|href)="([^"]+)"', answer.text)
+    assert len(assets) >= 2 and all(a.startswith("/") and not a.startswith("//") for a in assets)
+    for asset in assets:
+        assert edge.get(asset).status_code == 200, asset
+
+
+def test_a_short_write_token_is_warned_about(tmp_path: Path) -> None:
+    from recommender.serve import token_warning
+
+    warning = token_warning(ServeSettings(model=tmp_path / "model.joblib", token=TOKEN))
+    assert warning is not None and warning.startswith("RECOMMENDER_API_TOKEN has 12 characters: use 16 or more")
+    assert token_warning(ServeSettings(model=tmp_path / "model.joblib", token="x" * 16)) is None
+    assert token_warning(ServeSettings(model=tmp_path / "model.joblib")) is None  # writes off
+
+
+def test_wrong_tokens_are_rate_limited_per_address(model_path: Path, tmp_path: Path) -> None:
+    """Wrong API tokens and wrong logins count together; after 5 from one address, that address waits (429),
+    even with the right token, and another does not."""
+    application = app_on_a_copy(model_path, tmp_path)
+    wrong = {"Authorization": "Bearer not-the-token"}
+    try:
+        with TestClient(application, follow_redirects=False) as guesser:
+            for _ in range(3):
+                assert guesser.put("/articles/x-1", json=ARTICLE, headers=wrong).status_code == 403
+            for _ in range(2):
+                assert guesser.post("/login", data={"token": "not-the-token", "next": "/"}).status_code == 403
+            for headers in (wrong, AUTH):
+                answer = guesser.put("/articles/x-1", json=ARTICLE, headers=headers)
+                assert answer.status_code == 429 and answer.json()["error"]["code"] == "rate_limited"
+                assert 55 <= int(answer.headers["retry-after"]) <= 60
+            login = guesser.post("/login", data={"token": TOKEN, "next": "/"})
+            assert login.status_code == 429 and "Too many wrong tokens" in login.text
+            assert "set-cookie" not in login.headers and 55 <= int(login.headers["retry-after"]) <= 60
+            other = TestClient(application, client=("192.0.2.7", 50000))  # another address: its own count
+            assert other.get("/rules", headers=AUTH).status_code == 200
+    finally:
+        gc.unfreeze()
+
+
+def test_a_throttled_address_tries_again_once_its_oldest_failure_is_a_window_old() -> None:
+    from recommender.editor import Throttle
+
+    now = [0.0]
+    throttle = Throttle(limit=5, window=60.0, clock=lambda: now[0])
+    for second in range(5):
+        now[0] = float(second)
+        assert throttle.wait("198.51.100.1") == 0
+        throttle.failed("198.51.100.1")
+    assert throttle.wait("198.51.100.1") == 56 and throttle.wait("198.51.100.2") == 0
+    now[0] = 60.0  # the failure at 0 s has aged out: one more try
+    assert throttle.wait("198.51.100.1") == 0
+    throttle.failed("198.51.100.1")
+    assert throttle.wait("198.51.100.1") == 1  # until the one at 1 s ages out
