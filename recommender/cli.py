@@ -18,6 +18,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
@@ -39,6 +40,7 @@ from .corpus import (
     corpus_written_at,
     read_articles,
 )
+from .embedding import embed
 from .errors import InvalidParameterError, ModelError, RecommenderError
 from .evaluate import (
     JUDGED_ENOUGH,
@@ -132,12 +134,24 @@ def _user_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
+class _RateColumn(ProgressColumn):
+    """Units a second (texts, articles) over the last few updates."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Any) -> Text:
+        return Text("" if task.speed is None else f"{task.speed:,.1f} {self.unit}/s")
+
+
 @contextmanager
-def _progress(description: str, *, percent: bool = False) -> Iterator[ProgressCallback]:
+def _progress(description: str, *, percent: bool = False, rate: str | None = None) -> Iterator[ProgressCallback]:
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TaskProgressColumn() if percent else MofNCompleteColumn(),
+        *([_RateColumn(rate)] if rate else []),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err,
@@ -471,6 +485,53 @@ def precompute_command(
             typer.echo(f"Computed on the Dask cluster at {scheduler}")
         elif workers is not None:
             typer.echo(f"Computed on a local Dask cluster of {workers} workers")
+
+
+@app.command("embed", cls=_Command)
+def embed_command(
+    corpus: Annotated[
+        Path | None,
+        typer.Argument(metavar="CORPUS", help="The corpus the model was trained on (default: the bundled one)."),
+    ] = None,
+    model: ModelOption = DEFAULT_MODEL,
+    field: FieldOption = [],  # noqa: B006 (typer reads the default, never mutates it)
+    delimiter: DelimiterOption = None,
+    skip_invalid: SkipInvalidOption = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(metavar="ADDRESS", help="Encode on the Dask cluster of this scheduler (tcp://HOST:8786)."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(metavar="N", help="Encode on a local Dask cluster of this many worker processes.")
+    ] = None,
+    as_json: JsonObjectOption = False,
+) -> None:
+    """Encode every article's meaning (recommender[semantic]) into the vectors file beside the model.
+
+    Only texts without a vector are encoded; a killed run loses at most the batch in flight, and the next
+    one resumes. --scheduler or --workers encodes on a Dask cluster (recommender[dask])."""
+    with _user_errors():
+        if scheduler is not None or workers is not None:
+            check_cluster_options(scheduler, workers)
+        if not manifest_path(model).is_file():
+            raise ModelError(f"no model at {model}: train one first with `recommender train`")
+        path = corpus or bundled_corpus_path()
+        articles = _read(path, field, delimiter, skip_invalid, echo=not as_json).articles
+        with _progress("Encoding", rate="texts") as update:
+            result = embed(articles, model, progress=update, workers=workers, scheduler=scheduler)
+        if as_json:
+            typer.echo(json.dumps(result.to_dict(), ensure_ascii=False))
+            return
+        typer.echo(
+            f"Encoded {result.encoded:,} texts in {result.seconds:.1f} s ({result.reused:,} had a vector already) "
+            f"into {result.path}"
+        )
+        without = result.counts.articles_without
+        typer.echo(
+            f"{_articles(result.articles)} with a vector; {without:,} without"
+            if without
+            else f"Every one of {_articles(result.articles)} has a vector ({result.encoder})"
+        )
 
 
 def _articles(n: int) -> str:

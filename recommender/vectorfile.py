@@ -1,0 +1,169 @@
+"""Where semantic vectors are kept: a SQLite file beside the model, ``<model>.vectors.sqlite``.
+
+Vectors are kept by the text they came from (:func:`~recommender.encoder.text_key`), so a text is encoded
+once, whatever the id, model or fit that asks for it, and by article id the key of each article's text now.
+Each batch of vectors is committed on its own, so a job killed at any point loses at most the batch it was
+computing, and a rerun starts where it stopped. Every SQL statement on vectors lives in :class:`VectorFile`.
+The file names the encoder and text recipe it was made with: vectors of another are never mixed in.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError, StoreError
+
+__all__ = ["VectorCounts", "VectorFile", "vectors_path"]
+
+FORMAT = "1"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vector BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS articles (id TEXT PRIMARY KEY, key BLOB NOT NULL) WITHOUT ROWID;
+"""
+
+
+def vectors_path(model: str | Path) -> Path:
+    """The vectors file of the model saved at ``model``: ``models/model.joblib`` → ``models/model.vectors.sqlite``."""
+    model = Path(model)
+    return model.with_name(f"{model.stem}.vectors.sqlite")
+
+
+@dataclass(frozen=True, slots=True)
+class VectorCounts:
+    """How many texts have a vector, and how many articles are assigned one (with a vector, or still without)."""
+
+    vectors: int
+    articles: int
+    articles_without: int
+
+
+class VectorFile:
+    """The vectors of one encoder and text recipe: float16 rows of ``dim`` values, by text key and by article."""
+
+    def __init__(self, path: str | Path, *, encoder: str, recipe: str, dim: int) -> None:
+        self.path = Path(path)
+        self.encoder, self.recipe, self.dim = encoder, recipe, dim
+
+    def _rebuild(self, problem: str) -> ModelError:
+        return ModelError(
+            f"{self.path}: {problem}; remove the file and rebuild it with `recommender embed` (the model and its "
+            "store are unchanged)"
+        )
+
+    @contextmanager
+    def _connect(self, *, write: bool) -> Iterator[sqlite3.Connection]:
+        if not write and not self.path.is_file():
+            raise FileNotFoundError(self.path)
+        try:
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the vectors file {self.path}: {exc}") from None
+        try:
+            conn.execute("PRAGMA journal_mode=DELETE")
+            if write:
+                conn.execute("BEGIN IMMEDIATE")
+            self._check(conn, write=write)
+            yield conn
+            if write:
+                conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:  # locked, read-only, disk full: the file itself may be fine
+            if write and conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreError(f"cannot use the vectors file {self.path}: {exc}; nothing was changed") from None
+        except sqlite3.DatabaseError as exc:
+            if write and conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise self._rebuild(f"not a vectors file ({exc})") from None
+        except BaseException:
+            if write and conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.close()
+
+    def _check(self, conn: sqlite3.Connection, *, write: bool) -> None:
+        """The file is of this encoder, recipe and size (a new file is made so, when writing)."""
+        if write:
+            for statement in _SCHEMA.strip().split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        expected = {"format": FORMAT, "encoder": self.encoder, "recipe": self.recipe, "dim": str(self.dim)}
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is None:
+            raise self._rebuild("not a vectors file (no meta table)")
+        found = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        if not found and write:
+            conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", expected.items())
+            return
+        for name, value in expected.items():
+            if found.get(name) != value:
+                raise self._rebuild(f"its vectors are of {name} {found.get(name)!r}, not {value!r}")
+
+    def put(self, keys: Sequence[bytes], vectors: np.ndarray) -> None:
+        """Keep ``vectors`` (one row per key) in one transaction: all of them, or none."""
+        vectors = np.asarray(vectors)
+        if vectors.shape != (len(keys), self.dim):
+            raise ValueError(f"expected {len(keys)} vectors of {self.dim} values, got shape {vectors.shape}")
+        rows = vectors.astype("<f2")
+        with self._connect(write=True) as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO vectors (key, vector) VALUES (?, ?)",
+                ((key, row.tobytes()) for key, row in zip(keys, rows, strict=True)),
+            )
+
+    def assign(self, articles: Iterable[tuple[str, bytes]], *, remove: Iterable[str] = ()) -> None:
+        """Record which text each article has now (``(id, key)``), and forget ``remove``: one transaction."""
+        with self._connect(write=True) as conn:
+            conn.executemany("DELETE FROM articles WHERE id = ?", ((i,) for i in remove))
+            conn.executemany("INSERT OR REPLACE INTO articles (id, key) VALUES (?, ?)", articles)
+
+    def missing(self, keys: Iterable[bytes]) -> list[bytes]:
+        """Those of ``keys`` with no vector yet, in the order given, each once."""
+        wanted = list(dict.fromkeys(keys))
+        try:
+            with self._connect(write=False) as conn:
+                have: set[bytes] = set()
+                for start in range(0, len(wanted), 500):
+                    chunk = wanted[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    have.update(k for (k,) in conn.execute(f"SELECT key FROM vectors WHERE key IN ({marks})", chunk))
+        except FileNotFoundError:
+            return wanted
+        return [k for k in wanted if k not in have]
+
+    def for_articles(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The vector of each of ``ids`` now, as float16 rows, and which of them have one (zeros where not)."""
+        out = np.zeros((len(ids), self.dim), dtype=np.float16)
+        present = np.zeros(len(ids), dtype=bool)
+        try:
+            with self._connect(write=False) as conn:
+                found = dict(conn.execute("SELECT articles.id, vectors.vector FROM articles JOIN vectors USING (key)"))
+        except FileNotFoundError:
+            return out, present
+        for row, article_id in enumerate(ids):
+            blob = found.get(article_id)
+            if blob is None:
+                continue
+            if len(blob) != 2 * self.dim:
+                raise self._rebuild(f"the vector of {article_id!r} has {len(blob)} bytes, not {2 * self.dim}")
+            out[row] = np.frombuffer(blob, dtype="<f2")
+            present[row] = True
+        return out, present
+
+    def counts(self) -> VectorCounts:
+        try:
+            with self._connect(write=False) as conn:
+                vectors = conn.execute("SELECT count(*) FROM vectors").fetchone()[0]
+                articles = conn.execute("SELECT count(*) FROM articles").fetchone()[0]
+                without = conn.execute(
+                    "SELECT count(*) FROM articles WHERE key NOT IN (SELECT key FROM vectors)"
+                ).fetchone()[0]
+        except FileNotFoundError:
+            return VectorCounts(0, 0, 0)
+        return VectorCounts(int(vectors), int(articles), int(without))
