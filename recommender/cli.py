@@ -37,6 +37,7 @@ from .corpus import (
     bundled_corpus_path,
     bundled_judgments_path,
     bundled_links_path,
+    bundled_vectors_path,
     corpus_written_at,
     read_articles,
 )
@@ -519,13 +520,16 @@ def embed_command(
         path = corpus or bundled_corpus_path()
         articles = _read(path, field, delimiter, skip_invalid, echo=not as_json).articles
         with _progress("Encoding", rate="texts") as update:
-            result = embed(articles, model, progress=update, workers=workers, scheduler=scheduler)
+            bundled = bundled_vectors_path()
+            seeds = [bundled] if bundled is not None else []
+            result = embed(articles, model, progress=update, workers=workers, scheduler=scheduler, seeds=seeds)
         if as_json:
             typer.echo(json.dumps(result.to_dict(), ensure_ascii=False))
             return
         typer.echo(
-            f"Encoded {result.encoded:,} texts in {result.seconds:.1f} s ({result.reused:,} had a vector already) "
-            f"into {result.path}"
+            f"Encoded {result.encoded:,} texts in {result.seconds:.1f} s ({result.reused:,} had a vector already"
+            + (f", {result.seeded:,} taken from {seeds[0]}" if result.seeded else "")
+            + f") into {result.path}"
         )
         without = result.counts.articles_without
         typer.echo(

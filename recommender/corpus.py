@@ -32,6 +32,7 @@ __all__ = [
     "article_from_record",
     "bundled_corpus_path",
     "bundled_judgments_path",
+    "bundled_vectors_path",
     "check_id",
     "check_url",
     "corpus_written_at",
@@ -430,6 +431,7 @@ def read_articles(
 BUNDLED_CORPUS = Path("data") / "clickid.jsonl.gz"
 BUNDLED_LINKS = Path("data") / "baca_juga.tsv"
 BUNDLED_JUDGMENTS = Path("data") / "judgments" / "dev_qrels.tsv"
+BUNDLED_VECTORS = Path("data") / "clickid.vectors.sqlite"
 
 
 def _bundled(relative: Path) -> Path | None:
@@ -475,3 +477,9 @@ def bundled_judgments_path() -> Path:
     if found is None:
         raise CorpusError(f"no judgments given and none bundled at {BUNDLED_JUDGMENTS}: pass --judgments FILE")
     return found
+
+
+def bundled_vectors_path() -> Path | None:
+    """The semantic vectors of the bundled corpus shipped in ``data/`` (made by ``recommender embed``), if
+    there: ``embed`` takes a text's vector from it rather than encoding the text again."""
+    return _bundled(BUNDLED_VECTORS)

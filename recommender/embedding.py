@@ -35,13 +35,15 @@ BATCH = 32  # texts a batch: what a kill can lose, and a Dask task's size
 
 @dataclass(frozen=True, slots=True)
 class EmbedResult:
-    """What a run did: the articles given, the texts it encoded and those it found encoded already."""
+    """What a run did: the articles given, the texts it encoded, those it found encoded already, and those it
+    took from a seed file."""
 
     path: Path
     encoder: str
     articles: int
     encoded: int
     reused: int
+    seeded: int
     seconds: float
     counts: VectorCounts
 
@@ -52,6 +54,7 @@ class EmbedResult:
             "articles": self.articles,
             "encoded": self.encoded,
             "reused": self.reused,
+            "seeded": self.seeded,
             "seconds": round(self.seconds, 3),
             "vectors": self.counts.vectors,
             "articles_without_vector": self.counts.articles_without,
@@ -78,9 +81,11 @@ def embed(
     progress: ProgressCallback | None = None,
     workers: int | None = None,
     scheduler: str | Client | None = None,
+    seeds: Sequence[str | Path] = (),
 ) -> EmbedResult:
     """Give every one of ``articles`` a vector in the vectors file of the model saved at ``model``,
-    encoding only the texts that have none (see the module's docstring)."""
+    encoding only the texts that have none (see the module's docstring). ``seeds``: other vectors files
+    (the bundled corpus's, say) whose vectors of the same texts, encoder and recipe are taken first."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidParameterError(f"batch_size must be a whole number of 1 or more, got {batch_size!r}")
     if workers is not None or scheduler is not None:
@@ -100,6 +105,11 @@ def embed(
         assigned.append((article.id, key))
     file.assign(assigned)
     todo = file.missing(texts)
+    seeded = 0
+    for seed in seeds:
+        if todo and Path(seed).resolve() != file.path.resolve():
+            seeded += file.copy_from(seed, todo)
+            todo = file.missing(todo)
     batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
     done = 0
     if progress is not None:
@@ -119,7 +129,8 @@ def embed(
         encoder.name,
         len(articles),
         done,
-        len(texts) - len(todo),
+        len(texts) - len(todo) - seeded,
+        seeded,
         time.perf_counter() - started,
         file.counts(),
     )

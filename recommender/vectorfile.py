@@ -167,6 +167,25 @@ class VectorFile:
             conn.executemany("DELETE FROM articles WHERE id = ?", ((i,) for i in remove))
             conn.executemany("INSERT OR REPLACE INTO articles (id, key) VALUES (?, ?)", articles)
 
+    def copy_from(self, other: str | Path, keys: Sequence[bytes]) -> int:
+        """Take from the vectors file ``other`` (of this encoder and recipe; otherwise nothing is taken) the
+        vectors of those of ``keys`` it holds, in one transaction; how many it took. Keys name texts, so any
+        file's vectors are right for any model: a shipped file seeds a new model's."""
+        source = VectorFile(other, encoder=self.encoder, recipe=self.recipe, dim=self.dim)
+        try:
+            with source._connect(write=False) as conn:
+                rows = []
+                for start in range(0, len(keys), 500):
+                    chunk = list(keys[start : start + 500])
+                    marks = ",".join("?" * len(chunk))
+                    rows += conn.execute(f"SELECT key, vector FROM vectors WHERE key IN ({marks})", chunk).fetchall()
+        except (FileNotFoundError, ModelError):
+            return 0
+        if rows:
+            with self._connect(write=True) as conn:
+                conn.executemany("INSERT OR REPLACE INTO vectors (key, vector) VALUES (?, ?)", rows)
+        return len(rows)
+
     def missing(self, keys: Iterable[bytes]) -> list[bytes]:
         """Those of ``keys`` with no vector yet, in the order given, each once."""
         wanted = list(dict.fromkeys(keys))

@@ -189,3 +189,29 @@ def test_info_says_how_many_articles_have_a_vector(sample_articles: list[Article
     vectors_path(model).write_bytes(b"garbage" * 200)
     broken = runner.invoke(app, ["info", "--model", str(model)])
     assert broken.exit_code == 1 and "model.vectors.sqlite: not a vectors file" in broken.stderr
+
+
+def test_a_seed_file_gives_its_vectors_of_the_same_texts(
+    sample_articles: list[Article], model: Path, tmp_path: Path
+) -> None:
+    articles = sample_articles[:4]
+    first = embed(articles[:3], model)
+    other = copy_model(model, tmp_path / "other")
+    vectors_path(other).unlink(missing_ok=True)
+    seeded = embed(articles, other, seeds=[vectors_path(model)])
+    assert (seeded.seeded, seeded.encoded, seeded.reused) == (3, 1, 0)
+    assert seeded.counts.articles_without == 0 and first.encoded == 3
+    encoder, recipe = default_encoder(), TextRecipe()
+    ids = [a.id for a in articles[:3]]
+    np.testing.assert_array_equal(
+        vector_file(other, encoder, recipe).for_articles(ids)[0],
+        vector_file(model, encoder, recipe).for_articles(ids)[0],
+    )
+    # A seed of another recipe gives nothing: its vectors are of other texts.
+    VectorFile(tmp_path / "alien.sqlite", encoder=encoder.name, recipe="another", dim=encoder.dim).put(
+        [b"k" * 16], np.ones((1, encoder.dim)) / encoder.dim**0.5
+    )
+    third = copy_model(model, tmp_path / "third")
+    vectors_path(third).unlink(missing_ok=True)
+    alone = embed(articles[:1], third, seeds=[tmp_path / "alien.sqlite", tmp_path / "missing.sqlite"])
+    assert (alone.seeded, alone.encoded) == (0, 1)
