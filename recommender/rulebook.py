@@ -15,6 +15,7 @@ from dataclasses import astuple, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ._sqlite import transaction
 from .errors import InvalidParameterError, StoreError
 from .rules import Rule, Rules
 
@@ -48,26 +49,10 @@ class RuleBook:
 
     @contextmanager
     def _connect(self, *, write: bool) -> Iterator[sqlite3.Connection]:
-        if not write and not self.path.is_file():
-            raise FileNotFoundError(self.path)
-        try:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the rules file {self.path}: {exc}") from None
-        try:
-            conn.execute("PRAGMA journal_mode=DELETE")
+        with transaction(self.path, write=write) as conn:
             if write:
-                conn.execute("BEGIN IMMEDIATE")
                 conn.execute(_SCHEMA)
             yield conn
-            if write:
-                conn.execute("COMMIT")
-        except BaseException:
-            if write and conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        finally:
-            conn.close()
 
     def rules(self) -> Rules:
         """Every stored rule, in force or expired, in the order they were added (none: no file yet)."""

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._sqlite import transaction
 from .errors import ModelError, StoreError
 
 __all__ = ["VectorCounts", "VectorCoverage", "VectorFile", "vector_coverage", "vectors_path"]
@@ -67,6 +68,13 @@ class VectorCoverage:
         }
 
 
+def _rebuild(path: Path, problem: str) -> ModelError:
+    return ModelError(
+        f"{path}: {problem}; remove the file and rebuild it with `recommender embed` (the model and its store are "
+        "unchanged)"
+    )
+
+
 def vector_coverage(model: str | Path, ids: Sequence[str]) -> VectorCoverage:
     """Which of ``ids`` (a model's articles) have a vector in the vectors file beside the model at ``model``,
     read without the encoder (``info`` and ``/health`` tell it where the ``semantic`` extra is not installed)."""
@@ -74,16 +82,11 @@ def vector_coverage(model: str | Path, ids: Sequence[str]) -> VectorCoverage:
     if not path.is_file():
         return VectorCoverage(None, None, len(ids), 0)
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
-        try:
+        with transaction(path, write=False) as conn:
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        finally:
-            conn.close()
         file = VectorFile(path, encoder=meta["encoder"], recipe=meta["recipe"], dim=int(meta["dim"]))
     except (sqlite3.Error, KeyError, ValueError) as exc:
-        raise ModelError(
-            f"{path}: not a vectors file ({exc}); remove the file and rebuild it with `recommender embed`"
-        ) from None
+        raise _rebuild(path, f"not a vectors file ({exc})") from None
     _, present = file.for_articles(ids)
     return VectorCoverage(file.encoder, file.recipe, len(ids), int(present.sum()))
 
@@ -96,41 +99,18 @@ class VectorFile:
         self.encoder, self.recipe, self.dim = encoder, recipe, dim
 
     def _rebuild(self, problem: str) -> ModelError:
-        return ModelError(
-            f"{self.path}: {problem}; remove the file and rebuild it with `recommender embed` (the model and its "
-            "store are unchanged)"
-        )
+        return _rebuild(self.path, problem)
 
     @contextmanager
     def _connect(self, *, write: bool) -> Iterator[sqlite3.Connection]:
-        if not write and not self.path.is_file():
-            raise FileNotFoundError(self.path)
         try:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the vectors file {self.path}: {exc}") from None
-        try:
-            conn.execute("PRAGMA journal_mode=DELETE")
-            if write:
-                conn.execute("BEGIN IMMEDIATE")
-            self._check(conn, write=write)
-            yield conn
-            if write:
-                conn.execute("COMMIT")
+            with transaction(self.path, write=write) as conn:
+                self._check(conn, write=write)
+                yield conn
         except sqlite3.OperationalError as exc:  # locked, read-only, disk full: the file itself may be fine
-            if write and conn.in_transaction:
-                conn.execute("ROLLBACK")
             raise StoreError(f"cannot use the vectors file {self.path}: {exc}; nothing was changed") from None
         except sqlite3.DatabaseError as exc:
-            if write and conn.in_transaction:
-                conn.execute("ROLLBACK")
             raise self._rebuild(f"not a vectors file ({exc})") from None
-        except BaseException:
-            if write and conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        finally:
-            conn.close()
 
     def _check(self, conn: sqlite3.Connection, *, write: bool) -> None:
         """The file is of this encoder, recipe and size (a new file is made so, when writing)."""
