@@ -255,6 +255,7 @@ def test_train_related_precompute_end_to_end(tmp_path: Path) -> None:
     assert [r.id for r in stored] == [row["id"] for row in rows[:3]]
 
     manifest = json.loads(info.stdout)
+    assert manifest.pop("vectors")["articles_without_vector"] == 380  # beside the manifest: no vectors yet
     assert manifest == read_manifest(tmp_path / "m.joblib")
     assert manifest["corpus"]["articles"] == 380
 
