@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/semantic_experiments.py --recipes a          # recipe (a) only
     .venv/bin/python benchmarks/semantic_experiments.py --no-timing          # skip the speed measurements
     .venv/bin/python benchmarks/semantic_experiments.py --timing-only        # the speed measurements only
+    .venv/bin/python benchmarks/semantic_experiments.py --partial e          # (e) where encoded, beside (a)
 
 Each of the 60 judged queries (data/judgments) takes the default model's top 50 candidates with their
 lexical scores from the package's own lookup, ``Recommender.related(q, 50, min_score=0)``: the floor is off
@@ -425,6 +426,51 @@ def neighbours(s: Setting, scores: dict[Setting, JudgedScores]) -> list[Setting]
     return [n for n in dict.fromkeys(near) if n in scores]
 
 
+def query_windows(recipe: str, texts: Texts, pools: dict[str, Pool], by_id: dict[str, Article]) -> list[Window]:
+    """Every window a recipe needs, query by query (each query's own, then its pool's), so that an
+    interrupted run leaves whole queries encoded."""
+    windows: list[Window] = []
+    for q, p in pools.items():
+        windows += texts.windows(recipe, by_id[q], query=True)
+        windows += [w for d in p.ids for w in texts.windows(recipe, by_id[d], query=False)]
+    return list(dict.fromkeys(windows))
+
+
+def partial(
+    recipe: str,
+    texts: Texts,
+    cache: VectorCache,
+    pools: dict[str, Pool],
+    by_id: dict[str, Article],
+    grades: dict[str, dict[str, int]],
+) -> None:
+    """``recipe`` against recipe (a), both on the queries whose windows ``recipe`` has all in the cache (a
+    recipe too slow to finish); nothing is encoded."""
+    done = {
+        q: p
+        for q, p in pools.items()
+        if all(w in cache for w in texts.windows(recipe, by_id[q], True))
+        and all(w in cache for d in p.ids for w in texts.windows(recipe, by_id[d], False))
+    }
+    print(f"\n# recipe {recipe} ({RECIPES[recipe]}) on the {len(done)} queries it has every vector for, beside a")
+    subset = {q: grades[q] for q in done}
+    for r in ("a", recipe):
+        for q, p in done.items():
+            qv = recipe_vector(cache, texts.windows(r, by_id[q], query=True))
+            p.cos[r] = np.array([recipe_vector(cache, texts.windows(r, by_id[d], False)) @ qv for d in p.ids])
+    print(line("lexical order", judged_measures({q: p.ids[:10] for q, p in done.items()}, subset)))
+    for setting in [("z", w, n) for w in (0.2, 0.3, 0.4, 0.5) for n in (20, 30)] + [("cos", None, 10)]:
+        form, param, depth = setting
+        got = {
+            r: judged_measures({q: rerank(p, r, form, param, depth) for q, p in done.items()}, subset)
+            for r in ("a", recipe)
+        }
+        print(
+            line(name((recipe, form, param, depth)), got[recipe])
+            + f"  a: {got['a'].ndcg_at_5:.3f}  Δ {paired(got[recipe], got['a'])}"
+        )
+
+
 # --- main ------------------------------------------------------------------------------------------------------
 
 
@@ -435,6 +481,7 @@ def main() -> None:
     parser.add_argument("--timing-articles", type=int, default=40, help="pool articles timed per recipe")
     parser.add_argument("--timing-repeats", type=int, default=3, help="runs per speed figure (median)")
     parser.add_argument("--timing-only", action="store_true", help="the speed measurements only")
+    parser.add_argument("--partial", metavar="RECIPE", help="evaluate a recipe only where encoded, beside (a)")
     parser.add_argument("--time-worker", metavar="PATH", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=BATCH, help=argparse.SUPPRESS)
     parser.add_argument("--kind", default="p", help=argparse.SUPPRESS)
@@ -479,9 +526,11 @@ def main() -> None:
         return
 
     print("\n# encoding (cache misses only)")
+    if args.partial:
+        partial(args.partial, texts, cache, pools, by_id, bench.grades)
+        return
     for recipe in recipes:
-        windows = [w for i in pool_articles for w in texts.windows(recipe, by_id[i], query=False)]
-        windows += [w for q in bench.queries for w in texts.windows(recipe, by_id[q], query=True)]
+        windows = query_windows(recipe, texts, pools, by_id)
         done, seconds = encode_missing(encoder, cache, windows, recipe)
         rate = f"{done / seconds:.2f} texts/s" if done else "all cached"
         print(f"recipe {recipe:5} {len(set(windows)):5} windows, {done:5} encoded in {seconds:6.0f} s: {rate}")
