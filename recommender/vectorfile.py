@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -66,6 +67,16 @@ class VectorCoverage:
             "articles_with_vector": self.with_vector,
             "articles_without_vector": self.without,
         }
+
+
+def _vectors_of(conn: sqlite3.Connection, columns: str, keys: Sequence[bytes]) -> list[tuple[Any, ...]]:
+    """``columns`` of the vectors of ``keys`` (those there), asked in chunks under SQLite's parameter limit."""
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(keys), 500):
+        chunk = list(keys[start : start + 500])
+        marks = ",".join("?" * len(chunk))
+        rows += conn.execute(f"SELECT {columns} FROM vectors WHERE key IN ({marks})", chunk).fetchall()
+    return rows
 
 
 def _rebuild(path: Path, problem: str) -> ModelError:
@@ -154,11 +165,7 @@ class VectorFile:
         source = VectorFile(other, encoder=self.encoder, recipe=self.recipe, dim=self.dim)
         try:
             with source._connect(write=False) as conn:
-                rows = []
-                for start in range(0, len(keys), 500):
-                    chunk = list(keys[start : start + 500])
-                    marks = ",".join("?" * len(chunk))
-                    rows += conn.execute(f"SELECT key, vector FROM vectors WHERE key IN ({marks})", chunk).fetchall()
+                rows = _vectors_of(conn, "key, vector", keys)
         except (FileNotFoundError, ModelError):
             return 0
         if rows:
@@ -171,11 +178,7 @@ class VectorFile:
         wanted = list(dict.fromkeys(keys))
         try:
             with self._connect(write=False) as conn:
-                have: set[bytes] = set()
-                for start in range(0, len(wanted), 500):
-                    chunk = wanted[start : start + 500]
-                    marks = ",".join("?" * len(chunk))
-                    have.update(k for (k,) in conn.execute(f"SELECT key FROM vectors WHERE key IN ({marks})", chunk))
+                have = {k for (k,) in _vectors_of(conn, "key", wanted)}
         except FileNotFoundError:
             return wanted
         return [k for k in wanted if k not in have]
