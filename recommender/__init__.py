@@ -6,6 +6,7 @@ from . import _numba_cache  # noqa: F401  (first: where compiled kernels are cac
 from ._version import __version__
 from .batch import PrecomputeResult, precompute
 from .corpus import Article, Corpus, SkippedRecord, read_articles
+from .embedding import EmbedResult, embed
 from .errors import (
     ClusterError,
     CorpusError,
@@ -23,6 +24,7 @@ from .rules import Rule, Rules
 from .store import RelatedStore
 from .text import Analyzer, clean_text
 from .updates import Changes, Freshness, RuleChange, Updater, UpdateResult, freshness
+from .vectorfile import vectors_for
 
 __all__ = [
     "Analyzer",
@@ -31,6 +33,7 @@ __all__ = [
     "ClusterError",
     "Corpus",
     "CorpusError",
+    "EmbedResult",
     "EvaluationReport",
     "Freshness",
     "InvalidParameterError",
@@ -54,6 +57,7 @@ __all__ = [
     "Updater",
     "__version__",
     "clean_text",
+    "embed",
     "evaluate",
     "freshness",
     "load_judgments",
@@ -62,4 +66,5 @@ __all__ = [
     "read_articles",
     "read_manifest",
     "render_related",
+    "vectors_for",
 ]

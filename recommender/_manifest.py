@@ -67,6 +67,7 @@ MANIFEST_SCHEMA: dict[str, Any] = {
                 "time_weight": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
                 "topic_dims": {"type": ["integer", "null"], "minimum": 1},
                 "dedup": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1},
+                "semantic": {"type": "boolean"},
             },
         },
         "corpus": {

@@ -13,9 +13,9 @@ import numpy as np
 
 from ._progress import ProgressCallback
 from .errors import InvalidParameterError
-from .lookups import ranked, search_index, title_ids
+from .lookups import choose_lists, pool_for, ranked, search_index, semantic_on, title_ids
 from .neighbors import BLOCK_ROWS, Approx, Block, Plan, plan, search, search_blocks
-from .ranking import RankingOptions, choose_rows, pool_size
+from .ranking import RankingOptions
 from .ruleindex import rule_index
 from .state import FittedState
 
@@ -54,7 +54,7 @@ def all_related(
     special = set(rules.special_rows().tolist())
     blocks = search_blocks(
         index,
-        pool_size(k, options),
+        pool_for(state, k, options),
         prior=options.prior(),
         approx=approx,
         rows=rows,
@@ -65,12 +65,21 @@ def all_related(
     )
     order = np.arange(len(state)) if rows is None else np.asarray(rows, dtype=np.int64)
     for start, hits in blocks:
-        indices, scores = choose_rows(hits.rows, hits.scores, k, matrix=index.matrix, title_ids=ids, options=options)
+        at = order[start : start + hits.rows.shape[0]]
+        indices, scores, _ = choose_lists(state, _meaning(state, options, at), hits.rows, hits.scores, k, options, ids)
         if special:
             _apply_own_rules(
                 state, order[start : start + indices.shape[0]], special, indices, scores, k, options, threads
             )
         yield Block(start, indices, scores)
+
+
+def _meaning(state: FittedState, options: RankingOptions, rows: np.ndarray) -> np.ndarray | None:
+    """The semantic vectors of the query ``rows`` (zeros: none), or ``None`` when meaning is off."""
+    if not semantic_on(state, options) or state.vectors is None:
+        return None
+    present = np.asarray(state.vectors.present)[rows]
+    return np.where(present[:, None], np.asarray(state.vectors.matrix[rows], dtype=np.float32), np.float32(0))
 
 
 def _apply_own_rules(
@@ -101,7 +110,7 @@ def _apply_own_rules(
         hits = search(
             index,
             index.matrix[rows],
-            pool_size(k, options),
+            pool_for(state, k, options),
             exclude=rows,
             query_ts=np.asarray(state.timestamps)[rows],
             prior=options.prior(),
@@ -109,8 +118,8 @@ def _apply_own_rules(
             query_topics=None if index.topics is None else index.topics[rows],
             threads=threads,
         )
-        indices[members], scores[members] = choose_rows(
-            hits.rows, hits.scores, k, matrix=index.matrix, title_ids=ids, options=options
+        indices[members], scores[members], _ = choose_lists(
+            state, _meaning(state, options, rows), hits.rows, hits.scores, k, options, ids
         )
 
 

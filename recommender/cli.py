@@ -11,6 +11,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich import box
 from rich.console import Console
@@ -31,6 +32,7 @@ from typer.core import TyperCommand
 from ._progress import ProgressCallback
 from ._version import __version__
 from .batch import precompute
+from .blend import gate
 from .cluster import check_cluster_options
 from .corpus import (
     Corpus,
@@ -41,7 +43,7 @@ from .corpus import (
     corpus_written_at,
     read_articles,
 )
-from .embedding import embed
+from .embedding import embed, seed_vectors
 from .errors import InvalidParameterError, ModelError, RecommenderError
 from .evaluate import (
     JUDGED_ENOUGH,
@@ -294,6 +296,13 @@ def train(
             metavar="COSINE", help="Cosine at which two results count as the same story; keep the best (0: off)."
         ),
     ] = 0.8,
+    vectors: Annotated[
+        bool,
+        typer.Option(
+            help="Take the shipped semantic vectors of the texts the bundled corpus has (nothing is encoded; "
+            "`recommender embed` encodes the rest)."
+        ),
+    ] = True,
 ) -> None:
     """Train a model on a corpus and save it (with its JSON manifest beside it)."""
     with _user_errors():
@@ -325,6 +334,18 @@ def train(
                 f"Carried over {carried['generation']} updates the previous model received after the corpus was "
                 f"written: {carried['added']} added, {carried['edited']} edited, {carried['removed']} removed"
             )
+        bundled = bundled_vectors_path()
+        seeded = seed_vectors(result.articles, model, bundled) if vectors and bundled is not None else None
+        if seeded is not None:
+            typer.echo(
+                f"Semantic vectors: {seeded.with_vector:,} of {_articles(len(fitted))} ({seeded.taken:,} taken from "
+                f"{bundled}), in {seeded.path.name}"
+                + (
+                    f"; `recommender embed` encodes the other {seeded.without_vector:,}"
+                    if seeded.without_vector
+                    else ""
+                )
+            )
 
 
 def _related_table(results: list[Related], explain: bool = False) -> Table:
@@ -335,12 +356,14 @@ def _related_table(results: list[Related], explain: bool = False) -> Table:
     table.add_column("published", no_wrap=True)
     table.add_column("title")
     if explain:
-        table.add_column("why (shared terms)")
+        table.add_column("why (meaning; shared terms)")
     for rank, r in enumerate(results, start=1):
         # Text, not str: a title's "[/]" or "[link=...]" is what the corpus says, never Rich markup.
         row = [Text(str(rank)), Text(f"{r.score:.3f}"), Text(r.id), Text((r.published or "")[:10]), Text(r.title)]
         if explain:
             why = ", ".join(f"{w.term} {w.weight:.3f}" for w in r.why[:3])
+            if r.semantic is not None:  # the cosine, and the share of the words score it kept
+                why = f"meaning {r.semantic:.3f} (×{float(gate(np.array(r.semantic))):.2f}); {why}"
             row.append(Text(f"{r.rule}; {why}" if r.rule else why))
         table.add_row(*row)
     return table
@@ -966,6 +989,7 @@ def evaluate_command(
                 sample=sample,
                 seed=seed,
                 progress=say,
+                vectors=bundled_vectors_path() if corpus is None and model is None else None,
             )
         notes = []
         if report.judged_pairs_dropped:

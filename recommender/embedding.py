@@ -22,13 +22,13 @@ from .cluster import check_cluster_options, connect
 from .corpus import Article
 from .encoder import Encoder, TextRecipe, default_encoder, text_key
 from .errors import InvalidParameterError, ModelError
-from .modelfile import manifest_path
-from .vectorfile import VectorCounts, VectorFile, vectors_path
+from .modelfile import load, manifest_path
+from .vectorfile import VectorCounts, VectorFile, open_vectors, vector_coverage, vectors_path
 
 if TYPE_CHECKING:
     from distributed import Client
 
-__all__ = ["EmbedResult", "embed", "encode_batch", "vector_file"]
+__all__ = ["EmbedResult", "Seeded", "embed", "encode_batch", "seed_vectors", "vector_file"]
 
 BATCH = 32  # texts a batch: what a kill can lose, and a Dask task's size
 
@@ -59,6 +59,42 @@ class EmbedResult:
             "vectors": self.counts.vectors,
             "articles_without_vector": self.counts.articles_without,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Seeded:
+    """What :func:`seed_vectors` did for a freshly trained model: the vectors file beside it, the vectors
+    taken from the seed file, and the model's articles with and without a vector afterwards."""
+
+    path: Path
+    taken: int
+    with_vector: int
+    without_vector: int
+
+
+SAMPLE = 50  # articles looked up first: a corpus none of whose texts the seed file holds costs no more
+
+
+def seed_vectors(articles: Sequence[Article], model: str | Path, seed: str | Path) -> Seeded | None:
+    """Right after ``train`` on ``articles``: give the model saved at ``model`` the vectors the file ``seed``
+    (the bundled corpus's) holds for its articles' texts, without encoding anything (no encoder needed),
+    and record every article's text in the model's vectors file. ``None``, and nothing written, when the
+    model has no vectors file yet and the seed holds none of the first articles' texts (another corpus). A
+    vectors file already beside the model keeps its vectors (they are kept by text, so a retrain reuses
+    them). Counts are over the model's articles (updates a retrain carried over included)."""
+    source = open_vectors(seed)
+    file = VectorFile(vectors_path(model), encoder=source.encoder, recipe=source.recipe, dim=source.dim)
+    recipe = TextRecipe.from_name(source.recipe)
+    if not file.path.is_file():
+        sample = [text_key(recipe, recipe.text(a.title, a.body)) for a in articles[:SAMPLE]]
+        if len(source.missing(sample)) == len(sample):
+            return None
+    keys = [(a.id, text_key(recipe, recipe.text(a.title, a.body))) for a in articles]
+    file.assign(keys)
+    taken = file.copy_from(source.path, file.missing(k for _, k in keys))
+    ids = load(model, verify=False).state.articles.ids.to_list()  # just saved: not checked again
+    coverage = vector_coverage(model, ids)  # type: ignore[arg-type]
+    return Seeded(file.path, taken, coverage.with_vector, coverage.without)
 
 
 def vector_file(model: str | Path, encoder: Encoder, recipe: TextRecipe) -> VectorFile:

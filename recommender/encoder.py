@@ -13,6 +13,7 @@ article is never encoded twice, whatever its id, model or fit.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -94,6 +95,14 @@ class TextRecipe:
     @property
     def name(self) -> str:
         return f"title. body[:{self.lead}] cleaned"
+
+    @classmethod
+    def from_name(cls, name: str) -> TextRecipe:
+        """The recipe called ``name`` (:attr:`name`); :class:`ValueError` if no recipe is."""
+        found = re.fullmatch(r"title\. body\[:(\d+)\] cleaned", name)
+        if found is None:
+            raise ValueError(f"unknown text recipe {name!r}")
+        return cls(int(found.group(1)))
 
     def text(self, title: str, body: str = "") -> str:
         title = clean_text(title or "", dateline=False)

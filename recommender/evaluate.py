@@ -42,6 +42,7 @@ from .model import Recommender
 from .neighbors import all_pairs_top_k, available_threads, query_scores, top_k_indices
 from .ranking import title_key
 from .text import clean_text
+from .vectorfile import vectors_for
 
 __all__ = [
     "JUDGED_ENOUGH",
@@ -497,6 +498,7 @@ def evaluate(
     seed: int = 1,
     k: int = 10,
     progress: Callable[[str], None] | None = None,
+    vectors: str | Path | None = None,
     **params: Any,
 ) -> EvaluationReport:
     """Score our engine (``model``, or one trained here with ``params``) and the reference systems.
@@ -504,10 +506,14 @@ def evaluate(
     ``articles`` must be the corpus the model was trained on (same ids, same order). Coverage is
     measured over every article's top-``k`` list (a full batch run) for every system. Judged pairs
     whose query or doc is not among ``articles`` are dropped (counted in the report); with no judged
-    query left, the systems have no judged figures.
+    query left, the systems have no judged figures. ``vectors``: a vectors file the model trained here takes
+    its articles' semantic vectors from (the bundled corpus's, say). A model with vectors is scored twice,
+    with and without them.
     """
     if model is None:
         model = Recommender.train(articles, **params)
+        if vectors is not None:
+            model = model.with_vectors(vectors_for(vectors, articles))
     ids = [a.id for a in articles]
     if model.ids_.to_list() != ids:
         raise InvalidParameterError("the model was trained on other articles: evaluate it on its own corpus")
@@ -531,6 +537,9 @@ def evaluate(
         judged_pairs_dropped=judged.dropped if judged is not None else 0,
     )
     rankers: list[Ranker] = [_Ours(model)]
+    if model.semantic and model.vectors_ is not None:  # side by side: the same model, words alone
+        words = Recommender.from_state(model.fitted_state(), model.get_params() | {"semantic": False})
+        rankers = [_Ours(model, "recommender (words + meaning)"), _Ours(words, "recommender (words alone)")]
     if baselines:
         if progress:
             progress("building reference systems")

@@ -99,6 +99,8 @@ def fold(state: FittedState, articles: Iterable[Article], remove: Iterable[str])
     carried = kept if dropped.size else None
     new = assemble(state, carried, added, ArticleColumns.from_articles(docs), timestamps, updates)
     new = _with_lookups(new, state, carried, ids, [a.title for a in docs])
+    if state.vectors is not None:  # kept rows keep theirs; new ones are looked up by their text
+        new = new.with_vectors(state.vectors.take(carried).extend(docs))
     changes = Changes(tuple(i for i in ids if i not in rows), tuple(edited), tuple(gone))
     new_rows = np.arange(kept.size, kept.size + len(docs), dtype=np.int64)
     return new, Delta(changes, dropped, renumbering(len(state), kept), new_rows)

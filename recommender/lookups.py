@@ -8,19 +8,32 @@ headlines, the section array) are defined here.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import InvalidParameterError
+from .blend import DEPTH, cosines, gate, gate_pools
+from .encoder import TextRecipe, default_encoder
+from .errors import InvalidParameterError, RecommenderError
 from .features import project_topics
 from .neighbors import Index, pair_scores, search
-from .ranking import RankingOptions, Related, check_days, check_k, choose, explain, pool_size, title_key
+from .ranking import (
+    RankingOptions,
+    Related,
+    check_days,
+    check_k,
+    choose,
+    choose_rows,
+    explain,
+    pool_size,
+    title_key,
+)
 from .ruleindex import rule_index
 from .rules import place_pins
 from .state import FittedState, timestamp_of
@@ -29,14 +42,19 @@ __all__ = [
     "Filters",
     "Ranked",
     "TitleNumbers",
+    "choose_lists",
+    "draft_vector",
     "find_articles",
+    "pool_for",
     "ranked",
     "related",
     "related_to_text",
     "search_index",
+    "semantic_on",
     "term_counts",
     "title_ids",
     "title_numbers",
+    "unfloored",
     "vectorize",
 ]
 
@@ -123,6 +141,79 @@ def vectorize(state: FittedState, title: str = "", body: str = "") -> sp.csr_mat
     )
 
 
+@functools.lru_cache(maxsize=64)
+def unfloored(options: RankingOptions) -> RankingOptions:
+    """``options`` without the score floor: after :func:`~recommender.blend.gate_pools` has applied it."""
+    return replace(options, min_score=0.0, min_results=0)
+
+
+def semantic_on(state: FittedState, options: RankingOptions) -> bool:
+    """Whether ``state``'s lists are gated by meaning under ``options``: it has vectors, and they are used."""
+    return options.semantic and state.vectors is not None and bool(state.vectors.present.any())
+
+
+def pool_for(state: FittedState, k: int, options: RankingOptions) -> int:
+    """Candidates the search gathers per query: those the final choice needs; with meaning on, at least
+    :data:`~recommender.blend.DEPTH`, all of them gated by meaning before the choice."""
+    pool = pool_size(int(k), options)
+    return max(pool, DEPTH) if semantic_on(state, options) else pool
+
+
+def draft_vector(state: FittedState, title: str, body: str) -> np.ndarray | None:
+    """A draft's semantic vector, encoded now by the encoder the state's vectors were made with (90 ms for
+    300 characters on one thread); ``None`` when the state has no vectors or that encoder is not installed."""
+    vectors = state.vectors
+    if vectors is None:
+        return None
+    try:
+        encoder = default_encoder()
+    except RecommenderError:
+        return None
+    if encoder.name != vectors.encoder:
+        return None
+    text = TextRecipe(vectors.lead).text(title, body)
+    return encoder.encode([text])[0] if text else None
+
+
+def choose_lists(
+    state: FittedState,
+    queries: np.ndarray | None,
+    rows: np.ndarray,
+    scores: np.ndarray,
+    k: int,
+    options: RankingOptions,
+    ids: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The final lists of many queries from their candidates (``rows`` best first by words ``scores``,
+    ``(q, pool)``): ``(indices, scores, cosines)``, each ``(q, k)``. With ``queries`` (their semantic
+    vectors, ``(q, dim)``; a row of zeros: that query has none) the candidates above the score floor are
+    gated by meaning and re-ranked, then chosen in that order (near-duplicates, diversity; see
+    :mod:`recommender.blend`); otherwise the words decide alone."""
+    matrix = search_index(state).matrix
+    if queries is None or state.vectors is None:
+        indices, chosen = choose_rows(rows, scores, k, matrix=matrix, title_ids=ids, options=options)
+        return indices, chosen, None
+    has = np.any(queries != 0, axis=1)
+    indices = np.full((rows.shape[0], k), -1, dtype=np.int64)
+    chosen = np.zeros((rows.shape[0], k), dtype=np.float32)
+    found = np.full((rows.shape[0], k), np.nan, dtype=np.float32)
+    if not has.all():  # queries without a vector: the words alone, as a state without vectors ranks them
+        indices[~has], chosen[~has] = choose_rows(
+            rows[~has], scores[~has], k, matrix=matrix, title_ids=ids, options=options
+        )
+    if has.any():
+        # The score floor applies to the words scores, where it was chosen (docs/quality.md): the gate
+        # re-orders what the words found, it does not shorten the lists.
+        pool, weighed, cos = gate_pools(
+            state.vectors, queries[has], rows[has], scores[has], options.min_score, options.min_results
+        )
+        picked, picked_scores = choose_rows(pool, weighed, k, matrix=matrix, title_ids=ids, options=unfloored(options))
+        place = np.argmax(pool[:, :, None] == picked[:, None, :], axis=1)  # each chosen row's place in the pool
+        indices[has], chosen[has] = picked, picked_scores
+        found[has] = np.where(picked >= 0, np.take_along_axis(cos, place, axis=1), np.float32(np.nan))
+    return indices, chosen, found
+
+
 def _mask(state: FittedState, filters: Filters, within: tuple[float, float] | None = None) -> np.ndarray | None:
     """The rows ``filters`` let through (``None``: every row); ``within``: (a time, days) narrows the
     dates to that many days either side of the time."""
@@ -160,13 +251,15 @@ def _mask(state: FittedState, filters: Filters, within: tuple[float, float] | No
 
 @dataclass(frozen=True, slots=True)
 class Ranked:
-    """One list as rows of the state: ``rows`` best first (pins in place), their weighted ``scores`` and
-    cosines ``similarities``, and the rule that pinned each pinned row."""
+    """One list as rows of the state: ``rows`` best first (pins in place), their weighted ``scores``, words
+    cosines ``similarities`` and semantic cosines ``semantic`` (``None``: not used), and the rule that
+    pinned each pinned row."""
 
     rows: list[int]
     scores: list[float]
     similarities: list[float]
     pinned: dict[int, int]
+    semantic: list[float | None]
 
 
 def ranked(
@@ -180,10 +273,12 @@ def ranked(
     query_ts: float = float("nan"),
     title: str | None = None,
     threads: int = 1,
+    meaning: np.ndarray | None = None,
 ) -> Ranked:
-    """The list of ``query`` (row ``skip`` of the state, or a draft titled ``title``): the search under the
-    editors' blocks and the filters' ``mask``, the final choice, then the pins the filters allow. The batch
-    job computes the lists of rows with rules of their own through this too."""
+    """The list of ``query`` (row ``skip`` of the state, or a draft titled ``title`` whose semantic vector is
+    ``meaning``): the search under the editors' blocks and the filters' ``mask``, the final choice (gated by
+    meaning when the state has vectors), then the pins the filters allow. The batch job computes the lists
+    of rows with rules of their own through this too."""
     check_k(k)
     index = search_index(state)
     rules = rule_index(state)
@@ -191,10 +286,11 @@ def ranked(
     topics = None
     if state.topics is not None and state.topic_terms is not None:  # an article's own; a draft's from its terms
         topics = state.topics[[skip]] if skip is not None else project_topics(query, state.topic_terms)
+    semantic = semantic_on(state, options)
     hits = search(
         index,
         query,
-        pool_size(int(k), options),
+        pool_for(state, int(k), options),
         exclude=np.array([-1 if skip is None else skip]),
         query_ts=np.array([query_ts]),
         prior=options.prior(),
@@ -203,8 +299,29 @@ def ranked(
         threads=threads,
     )
     rows, scores, sims = hits.rows[0], hits.scores[0], hits.similarities[0]
-    chosen = choose(rows, scores, int(k), matrix=index.matrix, title_ids=title_ids(state), options=options)
-    values = {int(r): (float(s), float(c)) for r, s, c in zip(rows.tolist(), scores, sims, strict=True) if r >= 0}
+    vector = None
+    vectors = state.vectors
+    if semantic and vectors is not None:
+        if skip is None:
+            vector = meaning
+        elif vectors.present[skip]:
+            vector = np.asarray(vectors.matrix[skip], dtype=np.float32)
+    cos: dict[int, float | None] = {}
+    if vector is not None and vectors is not None and np.any(vector != 0):
+        pool, weighed, pool_cos = gate_pools(
+            vectors, vector[None, :], hits.rows, hits.scores, options.min_score, options.min_results
+        )
+        chosen = choose(
+            pool[0], weighed[0], int(k), matrix=index.matrix, title_ids=title_ids(state), options=unfloored(options)
+        )
+        sim_of = dict(zip(rows.tolist(), sims.tolist(), strict=True))
+        gated_of = dict(zip(pool[0].tolist(), zip(weighed[0].tolist(), pool_cos[0].tolist(), strict=True), strict=True))
+        values = {r: (gated_of[r][0], sim_of[r]) for r in chosen}
+        cos = {r: (None if gated_of[r][1] != gated_of[r][1] else gated_of[r][1]) for r in chosen}
+    else:
+        vector = None
+        chosen = choose(rows, scores, int(k), matrix=index.matrix, title_ids=title_ids(state), options=options)
+        values = {int(r): (float(s), float(c)) for r, s, c in zip(rows.tolist(), scores, sims, strict=True) if r >= 0}
     pins = [
         p for p in rules.pins_of(skip) if (mask is None or mask[p[0]]) and _in_window(state, p[0], query_ts, options)
     ]
@@ -212,9 +329,19 @@ def ranked(
         chosen = place_pins(chosen, pins, int(k))
         pin_rows = np.array([p[0] for p in pins], dtype=np.int64)
         pin_scores, pin_sims = pair_scores(index, query, pin_rows, query_ts, options.prior(), topics)
+        if vector is not None and state.vectors is not None:
+            pin_cos = cosines(state.vectors, vector[None, :], pin_rows[None, :])[0]
+            pin_scores = pin_scores * np.where(np.isnan(pin_cos), np.float32(1.0), gate(pin_cos))
+            cos.update((int(r), None if c != c else float(c)) for r, c in zip(pin_rows, pin_cos.tolist(), strict=True))
         values.update((int(r), (float(s), float(c))) for r, s, c in zip(pin_rows, pin_scores, pin_sims, strict=True))
     pinned = {row: rule_id for row, _, rule_id in pins if row in chosen}
-    return Ranked(chosen, [values[r][0] for r in chosen], [values[r][1] for r in chosen], pinned)
+    return Ranked(
+        chosen,
+        [values[r][0] for r in chosen],
+        [values[r][1] for r in chosen],
+        pinned,
+        [cos.get(r) for r in chosen],
+    )
 
 
 def _in_window(state: FittedState, row: int, query_ts: float, options: RankingOptions) -> bool:
@@ -240,10 +367,15 @@ def _top(
     with_why: bool,
     threads: int,
     title: str | None = None,
+    meaning: np.ndarray | None = None,
 ) -> list[Related]:
-    found = ranked(state, query, k, options, mask=mask, skip=skip, query_ts=query_ts, title=title, threads=threads)
+    found = ranked(
+        state, query, k, options, mask=mask, skip=skip, query_ts=query_ts, title=title, threads=threads, meaning=meaning
+    )
     results = []
-    for row, score, similarity in zip(found.rows, found.scores, found.similarities, strict=True):
+    for row, score, similarity, semantic in zip(
+        found.rows, found.scores, found.similarities, found.semantic, strict=True
+    ):
         why = explain(query, state.matrix[row], state.terms.__getitem__) if with_why else ()
         rule = found.pinned.get(row)
         results.append(
@@ -252,6 +384,7 @@ def _top(
                 similarity=round(min(1.0, similarity), 6),
                 why=why,
                 rule=None if rule is None or not with_why else f"pinned by rule {rule}",
+                semantic=None if semantic is None else round(min(1.0, semantic), 6),
                 **state.articles.article(int(row)),  # type: ignore[arg-type]
             )
         )
@@ -299,7 +432,8 @@ def related_to_text(
         raise InvalidParameterError("give a title or a body to find related articles for")
     query = vectorize(state, title, body)
     mask = _mask(state, filters)
-    return _top(state, query, k, mask, None, timestamp_of(published), options, with_why, threads, title)
+    meaning = draft_vector(state, title, body) if semantic_on(state, options) else None
+    return _top(state, query, k, mask, None, timestamp_of(published), options, with_why, threads, title, meaning)
 
 
 def find_articles(state: FittedState, text: str, limit: int = 20) -> list[dict[str, str | None]]:

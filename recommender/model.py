@@ -31,8 +31,9 @@ from .ranking import MIN_RESULTS, MIN_SCORE, RankingOptions, Related, check_k
 from .rulebook import RuleBook
 from .ruleindex import rule_index
 from .rules import Rules
-from .state import ArticleColumns, FittedState, StringColumn, UpdateCounts, timestamp_of
+from .state import ArticleColumns, FittedState, SemanticVectors, StringColumn, UpdateCounts, timestamp_of
 from .text import Analyzer, stopword_list
+from .vectorfile import read_vectors
 
 __all__ = [
     "FORMAT_VERSION",
@@ -94,6 +95,8 @@ class Recommender:
         2 (``None``: off).
     dedup: cosine at or above which two results are the same story republished; only the best is
         kept (``None``: off).
+    semantic: gate each score by the semantic cosine of the two articles when the model has vectors
+        (``recommender embed``; see :mod:`recommender.blend`); ``False``: words alone.
     n_jobs: processes for text analysis (``-1``: all cores).
     """
 
@@ -112,6 +115,7 @@ class Recommender:
         time_weight: float = 0.2,
         topic_dims: int | None = 64,
         dedup: float | None = 0.8,
+        semantic: bool = True,
         n_jobs: int = -1,
     ) -> None:
         self.stem = stem
@@ -126,6 +130,7 @@ class Recommender:
         self.time_weight = time_weight
         self.topic_dims = topic_dims
         self.dedup = dedup
+        self.semantic = semantic
         self.n_jobs = n_jobs
         # Writers (add, remove, save) take turns, so none loses another's change; lookups never wait.
         self._writing = threading.Lock()
@@ -147,6 +152,7 @@ class Recommender:
             "time_weight": self.time_weight,
             "topic_dims": self.topic_dims,
             "dedup": self.dedup,
+            "semantic": self.semantic,
         }
 
     def check_params(self) -> Recommender:
@@ -158,6 +164,8 @@ class Recommender:
             raise InvalidParameterError(f"min_df as a count must be 1 or more, got {self.min_df}")
         if not 0.0 < self.max_df <= 1.0:
             raise InvalidParameterError(f"max_df must be a fraction in (0, 1], got {self.max_df}")
+        if not isinstance(self.semantic, bool):
+            raise InvalidParameterError(f"semantic must be True or False, got {self.semantic!r}")
         if self.topic_dims is not None and (
             isinstance(self.topic_dims, bool) or not isinstance(self.topic_dims, int) or self.topic_dims < 1
         ):
@@ -311,6 +319,7 @@ class Recommender:
             half_life_days=self.half_life_days,
             time_weight=self.time_weight,
             dedup=self.dedup,
+            semantic=self.semantic,
             newer=newer,
             within_days=within_days,
             diversity=diversity,
@@ -538,6 +547,17 @@ class Recommender:
         model.state_ = state
         return model
 
+    def with_vectors(self, vectors: SemanticVectors | None) -> Recommender:
+        """This model (the same parameters and fit) with ``vectors``, one per article in row order
+        (:func:`~recommender.vectorfile.vectors_for` reads them; ``None``: words alone). A loaded model
+        already holds those of the vectors file beside it."""
+        return Recommender.from_state(self.fitted_state().with_vectors(vectors), self.get_params())
+
+    @property
+    def vectors_(self) -> SemanticVectors | None:
+        """Each article's semantic vector and which have one (``None``: the model has none)."""
+        return self.fitted_state().vectors
+
     def __getstate__(self) -> dict[str, Any]:
         # Picklable, so a job can ship a model to other processes: without its lock, which cannot be pickled.
         return {name: value for name, value in self.__dict__.items() if name != "_writing"}
@@ -557,10 +577,14 @@ def load_with_manifest(
     path: str | Path, *, mmap: bool = True, verify: bool = True
 ) -> tuple[Recommender, dict[str, Any]]:
     """:meth:`Recommender.load`, and the manifest it checked the model against (the one it loaded). The
-    model applies the editors' rules stored beside it (:class:`~recommender.rulebook.RuleBook`)."""
+    model applies the editors' rules stored beside it (:class:`~recommender.rulebook.RuleBook`) and holds the
+    semantic vectors of its articles from the vectors file beside it (:mod:`~recommender.vectorfile`)."""
     loaded = modelfile.load(path, mmap=mmap, verify=verify)
     state = loaded.state
     rules = RuleBook.of_model(path).rules()
     if rules:
         state = state.with_rules(rules)
+    vectors = read_vectors(path, state.articles.ids.to_list())  # type: ignore[arg-type]
+    if vectors is not None:
+        state = state.with_vectors(vectors)
     return Recommender.from_state(state, loaded.params), loaded.manifest

@@ -205,7 +205,9 @@ def save(
             sweep_leftovers(overlay_path(path))  # and what killed updaters left of theirs
             based = state.rebased(sha256)
             carried: list[JournalEntry] = []
-            if carry_since is not None and previous_fit is not None and previous_fit != sha256:
+            # The same fit again (the same corpus trained within the same second: an identical file) carries
+            # them too: its overlay, deleted above, held them.
+            if carry_since is not None and previous_fit is not None:
                 based, carried = _carry(based, path, previous_fit, carry_since)
             if carried:
                 PendingOverlay(based, path).commit()

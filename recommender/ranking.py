@@ -85,8 +85,10 @@ class Related:
     """One related article.
 
     ``score`` (0 to 1) ranks the list: the cosine ``similarity`` to the query, weighted by the topic gate
-    and the time prior when they are on. ``why`` holds the shared terms behind the similarity, and ``rule`` the
-    editor's rule that placed it (a pin), with ``explain``.
+    and the time prior when they are on, and by the meaning gate when both articles have semantic vectors
+    (``semantic``: their cosine; ``None``: not used for this result, see :mod:`recommender.blend`). ``why``
+    holds the shared terms behind the similarity, and ``rule`` the editor's rule that placed it (a pin), with
+    ``explain``.
     """
 
     id: str
@@ -98,9 +100,12 @@ class Related:
     similarity: float | None = None
     why: tuple[TermWeight, ...] = ()
     rule: str | None = None
+    semantic: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        if self.semantic is None:
+            del data["semantic"]
         if not self.why:
             del data["why"]
         if self.rule is None:
@@ -122,6 +127,7 @@ class RankingOptions:
     diversity: maximal marginal relevance, 0 (pure relevance) to 1 (most diverse).
     min_score: drop results scoring below this (0 to 1) ...
     min_results: ... unless fewer than this many would remain: then the best ones fill up to it.
+    semantic: gate scores by the articles' semantic vectors where the state has them (:mod:`recommender.blend`).
     """
 
     half_life_days: float | None = 7.0
@@ -132,6 +138,7 @@ class RankingOptions:
     diversity: float = 0.0
     min_score: float = MIN_SCORE
     min_results: int = MIN_RESULTS
+    semantic: bool = True
 
     def __post_init__(self) -> None:
         if self.half_life_days is not None and not self.half_life_days > 0:

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,7 +25,17 @@ from .errors import InvalidParameterError, UnknownArticleError
 from .rules import Rules
 from .text import Analyzer
 
-__all__ = ["TAG_SEPARATOR", "ArticleColumns", "FittedState", "Memo", "StringColumn", "UpdateCounts", "timestamp_of"]
+__all__ = [
+    "TAG_SEPARATOR",
+    "ArticleColumns",
+    "FittedState",
+    "Memo",
+    "SemanticVectors",
+    "StringColumn",
+    "UpdateCounts",
+    "VectorSource",
+    "timestamp_of",
+]
 
 _T = TypeVar("_T")
 
@@ -213,6 +223,55 @@ class UpdateCounts:
         )
 
 
+class VectorSource(Protocol):
+    """Where the semantic vectors of articles are found by their text (the vectors file beside a model)."""
+
+    def vectors_for(self, articles: Sequence[Article]) -> tuple[np.ndarray, np.ndarray]:
+        """The vector of each article's text as float16 rows (zeros where there is none), and which have one."""
+        ...
+
+
+@dataclass(frozen=True, eq=False)
+class SemanticVectors:
+    """Each row's semantic vector (``matrix``: float16, unit length, zeros where absent), which rows have
+    one (``present``), the ``encoder`` and text recipe (``lead``: the body's characters after the title) they
+    were made with, and the ``source`` an update finds its new articles' vectors in (``None``: nowhere, they
+    go without)."""
+
+    matrix: np.ndarray
+    present: np.ndarray
+    encoder: str
+    lead: int
+    source: VectorSource | None = None
+
+    def __len__(self) -> int:
+        return int(self.present.shape[0])
+
+    @property
+    def missing(self) -> int:
+        """How many rows have no vector."""
+        return int(self.present.size - np.count_nonzero(self.present))
+
+    def take(self, rows: np.ndarray | None) -> SemanticVectors:
+        """The vectors of ``rows`` (all when ``None``), in that order."""
+        if rows is None:
+            return self
+        return replace(self, matrix=self.matrix[rows], present=self.present[rows])
+
+    def extend(self, articles: Sequence[Article]) -> SemanticVectors:
+        """These rows followed by ``articles``' (from :attr:`source`; without a vector where it has none)."""
+        if self.source is not None and articles:
+            matrix, present = self.source.vectors_for(articles)
+        else:
+            matrix = np.zeros((len(articles), self.matrix.shape[1]), dtype=np.float16)
+            present = np.zeros(len(articles), dtype=bool)
+        return replace(
+            self,
+            matrix=np.concatenate([np.asarray(self.matrix), np.asarray(matrix, dtype=np.float16)]),
+            present=np.concatenate([np.asarray(self.present), np.asarray(present, dtype=bool)]),
+        )
+
+
 class Memo:
     """Tables derived from one state, each built on first use and then never changed: a worker that only
     serves lookups by id never pays for the vocabulary, nor one serving drafts for the id table. Not
@@ -255,7 +314,8 @@ class FittedState:
     count from. ``corpus``: facts about the fitted corpus, as the manifest records them. ``base_rows``: each
     row's row in the fitted (saved) file, ``-1`` for rows added since; ``base_size`` that file's rows and
     ``base_sha256`` its checksum (``None``: not saved yet). ``rules``: the editors' pins and blocks it
-    applies (kept beside the model file, not in it: see :mod:`recommender.rulebook`).
+    applies (kept beside the model file, not in it: see :mod:`recommender.rulebook`). ``vectors``: each
+    article's semantic vector (kept beside the model too: see :mod:`recommender.vectorfile`; ``None``: none).
     """
 
     analyzer: Analyzer
@@ -276,6 +336,7 @@ class FittedState:
     base_size: int
     base_sha256: str | None
     rules: Rules = field(default_factory=Rules)
+    vectors: SemanticVectors | None = None
     memo: Memo = field(default_factory=Memo, repr=False)
 
     def __len__(self) -> int:
@@ -284,6 +345,12 @@ class FittedState:
     def with_rules(self, rules: Rules) -> FittedState:
         """This state applying ``rules`` (its other lookup tables kept)."""
         return replace(self, rules=rules, memo=self.memo.without("rules"))
+
+    def with_vectors(self, vectors: SemanticVectors | None) -> FittedState:
+        """This state with ``vectors`` (one per row, or ``None``), its lookup tables kept."""
+        if vectors is not None and len(vectors) != len(self):
+            raise ValueError(f"{len(vectors)} vectors for {len(self)} articles")
+        return replace(self, vectors=vectors)
 
     def rebased(self, sha256: str | None) -> FittedState:
         """This state as the base an overlay of updates refers to (after a fit, a load or a save)."""

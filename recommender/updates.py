@@ -44,6 +44,7 @@ from .ruleindex import rule_index
 from .rules import Rule, Rules, check_rule, rules_from_json, rules_json
 from .state import FittedState
 from .store import SqliteStore, StoreMeta, format_for, is_busy, locked, row_lists
+from .vectorfile import VectorFile, encode_new
 
 __all__ = [
     "REFIT_SHARE",
@@ -94,6 +95,8 @@ class UpdateResult:
     # The store was precomputed from another fit (a `train` not yet followed by its `precompute`): it was
     # left as it was; the precompute brings it up to this update.
     store_stale: bool = False
+    encoded: int = 0  # texts of the added articles encoded into the model's vectors file
+    without_vector: int = 0  # added articles left without a semantic vector (ranked by their words)
 
     def to_dict(self) -> dict[str, Any]:
         """The update as ``recommender add --json`` prints it (and ``recommender serve`` returns it)."""
@@ -108,6 +111,8 @@ class UpdateResult:
             "store_stale": self.store_stale,
             "seconds": round(self.seconds, 3),
             "refit_suggested": self.freshness.refit_suggested,
+            "encoded": self.encoded,
+            "without_vector": self.without_vector,
         }
 
 
@@ -388,6 +393,10 @@ class Updater:
         with self._locked():
             self._sync()
             old = self._model.fitted_state()
+            source = None if old.vectors is None else old.vectors.source
+            # Before the fold, which finds the new texts' vectors by their text; a vector kept for an update
+            # that then fails is harmless: it belongs to a text, not to an article.
+            encoded = encode_new(source, articles)
             new, delta = fold(old, articles, remove)
             overlay = PendingOverlay(new, self.model_path)
             store: SqliteStore | None = None
@@ -398,11 +407,16 @@ class Updater:
                 if self.store_path is not None:
                     store, rebuilt, changed = self._write_store(old, new, delta)
                     stale = store is None
+                if isinstance(source, VectorFile) and delta.changes.edited:
+                    # Until assigned its new text, an edited article goes without a vector, never its old one.
+                    source.assign((), remove=delta.changes.edited)
                 overlay.commit()  # the model moves on; the store follows at COMMIT
                 moved = True
                 append_journal(self.model_path, new, articles, delta.changes.removed)
                 if store is not None:
                     store.commit()
+                if isinstance(source, VectorFile):  # which text each article has now, for the next load
+                    source.assign_texts(articles, remove=delta.changes.removed)
             except BaseException as exc:
                 if store is not None:
                     store.rollback()
@@ -425,6 +439,8 @@ class Updater:
             time.perf_counter() - started,
             state_freshness(new),
             stale,
+            encoded,
+            0 if new.vectors is None else int(np.count_nonzero(~new.vectors.present[delta.new_rows])),
         )
 
     def _write_store(self, old: FittedState, new: FittedState, delta: Delta) -> tuple[SqliteStore | None, bool, int]:

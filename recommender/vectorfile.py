@@ -19,9 +19,22 @@ from typing import Any
 import numpy as np
 
 from ._sqlite import transaction
-from .errors import ModelError, StoreError
+from .corpus import Article
+from .encoder import Encoder, TextRecipe, default_encoder, text_key
+from .errors import ModelError, RecommenderError, StoreError
+from .state import SemanticVectors
 
-__all__ = ["VectorCounts", "VectorCoverage", "VectorFile", "vector_coverage", "vectors_path"]
+__all__ = [
+    "VectorCounts",
+    "VectorCoverage",
+    "VectorFile",
+    "encode_new",
+    "open_vectors",
+    "read_vectors",
+    "vector_coverage",
+    "vectors_for",
+    "vectors_path",
+]
 
 FORMAT = "1"
 _SCHEMA = """
@@ -86,20 +99,74 @@ def _rebuild(path: Path, problem: str) -> ModelError:
     )
 
 
+def open_vectors(path: str | Path) -> VectorFile:
+    """The vectors file at ``path`` as its meta describes it (read without the encoder); :class:`ModelError`
+    naming it when it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"no vectors file at {path}: `recommender embed` makes one beside a model")
+    try:
+        with transaction(path, write=False) as conn:
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        file = VectorFile(path, encoder=meta["encoder"], recipe=meta["recipe"], dim=int(meta["dim"]))
+        TextRecipe.from_name(file.recipe)
+    except (sqlite3.Error, KeyError, ValueError) as exc:
+        raise _rebuild(path, f"not a vectors file ({exc})") from None
+    return file
+
+
 def vector_coverage(model: str | Path, ids: Sequence[str]) -> VectorCoverage:
     """Which of ``ids`` (a model's articles) have a vector in the vectors file beside the model at ``model``,
     read without the encoder (``info`` and ``/health`` tell it where the ``semantic`` extra is not installed)."""
     path = vectors_path(model)
     if not path.is_file():
         return VectorCoverage(None, None, len(ids), 0)
-    try:
-        with transaction(path, write=False) as conn:
-            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        file = VectorFile(path, encoder=meta["encoder"], recipe=meta["recipe"], dim=int(meta["dim"]))
-    except (sqlite3.Error, KeyError, ValueError) as exc:
-        raise _rebuild(path, f"not a vectors file ({exc})") from None
+    file = open_vectors(path)
     _, present = file.for_articles(ids)
     return VectorCoverage(file.encoder, file.recipe, len(ids), int(present.sum()))
+
+
+def read_vectors(model: str | Path, ids: Sequence[str]) -> SemanticVectors | None:
+    """The vectors of ``ids`` (a model's articles, in row order) from the vectors file beside the model at
+    ``model``, with that file as where updates find their new articles' vectors; ``None`` when there is no
+    file. A file that is not a vectors file, or holds vectors of the wrong size, is a :class:`ModelError`
+    naming it and the command that rebuilds it."""
+    path = vectors_path(model)
+    if not path.is_file():
+        return None
+    file = open_vectors(path)
+    matrix, present = file.for_articles(ids)
+    return SemanticVectors(matrix, present, file.encoder, TextRecipe.from_name(file.recipe).lead, source=file)
+
+
+def encode_new(source: object, articles: Sequence[Article], encoder: Encoder | None = None) -> int:
+    """Encode, into the vectors file ``source`` (a state's :attr:`~recommender.state.SemanticVectors.source`),
+    the texts of ``articles`` it has no vector for, so that a fold finds them; how many texts were encoded.
+    0 and nothing encoded when ``source`` is no vectors file, or the encoder it was made with is not the one
+    installed (the articles then go without a vector, and the lists say so)."""
+    if not isinstance(source, VectorFile) or not articles:
+        return 0
+    if encoder is None:
+        try:
+            encoder = default_encoder()
+        except RecommenderError:
+            return 0
+    if encoder.name != source.encoder:
+        return 0
+    recipe = TextRecipe.from_name(source.recipe)
+    texts = {text_key(recipe, t): t for t in (recipe.text(a.title, a.body) for a in articles)}
+    todo = source.missing(texts)
+    if todo:
+        source.put(todo, encoder.encode([texts[k] for k in todo]))
+    return len(todo)
+
+
+def vectors_for(path: str | Path, articles: Sequence[Article]) -> SemanticVectors:
+    """The vectors of ``articles``' texts (in their order) found in the vectors file at ``path`` (a model's,
+    or the bundled corpus's): for a model fitted in memory on those articles (:meth:`Recommender.with_vectors`)."""
+    file = open_vectors(path)
+    matrix, present = file.vectors_for(articles)
+    return SemanticVectors(matrix, present, file.encoder, TextRecipe.from_name(file.recipe).lead, source=file)
 
 
 class VectorFile:
@@ -152,6 +219,11 @@ class VectorFile:
                 ((key, row.tobytes()) for key, row in zip(keys, rows, strict=True)),
             )
 
+    def assign_texts(self, articles: Sequence[Article], *, remove: Iterable[str] = ()) -> None:
+        """:meth:`assign` each of ``articles`` its text's key (by this file's recipe), and forget ``remove``."""
+        recipe = TextRecipe.from_name(self.recipe)
+        self.assign(((a.id, text_key(recipe, recipe.text(a.title, a.body))) for a in articles), remove=remove)
+
     def assign(self, articles: Iterable[tuple[str, bytes]], *, remove: Iterable[str] = ()) -> None:
         """Record which text each article has now (``(id, key)``), and forget ``remove``: one transaction."""
         with self._connect(write=True) as conn:
@@ -189,17 +261,42 @@ class VectorFile:
         present = np.zeros(len(ids), dtype=bool)
         try:
             with self._connect(write=False) as conn:
-                found = dict(conn.execute("SELECT articles.id, vectors.vector FROM articles JOIN vectors USING (key)"))
+                found = conn.execute("SELECT articles.id, vectors.vector FROM articles JOIN vectors USING (key)")
+                pairs = found.fetchall()
         except FileNotFoundError:
             return out, present
-        for row, article_id in enumerate(ids):
-            blob = found.get(article_id)
-            if blob is None:
+        row_of = {article_id: row for row, article_id in enumerate(ids)}
+        rows, blobs = [], []
+        for article_id, blob in pairs:
+            row = row_of.get(article_id)
+            if row is None:
                 continue
             if len(blob) != 2 * self.dim:
                 raise self._rebuild(f"the vector of {article_id!r} has {len(blob)} bytes, not {2 * self.dim}")
-            out[row] = np.frombuffer(blob, dtype="<f2")
-            present[row] = True
+            rows.append(row)
+            blobs.append(blob)
+        if rows:  # one copy of every vector, not one array per article
+            out[rows] = np.frombuffer(b"".join(blobs), dtype="<f2").reshape(len(rows), self.dim)
+            present[rows] = True
+        return out, present
+
+    def vectors_for(self, articles: Sequence[Article]) -> tuple[np.ndarray, np.ndarray]:
+        """The vector of each article's text (by this file's recipe) as float16 rows, and which have one:
+        how an update finds the vectors of the articles it adds (encoded before it folds them in)."""
+        recipe = TextRecipe.from_name(self.recipe)
+        keys = [text_key(recipe, recipe.text(a.title, a.body)) for a in articles]
+        out = np.zeros((len(keys), self.dim), dtype=np.float16)
+        present = np.zeros(len(keys), dtype=bool)
+        try:
+            with self._connect(write=False) as conn:
+                found = dict(_vectors_of(conn, "key, vector", list(dict.fromkeys(keys))))
+        except FileNotFoundError:
+            return out, present
+        for row, key in enumerate(keys):
+            blob = found.get(key)
+            if blob is not None and len(blob) == 2 * self.dim:
+                out[row] = np.frombuffer(blob, dtype="<f2")
+                present[row] = True
         return out, present
 
     def counts(self) -> VectorCounts:

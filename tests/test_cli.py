@@ -98,7 +98,7 @@ def test_version() -> None:
 # --- train -----------------------------------------------------------------------------------------
 
 
-def test_train_prints_exactly_three_lines_and_writes_model_and_manifest(
+def test_train_prints_exactly_four_lines_and_writes_model_manifest_and_vectors(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(ROOT)
@@ -107,7 +107,7 @@ def test_train_prints_exactly_three_lines_and_writes_model_and_manifest(
     assert result.exit_code == 0, result.output
     assert result.stderr.strip() == ""  # only the (transient) progress bar goes there
     lines = result.stdout.splitlines()
-    assert len(lines) == 3, result.stdout
+    assert len(lines) == 4, result.stdout
     assert lines[0] == "Read 380 articles from tests/data/sample.jsonl"
     trained = re.fullmatch(r"Trained on 380 articles, (\d{1,3}(?:,\d{3})*) terms in \d+\.\d s", lines[1])
     assert trained, lines[1]
@@ -115,7 +115,11 @@ def test_train_prints_exactly_three_lines_and_writes_model_and_manifest(
     data = data_path(model)
     assert lines[2] == f"Saved {model} ({data.stat().st_size / 1e6:.1f} MB): manifest m.json, data file {data.name}"
     assert re.fullmatch(r"Saved .+ \(\d+\.\d MB\): manifest m\.json, data file m-[0-9a-f]{16}\.joblib", lines[2])
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.json", data.name])
+    # The sample's texts are the bundled corpus's: their shipped vectors are taken (nothing is encoded).
+    assert lines[3] == (
+        "Semantic vectors: 380 of 380 articles (380 taken from data/clickid.vectors.sqlite), in m.vectors.sqlite"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.json", data.name, "m.vectors.sqlite"])
     assert int(trained.group(1).replace(",", "")) == manifest["terms"] > 0
     assert manifest["corpus"]["articles"] == 380
     assert len(Recommender.load(model)) == 380
@@ -150,7 +154,8 @@ def test_train_skip_invalid_lists_skipped_records(bad_corpus: Path, tmp_path: Pa
         "  line 4: missing required field body",
     ]
     assert lines[4].startswith("Trained on 10 articles, ")
-    assert len(lines) == 6
+    assert lines[6].startswith("Semantic vectors: 10 of 10 articles")  # the sample's texts: shipped vectors
+    assert len(lines) == 7
     assert "bad" not in Recommender.load(model) and "nobody" not in Recommender.load(model)
 
 
@@ -1210,9 +1215,12 @@ def test_a_retrain_keeps_what_was_added_after_its_corpus_and_precompute_catches_
     assert invoke("add", split_sample["new"], "--model", model, "--store", store).exit_code == 0
     trained = invoke("train", base, "--model", model)
     assert trained.exit_code == 0, trained.output
-    assert trained.stdout.splitlines()[-1] == (
-        "Carried over 1 updates the previous model received after the corpus was written: 3 added, 0 edited, 0 removed"
-    )
+    assert trained.stdout.splitlines()[-2:] == [
+        "Carried over 1 updates the previous model received after the corpus was written: 3 added, 0 edited, 0 removed",
+        # The 3 carried over were added before the model had vectors: they go without until `embed`.
+        "Semantic vectors: 300 of 303 articles (300 taken from data/clickid.vectors.sqlite), in model.vectors.sqlite; "
+        "`recommender embed` encodes the other 3",
+    ]
     assert len(Recommender.load(model)) == 303
     # The store is of the previous fit until the precompute: an add leaves it as it is, and says so.
     added = invoke("add", split_sample["edit"], "--model", model, "--store", store)

@@ -215,9 +215,14 @@ def test_train_related_precompute_end_to_end(tmp_path: Path) -> None:
         r"Saved m\.joblib \(\d+\.\d MB\): manifest m\.json, data file (m-[0-9a-f]{16}\.joblib)", lines[2]
     )
     assert saved, lines[2]
-    assert len(lines) == 3
+    # The sample's texts are the bundled corpus's: their shipped semantic vectors are taken, nothing encoded.
+    vectors_line = (
+        r"Semantic vectors: 380 of 380 articles \(380 taken from \S*clickid\.vectors\.sqlite\), in m\.vectors\.sqlite"
+    )
+    assert re.fullmatch(vectors_line, lines[3]), lines[3]
+    assert len(lines) == 4
     assert train.stderr.strip() == ""  # the progress bar is on stderr, and transient
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.json", saved.group(1)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.json", saved.group(1), "m.vectors.sqlite"])
 
     related, draft, pre, info = run_all(
         [
@@ -235,7 +240,9 @@ def test_train_related_precompute_end_to_end(tmp_path: Path) -> None:
     assert related.stdout.endswith("\n")
     rows = [json.loads(line) for line in related.stdout.split("\n")[:-1]]
     assert len(rows) == 4
-    assert all(set(row) == {"id", "title", "url", "published", "section", "score", "similarity"} for row in rows)
+    fields = {"id", "title", "url", "published", "section", "score", "similarity", "semantic"}
+    assert all(set(row) == fields for row in rows)
+    assert all(0.7 < row["semantic"] <= 1 and row["score"] <= row["similarity"] for row in rows)
     assert {row["id"] for row in rows} == SNAKE_OTHERS
     draft_rows = [json.loads(line) for line in draft.stdout.split("\n")[:-1]]
     assert {row["id"] for row in draft_rows} == SNAKE_OTHERS | {SNAKE_ID}
@@ -255,7 +262,8 @@ def test_train_related_precompute_end_to_end(tmp_path: Path) -> None:
     assert [r.id for r in stored] == [row["id"] for row in rows[:3]]
 
     manifest = json.loads(info.stdout)
-    assert manifest.pop("vectors")["articles_without_vector"] == 380  # beside the manifest: no vectors yet
+    vectors = manifest.pop("vectors")  # beside the manifest: the vectors file's
+    assert (vectors["articles_with_vector"], vectors["articles_without_vector"]) == (380, 0)
     assert manifest == read_manifest(tmp_path / "m.joblib")
     assert manifest["corpus"]["articles"] == 380
 

@@ -40,7 +40,7 @@ def invoke(*args: object) -> Result:
 
 def train(path: Path, *options: str) -> Path:
     """Train on the sample through the CLI; checks its exact output and exit code."""
-    result = invoke("train", SAMPLE, "--model", path, "--topic-dims", "0", *options)
+    result = invoke("train", SAMPLE, "--model", path, "--topic-dims", "0", "--no-vectors", *options)
     assert result.exit_code == 0, result.output
     terms = read_manifest(path)["terms"]
     lines = result.stdout.splitlines()

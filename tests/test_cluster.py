@@ -19,9 +19,10 @@ import pytest
 from typer.testing import CliRunner
 
 import recommender.cluster as cluster_module
-from recommender import ClusterError, InvalidParameterError, Recommender, Rule, Rules
+from recommender import Article, ClusterError, InvalidParameterError, Recommender, Rule, Rules, vectors_for
 from recommender.batch import precompute
 from recommender.cli import app
+from recommender.corpus import bundled_vectors_path
 
 distributed = pytest.importorskip("distributed")
 dask = pytest.importorskip("dask")
@@ -124,6 +125,20 @@ def test_cluster_workers_apply_the_editors_rules(fitted: Recommender, client: An
     precompute(ruled, tmp_path / "dask.sqlite", k=K, scheduler=client, block_rows=BLOCK_ROWS)
     assert sqlite_tables(tmp_path / "dask.sqlite") == sqlite_tables(tmp_path / "local.sqlite")
     assert ruled.related(ids[0], k=1)[0].id == ids[300]
+
+
+def test_cluster_workers_gate_by_meaning_as_the_local_job(
+    fitted: Recommender, sample_articles: list[Article], client: Any, tmp_path: Path
+) -> None:
+    bundled = bundled_vectors_path()
+    if bundled is None:
+        pytest.skip("the bundled corpus's vectors are not in data/")
+    semantic = fitted.with_vectors(vectors_for(bundled, sample_articles))
+    precompute(semantic, tmp_path / "local.sqlite", k=K)
+    precompute(semantic, tmp_path / "dask.sqlite", k=K, scheduler=client, block_rows=BLOCK_ROWS)
+    assert sqlite_tables(tmp_path / "dask.sqlite") == sqlite_tables(tmp_path / "local.sqlite")
+    precompute(fitted, tmp_path / "words.sqlite", k=K)
+    assert sqlite_tables(tmp_path / "words.sqlite") != sqlite_tables(tmp_path / "local.sqlite")  # meaning counted
 
 
 def test_cluster_approximate_mode_is_identical_too(fitted: Recommender, client: Any, tmp_path: Path) -> None:

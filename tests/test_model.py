@@ -102,6 +102,7 @@ def test_related_results_are_typed(fitted: Recommender) -> None:
         "similarity",
         "why",
         "rule",
+        "semantic",
     ]
     by_id = {a.id: a for a in read_articles(SAMPLE).articles}
     for r in results:
