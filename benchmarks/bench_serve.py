@@ -132,6 +132,15 @@ def http(base: str, path: str, method: str = "GET", body: Any = None, token: str
         return exc.code, exc.read()
 
 
+def serve(model: Path, store: Path, workers: int) -> tuple[str, subprocess.Popen[bytes]]:
+    """``recommender serve`` of ``model`` and ``store`` on a free port, started and answering: its address."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [str(Path(sys.executable).with_name("recommender")), "serve", "--model", str(model)]
+    command += ["--store", str(store), "--port", str(port), "--workers", str(workers)]
+    return base, start_server(command, base)
+
+
 def start_server(command: list[str], base: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     server = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env
@@ -321,11 +330,7 @@ def load_runs(args: argparse.Namespace) -> None:
         get_script.write_text(GET_SCRIPT % ", ".join(lua_string(i) for i in ids))
         post_script.write_text(POST_SCRIPT % ", ".join(lua_string(json.dumps(d)) for d in drafts))
 
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        command = [str(Path(sys.executable).with_name("recommender")), "serve", "--model", str(path)]
-        command += ["--store", str(store_path), "--port", str(port), "--workers", str(args.workers)]
-        server = start_server(command, base)
+        base, server = serve(path, store_path, args.workers)
         try:
             wrk(base, get_script, 4, 2)  # warm-up: every worker's tables built, kernels loaded
             wrk(base, post_script, 4, 2)
