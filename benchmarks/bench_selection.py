@@ -3,9 +3,10 @@
     python benchmarks/bench_selection.py            # bundled corpus, 20 queries, k = 10 .. 1000
 
 Both run inside the same ``Recommender.related`` call (no floor, so every list is k long): ours
-(``ranking._greedy``: each candidate compared with the chosen ones through their own inverted index)
-against the previous selection, which merged the candidate's row with every chosen row in turn
-(quadratic in k), swapped in for the baseline. The lists are checked identical. Medians over the queries.
+(``greedy`` in ``recommender/_selection_kernels.py``, which ``ranking.choose`` calls: each candidate
+compared with the chosen ones through their own inverted index) against the previous selection, which
+merged the candidate's row with every chosen row in turn (quadratic in k), swapped in for the baseline
+(as ``ranking.greedy``). The lists are checked identical. Medians over the queries.
 """
 
 from __future__ import annotations
@@ -105,18 +106,18 @@ def main() -> None:
             model = Recommender.train(read_articles(bundled_corpus_path()).articles)
     rng = np.random.default_rng(0)
     ids = [model.ids_[int(i)] for i in rng.choice(len(model), size=args.queries, replace=False)]
-    ours = ranking._greedy
+    ours = ranking.greedy
     print(f"corpus: {len(model):,} articles; {args.queries} queries; median time of one related() call\n")
     print(f"{'k':>6} {'previous selection':>20} {'ours':>10} {'speed-up':>9}  lists")
     for k in (10, 100, 300, 1000):
         timed(model, ids[:2], k)  # compiled, warm
         new_time, new_lists = timed(model, ids, k)
-        ranking._greedy = previous_greedy
+        ranking.greedy = previous_greedy
         try:
             timed(model, ids[:2], k)
             old_time, old_lists = timed(model, ids, k)
         finally:
-            ranking._greedy = ours
+            ranking.greedy = ours
         same = "identical" if new_lists == old_lists else "DIFFER"
         print(f"{k:>6} {old_time * 1000:>18.1f}ms {new_time * 1000:>8.1f}ms {old_time / new_time:>8.1f}x  {same}")
 

@@ -132,13 +132,15 @@ def http(base: str, path: str, method: str = "GET", body: Any = None, token: str
         return exc.code, exc.read()
 
 
-def serve(model: Path, store: Path, workers: int) -> tuple[str, subprocess.Popen[bytes]]:
-    """``recommender serve`` of ``model`` and ``store`` on a free port, started and answering: its address."""
+def serve(model: Path, store: Path, workers: int, source: Path | None = None) -> tuple[str, subprocess.Popen[bytes]]:
+    """``recommender serve`` of ``model`` and ``store`` on a free port, started and answering: its address.
+    ``source``: a folder holding another ``recommender`` package to serve with (an earlier commit's)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     command = [str(Path(sys.executable).with_name("recommender")), "serve", "--model", str(model)]
     command += ["--store", str(store), "--port", str(port), "--workers", str(workers)]
-    return base, start_server(command, base)
+    env = None if source is None else dict(os.environ, PYTHONPATH=str(source))
+    return base, start_server(command, base, env)
 
 
 def start_server(command: list[str], base: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -291,6 +293,12 @@ def main() -> None:
     parser.add_argument("--puts", type=int, default=100, help="articles PUT during the swap run")
     parser.add_argument("--only-swap", action="store_true", help="run the swap only")
     parser.add_argument("--nice", type=int, default=0, help="run the swap's train and precompute under nice -n N")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="also serve the same runs with the recommender package in this folder (an earlier commit's, from "
+        "`git archive COMMIT recommender | tar -x -C DIR`), first, for a before/after table",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
@@ -330,29 +338,35 @@ def load_runs(args: argparse.Namespace) -> None:
         get_script.write_text(GET_SCRIPT % ", ".join(lua_string(i) for i in ids))
         post_script.write_text(POST_SCRIPT % ", ".join(lua_string(json.dumps(d)) for d in drafts))
 
-        base, server = serve(path, store_path, args.workers)
-        try:
-            wrk(base, get_script, 4, 2)  # warm-up: every worker's tables built, kernels loaded
-            wrk(base, post_script, 4, 2)
-            runs = [
-                ("GET /related/{id} (store), 50 connections", wrk(base, get_script, 50, args.seconds), get_in),
-                ("GET /related/{id} (store), 4 connections", wrk(base, get_script, 4, args.seconds), get_in),
-                ("POST /related (500-word draft), 8 connections", wrk(base, post_script, 8, args.seconds), post_in),
-            ]
-            with urllib.request.urlopen(base + "/metrics", timeout=5) as answer:
-                metrics = answer.read().decode()
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
+        sources = [("before", args.before), ("now", None)] if args.before else [("now", None)]
+        tables = {}
+        for name, source in sources:
+            base, server = serve(path, store_path, args.workers, source)
+            try:
+                wrk(base, get_script, 4, 2)  # warm-up: every worker's tables built, kernels loaded
+                wrk(base, post_script, 4, 2)
+                tables[name] = [
+                    ("GET /related/{id} (store), 50 connections", wrk(base, get_script, 50, args.seconds), get_in),
+                    ("GET /related/{id} (store), 4 connections", wrk(base, get_script, 4, args.seconds), get_in),
+                    ("POST /related (500-word draft), 8 connections", wrk(base, post_script, 8, args.seconds), post_in),
+                ]
+                with urllib.request.urlopen(base + "/metrics", timeout=5) as answer:
+                    metrics = answer.read().decode()
+            finally:
+                os.killpg(server.pid, signal.SIGTERM)
+                server.wait(timeout=30)
 
     print(f"corpus: synthetic, {args.n:,} articles; server: {args.workers} workers; wrk: 2 threads, {args.seconds} s")
-    print()
-    print(f"{'measure':48} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}   in-process p50 / p99 ms")
-    for label, result, (in_p50, in_p99) in runs:
+    for name, runs in tables.items():
+        print()
         print(
-            f"{label:48} {result['rps']:8,.0f} {result['p50']:8.2f} {result['p99']:8.2f} {result['failed']:7.0f}"
-            f"   {in_p50:.3f} / {in_p99:.3f}"
+            f"{name}: {'measure':40} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}   in-process p50 / p99 ms"
         )
+        for label, result, (in_p50, in_p99) in runs:
+            print(
+                f"{' ' * (len(name) + 2)}{label:40} {result['rps']:8,.0f} {result['p50']:8.2f} {result['p99']:8.2f}"
+                f" {result['failed']:7.0f}   {in_p50:.3f} / {in_p99:.3f}"
+            )
     count = re.findall(r'recommender_request_seconds_count\{route="([^"]+)"\} ([\d.e+]+)', metrics)
     total = re.findall(r'recommender_request_seconds_sum\{route="([^"]+)"\} ([\d.e+]+)', metrics)
     sums = dict(total)

@@ -15,9 +15,9 @@ one; a query without a vector keeps the words' scores (see :func:`recommender.lo
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from . import _blend_kernels as kernels
 from .state import SemanticVectors
 
 __all__ = ["DEPTH", "GATE_FROM", "GATE_SPAN", "cosines", "gate", "gate_pools"]
@@ -65,7 +65,7 @@ def gate_pools(
     out_rows = np.full(rows.shape, -1, dtype=np.int64)
     out_scores = np.zeros(rows.shape, dtype=np.float32)
     out_cos = np.full(rows.shape, np.nan, dtype=np.float32)
-    _gate_pools(
+    kernels.gate_pools(
         rows,
         np.ascontiguousarray(scores, dtype=np.float32),
         np.ascontiguousarray(queries, dtype=np.float32),
@@ -81,62 +81,3 @@ def gate_pools(
         out_cos,
     )
     return out_rows, out_scores, out_cos
-
-
-@numba.njit(nogil=True, cache=True)
-def _gate_pools(
-    rows, scores, queries, bits, present, half, min_score, min_results, start, span, out_rows, out_scores, out_cos
-):
-    n_queries, pool = rows.shape
-    dim = queries.shape[1]
-    for i in range(n_queries):
-        has = False
-        for t in range(dim):
-            if queries[i, t] != 0:
-                has = True
-                break
-        above = 0
-        for j in range(pool):
-            if rows[i, j] >= 0 and scores[i, j] > 0 and np.float64(scores[i, j]) >= min_score:
-                above += 1
-        fill = max(min_results - above, 0)
-        keep = np.zeros(pool, np.bool_)
-        for j in range(pool):
-            if rows[i, j] < 0 or scores[i, j] <= 0:
-                continue
-            if np.float64(scores[i, j]) >= min_score:
-                keep[j] = True
-            elif fill > 0:
-                keep[j] = True
-                fill -= 1
-        cos = np.full(pool, np.nan, np.float32)
-        factor = np.ones(pool, np.float32)
-        total = np.float32(0.0)
-        count = 0
-        if has:
-            for j in range(pool):
-                r = rows[i, j]
-                if keep[j] and present[r]:
-                    acc = np.float32(0.0)
-                    for t in range(dim):
-                        acc += half[bits[r, t]] * queries[i, t]
-                    cos[j] = acc
-                    g = min(max((acc - start) / span, np.float32(0.0)), np.float32(1.0))
-                    factor[j] = g
-                    total += g
-                    count += 1
-            mean = total / np.float32(count) if count > 0 else np.float32(1.0)
-            for j in range(pool):
-                if keep[j] and not present[rows[i, j]]:
-                    factor[j] = mean
-        weighed = np.full(pool, np.float32(-1.0), np.float32)
-        for j in range(pool):
-            if keep[j]:
-                weighed[j] = scores[i, j] * factor[j]
-        order = np.argsort(-weighed, kind="mergesort")
-        for j in range(pool):
-            o = order[j]
-            if weighed[o] > 0:  # a gate of 0 (meanings far apart) drops the candidate, as a score of 0 does
-                out_rows[i, j] = rows[i, o]
-                out_scores[i, j] = weighed[o]
-                out_cos[i, j] = cos[o]

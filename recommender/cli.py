@@ -809,7 +809,7 @@ def serve_command(
 ) -> None:
     """Serve related lists over HTTP (JSON and HTML) until interrupted; writes need RECOMMENDER_API_TOKEN."""
     with _user_errors():
-        from .serve import TOKEN_VARIABLE, ServeSettings, run, token_warning  # FastAPI only for this command
+        from .server import TOKEN_VARIABLE, ServeSettings, run, token_warning  # FastAPI only for this command
 
         if max_age < 0:
             raise InvalidParameterError(f"--max-age must be 0 or more seconds, got {max_age}")

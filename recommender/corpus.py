@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 REQUIRED_FIELDS = ("id", "title", "body")
-# The id rule (README.md, "Article ids"): what every entry point (corpus files, add, PUT, rules) accepts.
+# The id rule (docs/operations.md, "Article ids"): what every entry point (corpus files, add, PUT, rules) accepts.
 MAX_ID_LENGTH = 200
 FIELDS = (*REQUIRED_FIELDS, "published", "section", "category", "tags", "url", "source")
 _OPTIONAL_TEXT = ("section", "category", "url", "source")

@@ -10,11 +10,12 @@ cookie is signed with a key derived from the token (never the token itself), so 
 it without shared state, and a new token ends every session. Each write form carries a CSRF token derived
 from the session, compared in constant time.
 
-:func:`mount` adds the routes to the server's FastAPI application; the server hands it a :class:`Backend`.
+The routes are :mod:`recommender.server.routes.editor`'s; the server hands them a :class:`Backend`. Nothing
+here imports FastAPI.
 """
 
-# No `from __future__ import annotations`: FastAPI reads the routes' annotations (Request) as objects.
-import asyncio
+from __future__ import annotations
+
 import hashlib
 import hmac
 import math
@@ -24,15 +25,29 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from importlib import resources
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 from .errors import InvalidParameterError, RecommenderError, UnknownArticleError
 from .ranking import Related
 from .rules import MATCH_FIELDS, Rule
 
-__all__ = ["Backend", "BoxItem", "Sessions", "Throttle", "View", "mount", "rule_from_form"]
+__all__ = [
+    "COOKIE",
+    "MAX_FORM",
+    "SECURITY_HEADERS",
+    "SESSION_SECONDS",
+    "Backend",
+    "BoxItem",
+    "Sessions",
+    "Throttle",
+    "View",
+    "added_id",
+    "build_page",
+    "local_path",
+    "rule_from_form",
+    "templates",
+]
 
 DEFAULT_K = 5
 MAX_K = 50  # a page of boxes, not a batch job
@@ -165,7 +180,7 @@ class View:
     k: int = DEFAULT_K
 
     @classmethod
-    def of(cls, values: Mapping[str, str], prefix: str = "") -> "View":
+    def of(cls, values: Mapping[str, str], prefix: str = "") -> View:
         """The view named by query parameters (or a form's ``view_`` fields); a bad ``k`` is an error."""
         text = values.get(prefix + "k", "").strip()
         k = DEFAULT_K
@@ -175,7 +190,7 @@ class View:
             k = int(text)
         return cls(values.get(prefix + "q", "").strip(), values.get(prefix + "id", "").strip(), k)
 
-    def select(self, article_id: str) -> "View":
+    def select(self, article_id: str) -> View:
         """This view with ``article_id`` selected."""
         return View(self.q, article_id, self.k)
 
@@ -294,227 +309,6 @@ def templates() -> Any:
     env.filters["safe_href"] = safe_href
     env.globals.update(match_fields=MATCH_FIELDS, max_k=MAX_K)
     return env
-
-
-def mount(app: Any, backend: Backend, throttle: Throttle | None = None) -> None:
-    """Add the editor's page (``/``, ``/login``, ``/logout`` and ``/editor/...``) to the FastAPI ``app``;
-    ``throttle`` counts wrong logins (the server shares its API's)."""
-    try:
-        env = templates()
-    except ImportError:
-        raise RecommenderError(
-            "the editor's page needs Jinja2: install the server with: pip install 'recommender[serve]'"
-        ) from None
-    from fastapi import Request
-    from fastapi.responses import HTMLResponse, RedirectResponse, Response
-
-    stylesheet = (resources.files("recommender") / "static" / "editor.css").read_bytes()
-    guesses = throttle if throttle is not None else Throttle()
-
-    def sessions() -> Sessions | None:
-        token = backend.token
-        return None if token is None else Sessions(token)
-
-    def nonce_of(request: Request) -> str | None:
-        keys = sessions()
-        return None if keys is None else keys.nonce_of(request.cookies.get(COOKIE))
-
-    def html(name: str, request: Request, status: int = 200, **values: Any) -> Any:
-        keys, nonce = sessions(), nonce_of(request)
-        values.setdefault("errors", [])
-        values.setdefault("notice", None)
-        values.setdefault("form", {})
-        values.setdefault("draft", None)
-        body = env.get_template(name).render(
-            writes=keys is not None,
-            logged_in=nonce is not None,
-            can_write=keys is not None and nonce is not None,
-            csrf=keys.csrf(nonce) if keys is not None and nonce is not None else "",
-            **values,
-        )
-        return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
-
-    async def page(
-        request: Request,
-        view: View,
-        *,
-        status: int = 200,
-        errors: list[str] | None = None,
-        notice: str | None = None,
-        form: Mapping[str, str] | None = None,
-        draft: dict[str, Any] | None = None,
-    ) -> Any:
-        editor = nonce_of(request) is not None
-        context, found = await asyncio.to_thread(build_page, backend, view, draft=draft, editor=editor)
-        context["errors"] = [*(errors or []), *context["errors"]]
-        return html("editor.html", request, max(status, found), notice=notice, form=dict(form or {}), **context)
-
-    async def form_of(request: Request) -> dict[str, str]:
-        """The POSTed form (URL-encoded, as the page's forms send it)."""
-        if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-            raise InvalidParameterError("send the page's form (application/x-www-form-urlencoded)")
-        raw = await request.body()
-        if len(raw) > MAX_FORM:
-            raise InvalidParameterError(f"the form has {len(raw):,} bytes; at most {MAX_FORM:,}")
-        try:
-            return dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=64))
-        except (UnicodeDecodeError, ValueError):
-            raise InvalidParameterError("the form is not valid URL-encoded UTF-8") from None
-
-    def refused_write(request: Request, form: Mapping[str, str]) -> str | None:
-        """Why a write from ``form`` is refused (no token, no session, a bad CSRF token), or ``None``."""
-        keys = sessions()
-        if keys is None:
-            return "Writes are off on this server: start it with RECOMMENDER_API_TOKEN set to change rules."
-        nonce = keys.nonce_of(request.cookies.get(COOKIE))
-        if nonce is None:
-            return "Log in with the server's write token to change rules (or your session has expired)."
-        if not keys.csrf_ok(nonce, form.get("csrf")):
-            return "This form has expired or did not come from this page: reload the page and try again."
-        return None
-
-    async def write(request: Request, change: Callable[[dict[str, str]], dict[str, Any]]) -> Any:
-        """Check the session and CSRF token, make ``change`` and go back to the page, showing the rule it
-        names; or show the page with the error, nothing stored."""
-        try:
-            form = await form_of(request)
-        except InvalidParameterError as exc:
-            return html("message.html", request, 400, title="Bad form", errors=[str(exc)])
-        try:
-            view = View.of(form, "view_")
-        except InvalidParameterError:
-            view = View(form.get("view_q", "").strip(), form.get("view_id", "").strip())
-        reason = refused_write(request, form)
-        if reason is not None:
-            return await page(request, view, status=403, errors=[reason])
-        try:
-            done = await asyncio.to_thread(change, form)
-        except RecommenderError as exc:
-            return await page(request, view, status=422, errors=[f"Not saved: {exc}"], form=form)
-        return RedirectResponse(view.url(**done), status_code=303, headers=SECURITY_HEADERS)
-
-    @app.get("/", response_class=HTMLResponse, summary="The editor's page", include_in_schema=False)
-    async def editor_page(request: Request) -> Any:
-        params = dict(request.query_params)
-        try:
-            view = View.of(params)
-        except InvalidParameterError as exc:
-            return await page(request, View(params.get("q", "").strip(), params.get("id", "").strip()),
-                              status=422, errors=[str(exc)])  # fmt: skip
-        notice = None
-        logged_in = nonce_of(request) is not None  # a notice names a rule: for editors only
-        if logged_in and (params.get("added", "").isdigit() or params.get("removed", "").isdigit()):
-            notice = await asyncio.to_thread(notice_of, params)
-        return await page(request, view, notice=notice)
-
-    def notice_of(params: Mapping[str, str]) -> str:
-        if params.get("removed", "").isdigit():
-            return f"Removed rule {params['removed']}."
-        rule_id = int(params["added"])
-        rules = backend.rules()
-        for rule in [*rules.get("in_force", []), *rules.get("expired", [])]:
-            if rule.get("id") == rule_id:
-                return f"Saved rule {rule_id}: {rule.get('description', '')}."
-        return f"Saved rule {rule_id}."
-
-    @app.post("/editor/draft", response_class=HTMLResponse, include_in_schema=False)
-    async def editor_draft(request: Request) -> Any:
-        # A preview reads only: no login needed. POST because a draft's text is long.
-        try:
-            form = await form_of(request)
-            view = View.of(form, "view_")
-        except InvalidParameterError as exc:
-            return html("message.html", request, 400, title="Bad form", errors=[str(exc)])
-        draft = {"title": form.get("title", ""), "text": form.get("text", "")}
-        return await page(request, view, draft=draft)
-
-    def add(form: dict[str, str]) -> dict[str, Any]:
-        return {"added": added_id(backend.add_rule(rule_from_form(form)))}
-
-    def remove(form: dict[str, str]) -> dict[str, Any]:
-        rule_id = rule_id_of(form)
-        backend.remove_rule(rule_id)
-        return {"removed": rule_id}
-
-    def move(form: dict[str, str]) -> dict[str, Any]:
-        """A pin moved to another position (one transaction: the old pin goes, a new one takes its place)."""
-        position = rule_from_form({"position": form.get("position", "")})["position"]
-        if position is None:
-            raise InvalidParameterError("give the pin's new position (1: first)")
-        return {"added": added_id(backend.move_pin(rule_id_of(form), position))}
-
-    def rule_id_of(form: Mapping[str, str]) -> int:
-        text = form.get("rule", "").strip()
-        if not text.isdigit():
-            raise InvalidParameterError(f"no such rule: {text!r}")
-        return int(text)
-
-    @app.post("/editor/rules", include_in_schema=False)
-    async def editor_add_rule(request: Request) -> Any:
-        return await write(request, add)
-
-    @app.post("/editor/rules/remove", include_in_schema=False)
-    async def editor_remove_rule(request: Request) -> Any:
-        return await write(request, remove)
-
-    @app.post("/editor/rules/move", include_in_schema=False)
-    async def editor_move_rule(request: Request) -> Any:
-        return await write(request, move)
-
-    @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
-    async def login_page(request: Request) -> Any:
-        return html("login.html", request, next=local_path(request.query_params.get("next")))
-
-    @app.post("/login", include_in_schema=False)
-    async def login(request: Request) -> Any:
-        try:
-            form = await form_of(request)
-        except InvalidParameterError as exc:
-            return html("login.html", request, 400, next="/", errors=[str(exc)])
-        target = local_path(form.get("next"))
-        keys, token = sessions(), backend.token
-        if keys is None or token is None:
-            return html("login.html", request, 403, next=target)
-        address = request.client.host if request.client else ""
-        wait = guesses.wait(address)
-        if wait:  # too many wrong tokens from there: even the right one waits (no guess gets through)
-            message = f"Too many wrong tokens from your address: try again in {wait} s."
-            refused = html("login.html", request, 429, next=target, errors=[message])
-            refused.headers["Retry-After"] = str(wait)
-            return refused
-        if not hmac.compare_digest(form.get("token", "").encode(), token.encode()):
-            guesses.failed(address)
-            await asyncio.sleep(0.5)  # and a guess costs time
-            return html("login.html", request, 403, next=target, errors=["That is not the server's write token."])
-        response = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
-        response.set_cookie(
-            COOKIE,
-            keys.issue(),
-            max_age=SESSION_SECONDS,
-            path="/",
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-        )
-        return response
-
-    @app.post("/logout", include_in_schema=False)
-    async def logout(request: Request) -> Any:
-        try:
-            form = await form_of(request)
-        except InvalidParameterError:
-            form = {}
-        keys = sessions()
-        nonce = nonce_of(request)
-        if keys is not None and nonce is not None and not keys.csrf_ok(nonce, form.get("csrf")):
-            return await page(request, View(), status=403, errors=["This form has expired: reload and try again."])
-        response = RedirectResponse("/", status_code=303, headers=SECURITY_HEADERS)
-        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
-        return response
-
-    @app.get("/editor/static/editor.css", include_in_schema=False)
-    async def editor_css() -> Any:
-        return Response(stylesheet, media_type="text/css", headers={"Cache-Control": "public, max-age=300"})
 
 
 def added_id(change: dict[str, Any]) -> int:

@@ -13,10 +13,10 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-import numba
 import numpy as np
 import scipy.sparse as sp
 
+from . import _folding_kernels as kernels
 from ._sparse import compact_indptr, row_ranges
 from .corpus import Article
 from .errors import InvalidParameterError, UnknownArticleError
@@ -216,43 +216,15 @@ def _merge_postings(
     a_parts = (a_indptr, np.asarray(added_t.indices, dtype=np.int32), np.asarray(added_t.data, dtype=np.float32))
     if dropping:
         indptr = np.empty(index_t.shape[0] + 1, dtype=np.int64)
-        _merge(t_indptr, np.asarray(index_t.indices), np.asarray(index_t.data), new_of_old, *a_parts, row_offset,
-               indptr, indices, data)  # fmt: skip
+        kernels.merge(
+            t_indptr, np.asarray(index_t.indices), np.asarray(index_t.data), new_of_old, *a_parts, row_offset, indptr,
+            indices, data,
+        )  # fmt: skip
     else:  # nothing dropped: each term's old postings are copied whole, and the new ones appended
         indptr = t_indptr + a_indptr
-        _append(t_indptr, np.asarray(index_t.indices), np.asarray(index_t.data), *a_parts, row_offset, indptr,
-                indices, data)  # fmt: skip
+        kernels.append(
+            t_indptr, np.asarray(index_t.indices), np.asarray(index_t.data), *a_parts, row_offset, indptr, indices, data
+        )  # fmt: skip
     out = sp.csr_matrix((index_t.shape[0], row_offset + added.shape[0]), dtype=np.float32)
     out.indptr, out.indices, out.data = compact_indptr(indptr), indices, data
     return out
-
-
-@numba.njit(nogil=True, cache=True)
-def _merge(t_indptr, t_indices, t_data, new_of_old, a_indptr, a_indices, a_data, row_offset, indptr, indices, data):
-    pos = 0
-    for t in range(t_indptr.shape[0] - 1):
-        indptr[t] = pos
-        for p in range(t_indptr[t], t_indptr[t + 1]):
-            d = new_of_old[t_indices[p]]
-            if d >= 0:
-                indices[pos] = d
-                data[pos] = t_data[p]
-                pos += 1
-        for p in range(a_indptr[t], a_indptr[t + 1]):
-            indices[pos] = a_indices[p] + row_offset
-            data[pos] = a_data[p]
-            pos += 1
-    indptr[t_indptr.shape[0] - 1] = pos
-
-
-@numba.njit(nogil=True, cache=True)
-def _append(t_indptr, t_indices, t_data, a_indptr, a_indices, a_data, row_offset, indptr, indices, data):
-    for t in range(t_indptr.shape[0] - 1):
-        lo, hi, pos = t_indptr[t], t_indptr[t + 1], indptr[t]
-        indices[pos : pos + hi - lo] = t_indices[lo:hi]
-        data[pos : pos + hi - lo] = t_data[lo:hi]
-        pos += hi - lo
-        for p in range(a_indptr[t], a_indptr[t + 1]):
-            indices[pos] = a_indices[p] + row_offset
-            data[pos] = a_data[p]
-            pos += 1

@@ -295,6 +295,7 @@ def test_lookups_leave_the_scratch_accumulator_zeroed(fitted: Recommender) -> No
 
 
 def test_a_failed_lookup_does_not_keep_its_scratch(fitted: Recommender, monkeypatch: pytest.MonkeyPatch) -> None:
+    import recommender._neighbors_kernels as kernels
     import recommender.neighbors as neighbors
 
     def fail(*args: object) -> None:
@@ -303,7 +304,7 @@ def test_a_failed_lookup_does_not_keep_its_scratch(fitted: Recommender, monkeypa
 
     index = search_index(fitted.fitted_state())
     with monkeypatch.context() as patched:
-        patched.setattr(neighbors, "_search", fail)
+        patched.setattr(kernels, "search", fail)
         with pytest.raises(RuntimeError):
             neighbors.search(index, index.matrix[0], 5, query_topics=topic_rows(index, [0]))
     acc, _ = neighbors._scratch(index.n_docs)

@@ -1,7 +1,8 @@
-"""`recommender serve` over real HTTP on 127.0.0.1: a server process, requests with urllib, and the README's
-PHP, WordPress and JavaScript clients run by `php` and `node`. The HTTP edge's contracts on bad input (types,
-nesting, error bodies, HEAD, ids, rate limits, the docs' assets) run against the application in this process,
-through FastAPI's TestClient."""
+"""`recommender serve`: the route contracts (lookups, drafts, errors, auth, validation, ETag/304, body limits,
+fast paths against the full routes, writes) through the application in this process (FastAPI's TestClient,
+its lifespan run as a worker runs it); real server processes on 127.0.0.1 only where processes are the
+point: raw sockets and chunked bodies, another process's update, several workers, a retrain swap under
+load, and the README's PHP, WordPress and JavaScript clients run by `php` and `node`."""
 
 from __future__ import annotations
 
@@ -40,10 +41,13 @@ TOKEN = "s3cret-token"
 
 @dataclass(frozen=True)
 class Server:
-    base: str
+    """A server of ``model`` and ``store``: a real process at ``base`` (a URL), or the application in this
+    process (``base`` its TestClient), which :func:`request` reaches alike."""
+
+    base: Any
     model: Path
     store: Path
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -63,9 +67,13 @@ def free_port() -> int:
 
 
 def request(
-    base: str, path: str, *, method: str = "GET", body: Any = None, headers: dict[str, str] | None = None
+    base: Any, path: str, *, method: str = "GET", body: Any = None, headers: dict[str, str] | None = None
 ) -> Answer:
     data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    if isinstance(base, TestClient):  # the application in this process
+        sent = {**({"Content-Type": "application/json"} if data is not None else {}), **(headers or {})}
+        answer = base.request(method, path, content=data, headers=sent)
+        return Answer(answer.status_code, {k.lower(): v for k, v in answer.headers.items()}, answer.content)
     req = urllib.request.Request(base + path, data=data, method=method, headers=headers or {})
     if data is not None:
         req.add_header("Content-Type", "application/json")
@@ -118,6 +126,7 @@ def start(
 
 
 def stop(server: Server) -> None:
+    assert server.process is not None
     server.process.terminate()
     try:
         server.process.wait(timeout=10)
@@ -138,7 +147,23 @@ def serving_a_copy(model_path: Path, directory: Path, token: str = TOKEN) -> Ite
 
 @pytest.fixture(scope="module")
 def served(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    yield from serving_a_copy(model_path, tmp_path_factory.mktemp("serve"))
+    """The route contracts' server: the application in this process (its lifespan run: the model loaded and
+    the files watched, as a worker does), writes on, on a copy of the model and its store (k 10)."""
+    directory = tmp_path_factory.mktemp("serve")
+    model = copy_model(model_path, directory / "model")
+    store = directory / "related.sqlite"
+    precompute(Recommender.load(model), store, k=10)
+    application = create_app(ServeSettings(model=model, store=store, token=TOKEN, max_age=30))
+    with TestClient(application, follow_redirects=False) as client:
+        yield Server(client, model, store)
+    gc.unfreeze()  # the lifespan froze the collector's objects, as a worker does: this process goes on
+
+
+@pytest.fixture(scope="module")
+def process_served(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A real server process: for what only a process shows (raw sockets, chunked bodies, another process's
+    update landing while it serves)."""
+    yield from serving_a_copy(model_path, tmp_path_factory.mktemp("serve-process"))
 
 
 def without_similarity(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -255,9 +280,9 @@ def headers_only(base: str, method: str, path: str, headers: dict[str, str]) -> 
 
 
 @pytest.mark.parametrize(("method", "path"), [("POST", "/related"), ("PUT", "/articles/big")])
-def test_a_body_over_the_limit_is_refused_by_its_length(served: Server, method: str, path: str) -> None:
+def test_a_body_over_the_limit_is_refused_by_its_length(process_served: Server, method: str, path: str) -> None:
     length = {"Content-Length": "1000001", "Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
-    answer = headers_only(served.base, method, path, length)
+    answer = headers_only(process_served.base, method, path, length)
     assert answer.status == 413
     assert answer.json()["error"] == {
         "code": "too_large",
@@ -283,23 +308,23 @@ def chunked(base: str, method: str, path: str, body: bytes, headers: dict[str, s
     ("method", "path"),
     [("POST", "/related"), ("POST", "/related.html"), ("PUT", "/articles/big"), ("POST", "/articles")],
 )
-def test_a_chunked_body_over_the_limit_is_refused(served: Server, method: str, path: str) -> None:
+def test_a_chunked_body_over_the_limit_is_refused(process_served: Server, method: str, path: str) -> None:
     auth = {"Authorization": f"Bearer {TOKEN}"}
     text = json.dumps({"title": "Ular", "body": "ular " * 250_000}).encode()  # 1.25 MB
-    answer = chunked(served.base, method, path, text, auth)
+    answer = chunked(process_served.base, method, path, text, auth)
     assert answer.status == 413
     assert answer.json()["error"] == {
         "code": "too_large",
         "message": "the request body has more than 1,000,000 bytes; at most 1,000,000",
     }
-    assert request(served.base, "/related/big").status == 404  # nothing was added
+    assert request(process_served.base, "/related/big").status == 404  # nothing was added
 
 
-def test_a_chunked_body_under_the_limit_is_answered(served: Server) -> None:
+def test_a_chunked_body_under_the_limit_is_answered(process_served: Server) -> None:
     draft = {"title": "Ular berkaki tiga", "text": "Petugas karhutla di Riau menemukan ular.", "k": 3}
-    answer = chunked(served.base, "POST", "/related", json.dumps(draft).encode())
+    answer = chunked(process_served.base, "POST", "/related", json.dumps(draft).encode())
     assert answer.status == 200
-    assert answer.json() == request(served.base, "/related", method="POST", body=draft).json()
+    assert answer.json() == request(process_served.base, "/related", method="POST", body=draft).json()
 
 
 def test_lookups_carry_an_etag_and_answer_304(served: Server) -> None:
@@ -375,21 +400,25 @@ def test_put_and_delete_change_the_model_and_the_store(served: Server) -> None:
     assert not {"serve-1", "serve-2"} & stored_ids(served.store)
 
 
-def test_an_update_from_another_process_is_served_within_a_second(served: Server, tmp_path: Path) -> None:
-    before = request(served.base, "/health").json()
+def test_an_update_from_another_process_is_served_within_a_second(process_served: Server, tmp_path: Path) -> None:
+    before = request(process_served.base, "/health").json()
     corpus = tmp_path / "new.jsonl"
     corpus.write_text(json.dumps({"id": "cli-1", "title": "Ular berkaki", "body": "Ular berkaki tiga."}) + "\n")
     subprocess.run(
-        [RECOMMENDER, "add", corpus, "--model", served.model, "--store", served.store], check=True, capture_output=True
+        [RECOMMENDER, "add", corpus, "--model", process_served.model, "--store", process_served.store],
+        check=True,
+        capture_output=True,
     )
     added_at = time.monotonic()
-    while request(served.base, "/related/cli-1").status != 200:
+    while request(process_served.base, "/related/cli-1").status != 200:
         assert time.monotonic() - added_at < 1.0, "the server still served the old model after a second"
         time.sleep(0.02)
-    after = request(served.base, "/health").json()
+    after = request(process_served.base, "/health").json()
     assert after["model"]["generation"] == before["model"]["generation"] + 1 and after["etag"] != before["etag"]
     assert after["store"]["in_use"] is True
-    subprocess.run([RECOMMENDER, "remove", "cli-1", "--model", served.model, "--store", served.store], check=True)
+    subprocess.run(
+        [RECOMMENDER, "remove", "cli-1", "--model", process_served.model, "--store", process_served.store], check=True
+    )
 
 
 def test_a_retrain_and_its_precompute_under_writes_and_reads_fail_no_request(tmp_path: Path) -> None:
@@ -504,12 +533,12 @@ def test_two_workers_count_every_request_in_one_metrics_page(model_path: Path, t
         pytest.param(["node", str(ROOT / "examples" / "client.mjs")], id="javascript"),
     ],
 )
-def test_the_readme_clients_print_the_box(served: Server, client: list[str]) -> None:
+def test_the_readme_clients_print_the_box(process_served: Server, client: list[str]) -> None:
     if shutil.which(client[0]) is None:
         pytest.fail(f"{client[0]} is not installed: .ci/run installs it")
-    done = subprocess.run([*client, served.base, SNAKE_ID], capture_output=True, text=True, timeout=30)
+    done = subprocess.run([*client, process_served.base, SNAKE_ID], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
-    expected = request(served.base, f"/related/{SNAKE_ID}?k=5").json()["related"]
+    expected = request(process_served.base, f"/related/{SNAKE_ID}?k=5").json()["related"]
     printed = done.stdout.replace("\n", "")
     assert printed.startswith('<aside class="related-articles"><h2>Berita Lainnya</h2><ul>')
     for item in expected:
