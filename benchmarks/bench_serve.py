@@ -299,6 +299,7 @@ def main() -> None:
         help="also serve the same runs with the recommender package in this folder (an earlier commit's, from "
         "`git archive COMMIT recommender | tar -x -C DIR`), first, for a before/after table",
     )
+    parser.add_argument("--now-first", action="store_true", help="with --before: serve this tree's runs first")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
@@ -339,6 +340,8 @@ def load_runs(args: argparse.Namespace) -> None:
         post_script.write_text(POST_SCRIPT % ", ".join(lua_string(json.dumps(d)) for d in drafts))
 
         sources = [("before", args.before), ("now", None)] if args.before else [("now", None)]
+        if args.now_first:
+            sources.reverse()
         tables = {}
         for name, source in sources:
             base, server = serve(path, store_path, args.workers, source)
