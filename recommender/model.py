@@ -8,9 +8,11 @@ the work is done by the modules below it (:mod:`~recommender.lookups`, :mod:`~re
 from __future__ import annotations
 
 import hashlib
+import inspect
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -25,18 +27,19 @@ from .errors import InvalidParameterError, ModelError
 from .features import Counts, count_terms, fit_topics, project_topics, tfidf
 from .folding import Changes, fold
 from .lookups import Filters
-from .modelfile import FORMAT_VERSION, data_path, manifest_path, read_manifest
+from .modelfile import FORMAT_VERSION, data_path, journal_path, manifest_path, overlay_path, read_manifest
 from .neighbors import BLOCK_ROWS, Block, Plan, available_threads, time_origin
 from .ranking import MIN_RESULTS, MIN_SCORE, RankingOptions, Related, check_k
-from .rulebook import RuleBook
+from .rulebook import RuleBook, rules_path
 from .ruleindex import rule_index
 from .rules import Rules
 from .state import ArticleColumns, FittedState, SemanticVectors, StringColumn, UpdateCounts, timestamp_of
 from .text import Analyzer, stopword_list
-from .vectorfile import read_vectors
+from .vectorfile import read_vectors, vectors_path
 
 __all__ = [
     "FORMAT_VERSION",
+    "ModelFiles",
     "Recommender",
     "Related",
     "StringColumn",
@@ -138,22 +141,11 @@ class Recommender:
     # --- parameters ------------------------------------------------------------------------------
 
     def get_params(self) -> dict[str, Any]:
-        """The constructor parameters that shape the model (``n_jobs`` only affects speed)."""
-        return {
-            "stem": self.stem,
-            "stopwords": self.stopwords,
-            "numbers": self.numbers,
-            "ngram_range": list(self.ngram_range),
-            "title_weight": self.title_weight,
-            "min_df": self.min_df,
-            "max_df": self.max_df,
-            "sublinear_tf": self.sublinear_tf,
-            "half_life_days": self.half_life_days,
-            "time_weight": self.time_weight,
-            "topic_dims": self.topic_dims,
-            "dedup": self.dedup,
-            "semantic": self.semantic,
-        }
+        """The constructor parameters that shape the model (``n_jobs`` only affects speed), read from the
+        constructor's signature as scikit-learn does: a new parameter is saved without being listed again."""
+        params = {name: getattr(self, name) for name in _PARAMS}
+        params["ngram_range"] = list(params["ngram_range"])  # as JSON keeps it
+        return params
 
     def check_params(self) -> Recommender:
         """Check the parameters (as :meth:`fit` does first), so a bad one fails before a corpus is read;
@@ -571,6 +563,40 @@ class Recommender:
         state = self.__dict__.get("state_")
         fitted = f", {len(state)} articles" if state is not None else ""
         return f"Recommender({params}{fitted})"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFiles:
+    """The files that make up the model saved at ``path``: the one place that names them all. The manifest
+    (the commit point) names its data file; the overlay and journal hold the updates made since the fit;
+    the rules and vectors files sit beside it. ``watched``: those whose change means the model a reader
+    holds is out of date (the manifest, the overlay of updates, the rules), in that order."""
+
+    path: Path
+    manifest: Path
+    overlay: Path
+    journal: Path
+    rules: Path
+    vectors: Path
+
+    @classmethod
+    def of(cls, path: str | Path) -> ModelFiles:
+        path = Path(path)
+        return cls(
+            path, manifest_path(path), overlay_path(path), journal_path(path), rules_path(path), vectors_path(path)
+        )
+
+    @property
+    def watched(self) -> tuple[Path, Path, Path]:
+        return (self.manifest, self.overlay, self.rules)
+
+    def data(self) -> Path | None:
+        """The data file the manifest names now (``None``: no model saved there)."""
+        return data_path(self.path) if self.manifest.is_file() else None
+
+
+# The parameters that shape a model: every keyword of the constructor but n_jobs, in its order.
+_PARAMS = tuple(name for name in inspect.signature(Recommender.__init__).parameters if name not in ("self", "n_jobs"))
 
 
 def load_with_manifest(

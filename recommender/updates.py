@@ -34,12 +34,12 @@ from .corpus import Article
 from .errors import InvalidParameterError, ModelError, StoreError
 from .folding import Changes, Delta, fold
 from .lookups import warm
-from .model import Recommender, load_with_manifest
+from .model import ModelFiles, Recommender, load_with_manifest
 from .modelfile import PendingOverlay, append_journal, manifest_path, overlay_path
 from .neighbors import available_threads
 from .ranking import RankingOptions
 from .repair import StoredLists, all_lists, changed_lists, read_lists, rules_changed_lists, under_rules
-from .rulebook import RuleBook, rules_path
+from .rulebook import RuleBook
 from .ruleindex import rule_index
 from .rules import Rule, Rules, check_rule, rules_from_json, rules_json
 from .state import FittedState
@@ -275,11 +275,7 @@ class Updater:
                 return None
             return (st.st_ino, st.st_mtime_ns)
 
-        return (
-            stamp(manifest_path(self.model_path)),
-            stamp(overlay_path(self.model_path)),
-            stamp(rules_path(self.model_path)),
-        )
+        return tuple(stamp(path) for path in ModelFiles.of(self.model_path).watched)
 
     def _sync(self) -> None:
         """(Re)load the model if the files changed since we last read or wrote them."""

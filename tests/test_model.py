@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -353,6 +354,15 @@ def test_fit_reports_progress(sample_articles: list[Article]) -> None:
 
 
 # --- save, load and the manifest -----------------------------------------------------------------
+
+
+def test_every_constructor_parameter_but_n_jobs_is_saved_and_comes_back() -> None:
+    changed = {"stem": True, "numbers": False, "title_weight": 2, "max_df": 0.5, "topic_dims": None, "semantic": False}
+    params = Recommender(**changed, n_jobs=1).get_params()  # type: ignore[arg-type]
+    expected = set(inspect.signature(Recommender.__init__).parameters) - {"self", "n_jobs"}
+    assert set(params) == expected
+    assert params.items() >= changed.items()
+    assert Recommender(**params).get_params() == params  # JSON-shaped (ngram_range a list) and accepted back
 
 
 @pytest.mark.parametrize("mmap", [True, False])

@@ -25,6 +25,7 @@ from recommender import (
     InvalidParameterError,
     Recommender,
     RelatedStore,
+    Rule,
     StoreError,
     UnknownArticleError,
     Updater,
@@ -678,3 +679,23 @@ def test_a_journal_reader_reads_each_complete_line_once(
     refit = str(Recommender.load(model).fitted_state().base_sha256)
     Updater(model).add(timeline[300:301])
     assert [e.generation for e in reader.new_entries(refit, after=0)] == [1]
+
+
+def test_model_files_names_every_file_a_model_keeps(base_model: Path, timeline: list[Article], tmp_path: Path) -> None:
+    from recommender.corpus import bundled_vectors_path
+    from recommender.embedding import seed_vectors
+    from recommender.model import ModelFiles
+
+    model = copy_model(base_model, tmp_path / "model")
+    bundled = bundled_vectors_path()
+    if bundled is not None:
+        seed_vectors(timeline[:300], model, bundled)
+    updater = Updater(model)
+    updater.add(timeline[300:302])
+    updater.add_rule(Rule("block", related=timeline[0].id))
+    files = ModelFiles.of(model)
+    named = {files.manifest, files.overlay, files.journal, files.rules, files.data()}
+    if bundled is not None:
+        named.add(files.vectors)
+    kept = {p for p in model.parent.iterdir() if not p.name.startswith(".")}  # the folder lock is hidden
+    assert kept == named, sorted(p.name for p in kept ^ named)

@@ -26,10 +26,10 @@ from ..encoder import default_encoder
 from ..errors import InvalidParameterError, ModelError, RecommenderError, StoreError
 from ..folding import fold
 from ..lookups import find_articles, warm
-from ..model import Recommender, load_with_manifest, read_manifest
-from ..modelfile import JournalReader, manifest_path, overlay_generation, overlay_path
+from ..model import ModelFiles, Recommender, load_with_manifest, read_manifest
+from ..modelfile import JournalReader, overlay_generation
 from ..ranking import MIN_RESULTS, MIN_SCORE, Related, check_k
-from ..rulebook import RuleBook, rules_path
+from ..rulebook import RuleBook
 from ..ruleindex import rule_index
 from ..rules import rule_from_dict
 from ..state import FittedState
@@ -125,13 +125,8 @@ class Service:
 
     def stamp(self) -> Stamp:
         """Which files are on disk now: the manifest, the overlay of updates, the store, the rules."""
-        model = self.settings.model
-        return (
-            _stamp_of(manifest_path(model)),
-            _stamp_of(overlay_path(model)),
-            _stamp_of(self.settings.store),
-            _stamp_of(rules_path(model)),
-        )
+        manifest, overlay, rules = ModelFiles.of(self.settings.model).watched
+        return (_stamp_of(manifest), _stamp_of(overlay), _stamp_of(self.settings.store), _stamp_of(rules))
 
     def refresh(self) -> bool:
         """Load the files again if they changed since the snapshot was made; True if a new one is in place.
