@@ -66,7 +66,7 @@ def all_related(
     order = np.arange(len(state)) if rows is None else np.asarray(rows, dtype=np.int64)
     for start, hits in blocks:
         at = order[start : start + hits.rows.shape[0]]
-        indices, scores, _ = choose_lists(state, _meaning(state, options, at), hits.rows, hits.scores, k, options, ids)
+        indices, scores = choose_lists(state, _meaning(state, options, at), hits.rows, hits.scores, k, options, ids)
         if special:
             _apply_own_rules(
                 state, order[start : start + indices.shape[0]], special, indices, scores, k, options, threads
@@ -118,7 +118,7 @@ def _apply_own_rules(
             query_topics=None if index.topics is None else index.topics[rows],
             threads=threads,
         )
-        indices[members], scores[members], _ = choose_lists(
+        indices[members], scores[members] = choose_lists(
             state, _meaning(state, options, rows), hits.rows, hits.scores, k, options, ids
         )
 

@@ -335,7 +335,11 @@ def train(
                 f"written: {carried['added']} added, {carried['edited']} edited, {carried['removed']} removed"
             )
         bundled = bundled_vectors_path()
-        seeded = seed_vectors(result.articles, model, bundled) if vectors and bundled is not None else None
+        seeded = (
+            seed_vectors(result.articles, model, bundled, ids=fitted.ids_.to_list())
+            if vectors and bundled is not None
+            else None
+        )
         if seeded is not None:
             typer.echo(
                 f"Semantic vectors: {seeded.with_vector:,} of {_articles(len(fitted))} ({seeded.taken:,} taken from "

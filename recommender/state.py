@@ -10,6 +10,7 @@ its :class:`Memo`: built once, even under threads, and never changed after.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -246,6 +247,11 @@ class SemanticVectors:
 
     def __len__(self) -> int:
         return int(self.present.shape[0])
+
+    @functools.cached_property
+    def any_present(self) -> bool:
+        """Whether any row has a vector (asked by every lookup: found once)."""
+        return bool(np.any(self.present))
 
     @property
     def missing(self) -> int:

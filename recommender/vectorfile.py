@@ -20,7 +20,7 @@ import numpy as np
 
 from ._sqlite import transaction
 from .corpus import Article
-from .encoder import Encoder, TextRecipe, default_encoder, text_key
+from .encoder import Encoder, TextRecipe, article_key, default_encoder, text_key
 from .errors import ModelError, RecommenderError, StoreError
 from .state import SemanticVectors
 
@@ -135,8 +135,7 @@ def read_vectors(model: str | Path, ids: Sequence[str]) -> SemanticVectors | Non
     if not path.is_file():
         return None
     file = open_vectors(path)
-    matrix, present = file.for_articles(ids)
-    return SemanticVectors(matrix, present, file.encoder, TextRecipe.from_name(file.recipe).lead, source=file)
+    return file.semantic_vectors(*file.for_articles(ids))
 
 
 def encode_new(source: object, articles: Sequence[Article], encoder: Encoder | None = None) -> int:
@@ -165,8 +164,7 @@ def vectors_for(path: str | Path, articles: Sequence[Article]) -> SemanticVector
     """The vectors of ``articles``' texts (in their order) found in the vectors file at ``path`` (a model's,
     or the bundled corpus's): for a model fitted in memory on those articles (:meth:`Recommender.with_vectors`)."""
     file = open_vectors(path)
-    matrix, present = file.vectors_for(articles)
-    return SemanticVectors(matrix, present, file.encoder, TextRecipe.from_name(file.recipe).lead, source=file)
+    return file.semantic_vectors(*file.vectors_for(articles))
 
 
 class VectorFile:
@@ -222,7 +220,7 @@ class VectorFile:
     def assign_texts(self, articles: Sequence[Article], *, remove: Iterable[str] = ()) -> None:
         """:meth:`assign` each of ``articles`` its text's key (by this file's recipe), and forget ``remove``."""
         recipe = TextRecipe.from_name(self.recipe)
-        self.assign(((a.id, text_key(recipe, recipe.text(a.title, a.body))) for a in articles), remove=remove)
+        self.assign(((a.id, article_key(recipe, a.title, a.body)) for a in articles), remove=remove)
 
     def assign(self, articles: Iterable[tuple[str, bytes]], *, remove: Iterable[str] = ()) -> None:
         """Record which text each article has now (``(id, key)``), and forget ``remove``: one transaction."""
@@ -280,11 +278,16 @@ class VectorFile:
             present[rows] = True
         return out, present
 
+    def semantic_vectors(self, matrix: np.ndarray, present: np.ndarray) -> SemanticVectors:
+        """``matrix`` (float16 rows read from this file) and which rows have a vector, as a state holds them,
+        with this file as where an update finds its new articles' vectors."""
+        return SemanticVectors(matrix, present, self.encoder, TextRecipe.from_name(self.recipe).lead, source=self)
+
     def vectors_for(self, articles: Sequence[Article]) -> tuple[np.ndarray, np.ndarray]:
         """The vector of each article's text (by this file's recipe) as float16 rows, and which have one:
         how an update finds the vectors of the articles it adds (encoded before it folds them in)."""
         recipe = TextRecipe.from_name(self.recipe)
-        keys = [text_key(recipe, recipe.text(a.title, a.body)) for a in articles]
+        keys = [article_key(recipe, a.title, a.body) for a in articles]
         out = np.zeros((len(keys), self.dim), dtype=np.float16)
         present = np.zeros(len(keys), dtype=bool)
         try:

@@ -55,10 +55,10 @@ def semantic_copy(base_model: Path, timeline: list[Article], directory: Path) ->
 
 
 def _keys(file: Any, articles: list[Article]) -> list[bytes]:
-    from recommender.encoder import TextRecipe, text_key
+    from recommender.encoder import TextRecipe, article_key
 
     recipe = TextRecipe.from_name(file.recipe)
-    return [text_key(recipe, recipe.text(a.title, a.body)) for a in articles]
+    return [article_key(recipe, a.title, a.body) for a in articles]
 
 
 # --- the gate ---------------------------------------------------------------------------------------

@@ -73,11 +73,6 @@ class Edge:
         self.draft_ok = metrics.requests.labels("/related", "200")
         self.draft_latency = metrics.latency.labels("/related")
 
-    @property
-    def state(self) -> Any:
-        """The application's state (its service, settings, metrics): as a FastAPI application's."""
-        return self.inner.state
-
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.inner(scope, receive, send)
