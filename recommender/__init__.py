@@ -18,6 +18,7 @@ from .errors import (
 )
 from .evaluate import EvaluationReport, JudgedScores, Judgments, SystemScores, evaluate, load_judgments, load_links
 from .model import Recommender, read_manifest
+from .options import Filters, LookupOptions
 from .ranking import Related, TermWeight
 from .render import render_related
 from .rules import Rule, Rules
@@ -35,10 +36,12 @@ __all__ = [
     "CorpusError",
     "EmbedResult",
     "EvaluationReport",
+    "Filters",
     "Freshness",
     "InvalidParameterError",
     "JudgedScores",
     "Judgments",
+    "LookupOptions",
     "ModelError",
     "PrecomputeResult",
     "Recommender",

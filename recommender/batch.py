@@ -21,7 +21,8 @@ from .errors import StoreError
 from .model import Recommender
 from .modelfile import read_journal
 from .neighbors import BLOCK_ROWS, Block, Plan, available_threads
-from .ranking import MIN_RESULTS, MIN_SCORE, RankingOptions, check_k
+from .options import LookupOptions
+from .ranking import RankingOptions, check_k
 from .repair import StoredLists, catch_up, rules_changed_lists, under_rules
 from .rulebook import RuleBook
 from .ruleindex import rule_index
@@ -56,6 +57,7 @@ def precompute(
     model: Recommender,
     path: str | Path,
     k: int = 10,
+    options: LookupOptions | None = None,
     *,
     mode: str | Plan = "auto",
     progress: ProgressCallback | None = None,
@@ -63,19 +65,16 @@ def precompute(
     recall_sample: int = 200,
     scheduler: Any = None,
     workers: int | None = None,
-    newer: bool = True,
-    within_days: float | None = None,
-    diversity: float = 0.0,
-    min_score: float = MIN_SCORE,
-    min_results: int = MIN_RESULTS,
     model_path: str | Path | None = None,
+    **changes: Any,
 ) -> PrecomputeResult:
     """Write every article's top-``k`` related list to ``path`` (format by suffix), replacing it atomically.
 
     ``mode``: "exact", "approx", or "auto" (exact up to a size, see :meth:`Recommender.plan_all_related`).
     In approximate mode the recall against exact lists is estimated on ``recall_sample`` articles first.
-    ``newer``, ``within_days``, ``diversity``, ``min_score`` and ``min_results`` are
-    :meth:`Recommender.all_related`'s, recorded in a SQLite store's ``meta`` table.
+    ``options`` (a :class:`~recommender.LookupOptions`, or its fields as keywords: ``newer=``,
+    ``within_days=``, ``category=``, ...) are :meth:`Recommender.all_related`'s, recorded in a SQLite
+    store's ``meta`` table, so that updates recompute lists with them.
     ``scheduler`` (a Dask scheduler's address, or a ``distributed.Client``) or ``workers`` (a local Dask
     cluster of that many processes) computes the lists on a cluster instead, identical (``recommender[dask]``).
     ``model_path``: where ``model`` was loaded from. A SQLite store is then written in the model's turn
@@ -91,33 +90,31 @@ def precompute(
     started = time.perf_counter()
     state = model.fitted_state()  # one state for the whole job, whatever updates happen meanwhile
     plan = mode if isinstance(mode, Plan) else blocks.plan_lists(state, mode)
-    options = model.ranking_options(
-        newer=newer, within_days=within_days, diversity=diversity, min_score=min_score, min_results=min_results
-    )
+    ranking = model.batch_options(options, **changes)
     threads = available_threads(model.n_jobs)
     applied = rule_index(state).in_force  # the rules the lists apply, recorded in a SQLite store
     recall = (
-        blocks.estimate_recall(state, k, options, plan.approx, sample=recall_sample, threads=threads)
+        blocks.estimate_recall(state, k, ranking, plan.approx, sample=recall_sample, threads=threads)
         if plan.approx
         else None
     )
     if on_cluster:  # the same blocks from Dask workers, once writing starts
         lists = cluster_blocks(
-            state, k, plan, options, scheduler=scheduler, workers=workers, block_rows=block_rows, progress=progress
+            state, k, plan, ranking, scheduler=scheduler, workers=workers, block_rows=block_rows, progress=progress
         )
     else:
         lists = blocks.all_related(
-            state, k, options, approx=plan.approx, progress=progress, block_rows=block_rows, threads=threads
+            state, k, ranking, approx=plan.approx, progress=progress, block_rows=block_rows, threads=threads
         )
     try:
         if kind == "sqlite" and model_path is not None and state.base_sha256 is not None:
             state, pairs = _write_caught_up(
-                state, Path(model_path), path, lists, k, options, plan, recall, threads, applied
+                state, Path(model_path), path, lists, k, ranking, plan, recall, threads, applied
             )
         else:
             # What an incremental update needs to recompute lists as this job did.
             meta = replace(
-                StoreMeta.of_job(k, plan.mode, options, state.updates.generation),
+                StoreMeta.of_job(k, plan.mode, ranking, state.updates.generation),
                 recall_estimate=recall,
                 rules=rules_json(applied) if applied else None,
             )

@@ -13,7 +13,7 @@ import numpy as np
 
 from ._progress import ProgressCallback
 from .errors import InvalidParameterError
-from .lookups import choose_lists, pool_for, ranked, search_index, semantic_on, title_ids
+from .lookups import choose_lists, filter_mask, pool_for, ranked, search_index, semantic_on, title_ids
 from .neighbors import BLOCK_ROWS, Approx, Block, Plan, plan, search, search_blocks
 from .ranking import RankingOptions
 from .ruleindex import rule_index
@@ -45,12 +45,14 @@ def all_related(
     """The top-``k`` lists of every row (or of ``rows``, in that order), in blocks of ``block_rows``;
     ``progress(done, total)`` counts multiply-adds, estimated up front.
 
-    The editors' rules apply: blocks everywhere as the search's mask. Rows with rules of their own (pair
-    and conditional blocks) are searched again, exactly, in groups that share a mask; a pinned row one by
-    one, as a lookup computes it."""
+    The filters of ``options.only`` and the editors' rules apply: blocks everywhere, as the search's mask.
+    Rows with rules of their own (pair and conditional blocks) are searched again, exactly, in groups that
+    share a mask; a pinned row one by one, as a lookup computes it."""
     ids = title_ids(state) if options.dedup is not None else np.zeros(len(state), dtype=np.int64)
     index = search_index(state)
     rules = rule_index(state)
+    only = filter_mask(state, options.only)
+    mask = only if rules.blocked is None else ~rules.blocked if only is None else only & ~rules.blocked
     special = set(rules.special_rows().tolist())
     blocks = search_blocks(
         index,
@@ -61,7 +63,7 @@ def all_related(
         block_rows=block_rows,
         threads=threads,
         progress=progress,
-        mask=None if rules.blocked is None else ~rules.blocked,
+        mask=mask,
     )
     order = np.arange(len(state)) if rows is None else np.asarray(rows, dtype=np.int64)
     for start, hits in blocks:
@@ -94,19 +96,23 @@ def _apply_own_rules(
 ) -> None:
     """Recompute, in place, the lists of the ``block``'s rows that have rules of their own."""
     index, rules = search_index(state), rule_index(state)
+    only = filter_mask(state, options.only)
     ids = title_ids(state) if options.dedup is not None else np.zeros(len(state), dtype=np.int64)
     groups: dict[tuple[object, ...], list[int]] = {}
     for i, row in enumerate(block.tolist()):
         if row not in special:
             continue
         if row in rules.pins:  # pins are placed with their own scores: as a lookup places them
-            own = ranked(state, index.matrix[row], k, options, skip=row, query_ts=float(state.timestamps[row]))
+            own = ranked(
+                state, index.matrix[row], k, options, mask=only, skip=row, query_ts=float(state.timestamps[row])
+            )
             indices[i], scores[i] = -1, 0
             indices[i, : len(own.rows)], scores[i, : len(own.rows)] = own.rows, own.scores
         else:
             groups.setdefault(rules.signature(row), []).append(i)
     for members in groups.values():
         rows = block[members]
+        allowed = rules.allowed(int(rows[0]))  # the same for every row of a group
         hits = search(
             index,
             index.matrix[rows],
@@ -114,7 +120,7 @@ def _apply_own_rules(
             exclude=rows,
             query_ts=np.asarray(state.timestamps)[rows],
             prior=options.prior(),
-            mask=rules.allowed(int(rows[0])),  # the same for every row of a group
+            mask=only if allowed is None else allowed if only is None else only & allowed,
             query_topics=None if index.topics is None else index.topics[rows],
             threads=threads,
         )

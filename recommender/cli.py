@@ -55,6 +55,7 @@ from .evaluate import (
     write_packet,
 )
 from .model import Recommender, data_path, load_with_manifest, manifest_path
+from .options import OPTION_NAMES, LookupOptions
 from .ranking import MIN_RESULTS, MIN_SCORE, Related
 from .render import render_related
 from .rulebook import RuleBook
@@ -111,6 +112,17 @@ ModelOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON Lines, one object per line.")]
 JsonObjectOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+# The lookup options (recommender.LookupOptions), one alias each, shared by `related` and `precompute`:
+# a command's parameters carry the options' names, and _lookup_options builds them from its locals.
+SectionOption = Annotated[str | None, typer.Option(metavar="SECTION", help="Only this section, e.g. olahraga.")]
+CategoryOption = Annotated[str | None, typer.Option(metavar="CATEGORY", help="Only this category.")]
+TagOption = Annotated[str | None, typer.Option(metavar="TAG", help="Only articles with this tag.")]
+SourceOption = Annotated[str | None, typer.Option(metavar="SOURCE", help="Only this source (site or outlet).")]
+ExcludeOption = Annotated[
+    list[str], typer.Option("--exclude", metavar="ID", help="Leave out this id, e.g. already on the page (repeatable).")
+]
+AfterOption = Annotated[str | None, typer.Option(metavar="DATE", help="Only published on or after this ISO date.")]
+BeforeOption = Annotated[str | None, typer.Option(metavar="DATE", help="Only published on or before this ISO date.")]
 NewerOption = Annotated[
     bool, typer.Option("--newer/--no-newer", help="--no-newer: only articles published before it (stable archives).")
 ]
@@ -118,10 +130,17 @@ DiversityOption = Annotated[
     float, typer.Option(metavar="0..1", help="Trade relevance for variety, 0 (off) to 1 (MMR).")
 ]
 WithinDaysOption = Annotated[
-    float | None, typer.Option(metavar="DAYS", help="Only published within this many days of the article (by ID).")
+    float | None,
+    typer.Option(metavar="DAYS", help="Only published within this many days of the article (a draft: --published)."),
 ]
 MinScoreOption = Annotated[float, typer.Option(metavar="SCORE", help="Drop results scoring below this (0 to 1)...")]
 MinResultsOption = Annotated[int, typer.Option(metavar="N", help="...unless fewer than this many would remain.")]
+ExplainOption = Annotated[bool, typer.Option("--explain", help="Show the shared terms behind each result.")]
+
+
+def _lookup_options(values: dict[str, Any]) -> LookupOptions:
+    """The lookup options among a command's parameters (its ``locals()``), by their names."""
+    return LookupOptions(**{name: values[name] for name in OPTION_NAMES if name in values})
 
 
 @contextmanager
@@ -382,15 +401,13 @@ def related(
     title: Annotated[str | None, typer.Option("--title", metavar="TEXT", help="A draft's title.")] = None,
     k: Annotated[int, typer.Option("-k", metavar="N", help="How many related articles (at most 1,000).")] = 5,
     model: ModelOption = DEFAULT_MODEL,
-    section: Annotated[str | None, typer.Option(metavar="SECTION", help="Only this section, e.g. olahraga.")] = None,
-    exclude: Annotated[
-        list[str],
-        typer.Option("--exclude", metavar="ID", help="Leave out this id, e.g. already on the page (repeatable)."),
-    ] = [],  # noqa: B006
-    after: Annotated[str | None, typer.Option(metavar="DATE", help="Only published on or after this ISO date.")] = None,
-    before: Annotated[
-        str | None, typer.Option(metavar="DATE", help="Only published on or before this ISO date.")
-    ] = None,
+    section: SectionOption = None,
+    category: CategoryOption = None,
+    tag: TagOption = None,
+    source: SourceOption = None,
+    exclude: ExcludeOption = [],  # noqa: B006
+    after: AfterOption = None,
+    before: BeforeOption = None,
     within_days: WithinDaysOption = None,
     published: Annotated[
         str | None, typer.Option(metavar="DATE", help="A draft's publication time (ISO), for the time prior.")
@@ -399,38 +416,26 @@ def related(
     diversity: DiversityOption = 0.0,
     min_score: MinScoreOption = MIN_SCORE,
     min_results: MinResultsOption = MIN_RESULTS,
-    explain: Annotated[bool, typer.Option("--explain", help="Show the shared terms behind each result.")] = False,
+    explain: ExplainOption = False,
     as_json: JsonOption = False,
     as_html: Annotated[bool, typer.Option("--html", help="Print the 'Berita Lainnya' HTML box.")] = False,
 ) -> None:
     """Show the articles related to an article ID, or to a draft given with --title/--text."""
     with _user_errors():
+        options = _lookup_options(locals())
         is_draft = text is not None or title is not None
         if (article_id is None) == (not is_draft):
             raise InvalidParameterError("give an article ID, or a draft with --text and/or --title (not both)")
-        if within_days is not None and is_draft:
-            raise InvalidParameterError("--within-days needs an article ID (a draft has no publication date)")
         if published is not None and not is_draft:
             raise InvalidParameterError("--published is for a draft: an article ID has its own date")
         if as_json and as_html:
             raise InvalidParameterError("choose one of --json and --html")
         recommender = Recommender.load(model)
-        options: dict[str, Any] = {
-            "section": section,
-            "exclude": exclude,
-            "after": after,
-            "before": before,
-            "newer": newer,
-            "diversity": diversity,
-            "min_score": min_score,
-            "min_results": min_results,
-            "explain": explain,
-        }
         if article_id is not None:
-            results = recommender.related(article_id, k, within_days=within_days, **options)
+            results = recommender.related(article_id, k, options)
         else:
             results = recommender.related_to_text(
-                title=title or "", body=text or "", k=k, published=published, **options
+                title=title or "", body=text or "", k=k, published=published, options=options
             )
         if as_json:
             for r in results:
@@ -442,8 +447,7 @@ def related(
         else:
             out.print(_related_table(results, explain))
         if explain and article_id is not None and not (as_json or as_html):
-            filters = {name: value for name, value in options.items() if name != "explain"}
-            for r, rule in recommender.blocked(article_id, k, within_days=within_days, **filters):
+            for r, rule in recommender.blocked(article_id, k, options):
                 typer.echo(f"Blocked by rule {rule}: {r.id} {r.title}")
 
 
@@ -454,6 +458,13 @@ def precompute_command(
     ],
     k: Annotated[int, typer.Option("-k", metavar="N", help="Related articles per article (at most 1,000).")] = 10,
     model: ModelOption = DEFAULT_MODEL,
+    section: SectionOption = None,
+    category: CategoryOption = None,
+    tag: TagOption = None,
+    source: SourceOption = None,
+    exclude: ExcludeOption = [],  # noqa: B006
+    after: AfterOption = None,
+    before: BeforeOption = None,
     newer: NewerOption = True,
     within_days: WithinDaysOption = None,
     diversity: DiversityOption = 0.0,
@@ -473,8 +484,10 @@ def precompute_command(
     """Precompute every article's related list into a file or SQLite database, replacing it atomically.
 
     Exact up to a size, approximate beyond (with its recall estimated on a sample); --exact or --approx
-    decide instead. --scheduler or --workers computes the same lists on a Dask cluster (recommender[dask])."""
+    decide instead. --scheduler or --workers computes the same lists on a Dask cluster (recommender[dask]).
+    The filters (--section, --tag, ...) apply to every list, and are recorded for updates to apply too."""
     with _user_errors():
+        options = _lookup_options(locals())
         if exact and approx:
             raise InvalidParameterError("choose one of --exact and --approx")
         if scheduler is not None or workers is not None:
@@ -488,13 +501,9 @@ def precompute_command(
                 recommender,
                 out_path,
                 k,
+                options,
                 mode=plan,
                 progress=update,
-                newer=newer,
-                within_days=within_days,
-                diversity=diversity,
-                min_score=min_score,
-                min_results=min_results,
                 scheduler=scheduler,
                 workers=workers,
                 model_path=model,

@@ -24,11 +24,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from .errors import InvalidParameterError, RecommenderError, UnknownArticleError
+from .options import LABELS, NO_FILTERS, Filters
 from .ranking import Related
 from .rules import MATCH_FIELDS, Rule
 
@@ -79,9 +80,9 @@ class Backend(Protocol):
         """The server's write token; ``None``: writes are off."""
         ...
 
-    def related(self, article_id: str, k: int = 5) -> list[Related]: ...
+    def related(self, article_id: str, k: int = 5, filters: Filters | None = None) -> list[Related]: ...
 
-    def draft(self, title: str, body: str, k: int = 5) -> list[Related]: ...
+    def draft(self, title: str, body: str, k: int = 5, filters: Filters | None = None) -> list[Related]: ...
 
     def find(self, text: str, limit: int = 20) -> list[dict[str, str | None]]: ...
 
@@ -173,33 +174,42 @@ class Sessions:
 
 @dataclass(frozen=True, slots=True)
 class View:
-    """What the page shows: the search text, the selected article and the size of its box."""
+    """What the page shows: the search text, the selected article, the size of its box and the label filters
+    its box (and a draft's) is seen under (``NO_FILTERS``: none), as a reader's box may ask for them."""
 
     q: str = ""
     id: str = ""
     k: int = DEFAULT_K
+    filters: Filters = NO_FILTERS
 
     @classmethod
     def of(cls, values: Mapping[str, str], prefix: str = "") -> View:
-        """The view named by query parameters (or a form's ``view_`` fields); a bad ``k`` is an error."""
+        """The view named by query parameters (or a form's ``view_`` fields); a bad ``k`` or filter is an
+        error."""
         text = values.get(prefix + "k", "").strip()
         k = DEFAULT_K
         if text:
             if not text.isdigit() or not 1 <= int(text) <= MAX_K:
                 raise InvalidParameterError(f"the box size must be a whole number from 1 to {MAX_K}, got {text!r}")
             k = int(text)
-        return cls(values.get(prefix + "q", "").strip(), values.get(prefix + "id", "").strip(), k)
+        labels: dict[str, Any] = {name: values.get(prefix + name, "").strip() or None for name in LABELS}
+        return cls(values.get(prefix + "q", "").strip(), values.get(prefix + "id", "").strip(), k, Filters(**labels))
 
     def select(self, article_id: str) -> View:
         """This view with ``article_id`` selected."""
-        return View(self.q, article_id, self.k)
+        return replace(self, id=article_id)
 
-    def url(self, **extra: str | int) -> str:
-        """The page's address for this view (plus ``extra`` parameters), at the box when one is selected."""
+    def params(self) -> dict[str, str | int]:
+        """The view's parameters that differ from a fresh page's: what its address and forms carry."""
         params: dict[str, str | int] = {"id": self.id, "q": self.q}
         if self.k != DEFAULT_K:
             params["k"] = self.k
-        query = urlencode({name: value for name, value in (params | extra).items() if value != ""})
+        params.update(self.filters.labels())
+        return {name: value for name, value in params.items() if value != ""}
+
+    def url(self, **extra: str | int) -> str:
+        """The page's address for this view (plus ``extra`` parameters), at the box when one is selected."""
+        query = urlencode({name: value for name, value in (self.params() | extra).items() if value != ""})
         return "/" + (f"?{query}" if query else "") + ("#box" if self.id else "")
 
 
@@ -268,12 +278,12 @@ def build_page(
         context["search"] = backend.find(view.q, SEARCH_LIMIT)
         if not selected and context["search"] and context["search"][0]["id"] == view.q:
             selected = view.q  # an id typed in the search box opens that article
-            context["view"] = view = View(view.q, view.q, view.k)
+            context["view"] = view = view.select(view.q)
     if selected:
         try:
             context["article"] = backend.article(selected)
             pins = {r["related"]: r for r in in_force if r.get("kind") == "pin" and r.get("article") == selected}
-            context["box"] = box_items(backend.related(selected, view.k), pins)
+            context["box"] = box_items(backend.related(selected, view.k, view.filters), pins)
             # Its own rules, and those on every box (takedowns, field blocks).
             context["list_rules"] = [
                 r for r in in_force if selected in (r.get("article"), r.get("related")) or r.get("article") is None
@@ -287,7 +297,7 @@ def build_page(
     if draft is not None:
         context["draft"] = draft
         try:
-            draft["box"] = box_items(backend.draft(draft["title"], draft["text"], view.k), {})
+            draft["box"] = box_items(backend.draft(draft["title"], draft["text"], view.k, view.filters), {})
         except RecommenderError as exc:
             errors.append(f"draft: {exc}")
             status = 422
@@ -307,7 +317,7 @@ def templates() -> Any:
         lstrip_blocks=True,
     )
     env.filters["safe_href"] = safe_href
-    env.globals.update(match_fields=MATCH_FIELDS, max_k=MAX_K)
+    env.globals.update(match_fields=MATCH_FIELDS, max_k=MAX_K, labels=LABELS)
     return env
 
 

@@ -23,6 +23,7 @@ from .encoder import TextRecipe, default_encoder
 from .errors import InvalidParameterError, RecommenderError
 from .features import project_topics
 from .neighbors import Index, pair_scores, search
+from .options import Filters
 from .ranking import (
     RankingOptions,
     Related,
@@ -36,15 +37,17 @@ from .ranking import (
 )
 from .ruleindex import rule_index
 from .rules import place_pins
-from .state import FittedState, timestamp_of
+from .state import TAG_SEPARATOR, FittedState, StringColumn, timestamp_of
 
 __all__ = [
-    "Filters",
+    "LABEL_COLUMNS",
     "Ranked",
     "TitleNumbers",
     "choose_lists",
     "draft_vector",
+    "filter_mask",
     "find_articles",
+    "label_values",
     "pool_for",
     "ranked",
     "related",
@@ -59,17 +62,8 @@ __all__ = [
 ]
 
 _PLAIN_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-@dataclass(frozen=True, slots=True)
-class Filters:
-    """Which articles a list may hold: only ``section``; not the ids in ``exclude``; published between
-    ``after`` and ``before`` (a plain date as ``before`` includes that whole day)."""
-
-    section: str | None = None
-    exclude: tuple[str, ...] = ()
-    after: str | datetime | None = None
-    before: str | datetime | None = None
+# Each label filter's column of ArticleColumns.
+LABEL_COLUMNS = {"section": "sections", "category": "categories", "tag": "tags", "source": "sources"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,14 +205,35 @@ def choose_lists(
     return indices, chosen
 
 
-def _mask(state: FittedState, filters: Filters, within: tuple[float, float] | None = None) -> np.ndarray | None:
+def label_values(state: FittedState, name: str) -> dict[str, np.ndarray]:
+    """The rows of each value of the label ``name`` (section, category, tag or source), by the value
+    casefolded and stripped, as the filters and the editors' rules compare them; built on first use."""
+
+    def build() -> dict[str, np.ndarray]:
+        column: StringColumn = getattr(state.articles, LABEL_COLUMNS[name])
+        found: dict[str, list[int]] = {}
+        for row, value in enumerate(column.to_list()):
+            if value is None:
+                continue
+            for one in value.split(TAG_SEPARATOR) if name == "tag" else (value,):
+                key = one.strip().casefold()
+                rows = found.setdefault(key, [])
+                if not rows or rows[-1] != row:  # a tag given twice holds its row once
+                    rows.append(row)
+        return {key: np.array(rows, dtype=np.int64) for key, rows in found.items()}
+
+    return state.memo.get(f"label:{name}", build)
+
+
+def filter_mask(state: FittedState, filters: Filters, within: tuple[float, float] | None = None) -> np.ndarray | None:
     """The rows ``filters`` let through (``None``: every row); ``within``: (a time, days) narrows the
     dates to that many days either side of the time."""
     mask: np.ndarray | None = None
-    if filters.section is not None:
-        # Decoding every section per lookup would cost O(N) string work; the array is built once.
-        sections = state.memo.get("sections", lambda: np.array(state.articles.sections.to_list(), dtype=object))
-        mask = sections == filters.section
+    for name, value in filters.labels().items():
+        # One lookup in a table built once per state: decoding every label per lookup would cost O(N).
+        having = np.zeros(len(state), dtype=bool)
+        having[label_values(state, name).get(value.strip().casefold(), _NO_ROWS)] = True
+        mask = having if mask is None else mask & having
     rows = state.rows()
     excluded = [rows[i] for i in filters.exclude if i in rows]
     if excluded:
@@ -244,6 +259,9 @@ def _mask(state: FittedState, filters: Filters, within: tuple[float, float] | No
         window = (state.timestamps >= lo) & (state.timestamps <= hi)  # unknown dates (NaN) fall out
         mask = window if mask is None else mask & window
     return mask
+
+
+_NO_ROWS = np.zeros(0, dtype=np.int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,21 +411,17 @@ def related(
     article_id: str,
     k: int,
     options: RankingOptions,
-    filters: Filters,
     *,
     within_days: float | None = None,
     with_why: bool = False,
     threads: int = 1,
 ) -> list[Related]:
-    """The top-``k`` articles related to ``article_id`` (never itself), best first; ``within_days`` of it
-    when given (see :meth:`recommender.Recommender.related`)."""
+    """The top-``k`` articles related to ``article_id`` (never itself), best first, among those
+    ``options.only`` lets through; ``within_days`` of it when given (see
+    :meth:`recommender.Recommender.related`)."""
     row = state.row_of(article_id)
     own = float(state.timestamps[row])
-    if within_days is not None:
-        within_days = check_days(within_days)
-        if np.isnan(own):
-            raise InvalidParameterError(f"article {article_id!r} has no publication date: within_days needs one")
-    mask = _mask(state, filters, None if within_days is None else (own, within_days))
+    mask = filter_mask(state, options.only, _window(own, within_days, f"article {article_id!r} has"))
     query = search_index(state).matrix[row]
     return _top(state, query, k, mask, row, own, options, with_why, threads)
 
@@ -418,19 +432,32 @@ def related_to_text(
     body: str,
     k: int,
     options: RankingOptions,
-    filters: Filters,
     *,
     published: str | datetime | None = None,
+    within_days: float | None = None,
     with_why: bool = False,
     threads: int = 1,
 ) -> list[Related]:
-    """The top-``k`` articles related to a draft (see :meth:`recommender.Recommender.related_to_text`)."""
+    """The top-``k`` articles related to a draft (see :meth:`recommender.Recommender.related_to_text`);
+    ``within_days`` of its ``published`` time when given."""
     if not (title.strip() or body.strip()):
         raise InvalidParameterError("give a title or a body to find related articles for")
+    own = timestamp_of(published)
+    mask = filter_mask(state, options.only, _window(own, within_days, "the draft has"))
     query = vectorize(state, title, body)
-    mask = _mask(state, filters)
     meaning = draft_vector(state, title, body) if semantic_on(state, options) else None
-    return _top(state, query, k, mask, None, timestamp_of(published), options, with_why, threads, title, meaning)
+    return _top(state, query, k, mask, None, own, options, with_why, threads, title, meaning)
+
+
+def _window(own: float, within_days: float | None, whose: str) -> tuple[float, float] | None:
+    """(the list's own time, ``within_days``) for :func:`filter_mask`, or ``None`` without ``within_days``."""
+    if within_days is None:
+        return None
+    days = check_days(within_days)
+    if np.isnan(own):
+        needs = "its published time" if whose == "the draft has" else "one"
+        raise InvalidParameterError(f"{whose} no publication date: within_days needs {needs}")
+    return own, days
 
 
 def find_articles(state: FittedState, text: str, limit: int = 20) -> list[dict[str, str | None]]:

@@ -12,7 +12,7 @@ import inspect
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,10 +26,10 @@ from .corpus import Article
 from .errors import InvalidParameterError, ModelError
 from .features import Counts, count_terms, fit_topics, project_topics, tfidf
 from .folding import Changes, fold
-from .lookups import Filters
 from .modelfile import FORMAT_VERSION, data_path, journal_path, manifest_path, overlay_path, read_manifest
 from .neighbors import BLOCK_ROWS, Block, Plan, available_threads, time_origin
-from .ranking import MIN_RESULTS, MIN_SCORE, RankingOptions, Related, check_k
+from .options import LookupOptions
+from .ranking import RankingOptions, Related, check_k
 from .rulebook import RuleBook, rules_path
 from .ruleindex import rule_index
 from .rules import Rules
@@ -296,27 +296,22 @@ class Recommender:
         """What was folded in since the fit: ``generation`` (batches), ``added``, ``edited``, ``removed``, ..."""
         return self.fitted_state().updates.to_dict()
 
-    def ranking_options(
-        self,
-        *,
-        newer: bool = True,
-        within_days: float | None = None,
-        diversity: float = 0.0,
-        min_score: float = MIN_SCORE,
-        min_results: int = MIN_RESULTS,
-    ) -> RankingOptions:
-        """The ranking options of a list: this model's time prior and near-duplicate threshold, with the
-        per-list options given; :class:`InvalidParameterError` naming a bad one."""
+    def ranking_options(self, options: LookupOptions | None = None, /, **changes: Any) -> RankingOptions:
+        """How a list is chosen: this model's time prior, near-duplicate threshold and meaning, with a
+        lookup's ``options`` (or their ``changes`` to the defaults); :class:`InvalidParameterError` naming a
+        bad one."""
+        lookup = LookupOptions.of(options, **changes)
         return RankingOptions(
             half_life_days=self.half_life_days,
             time_weight=self.time_weight,
             dedup=self.dedup,
             semantic=self.semantic,
-            newer=newer,
-            within_days=within_days,
-            diversity=diversity,
-            min_score=min_score,
-            min_results=min_results,
+            newer=lookup.newer,
+            within_days=lookup.within_days,
+            diversity=lookup.diversity,
+            min_score=lookup.min_score,
+            min_results=lookup.min_results,
+            only=lookup.filters(),
         )
 
     # --- incremental updates ---------------------------------------------------------------------
@@ -359,49 +354,39 @@ class Recommender:
         return lookups.vectorize(self.fitted_state(), title, body)
 
     def related(
-        self,
-        article_id: str,
-        k: int = 5,
-        *,
-        section: str | None = None,
-        exclude: Iterable[str] = (),
-        after: str | datetime | None = None,
-        before: str | datetime | None = None,
-        within_days: float | None = None,
-        newer: bool = True,
-        diversity: float = 0.0,
-        min_score: float = MIN_SCORE,
-        min_results: int = MIN_RESULTS,
-        explain: bool = False,
+        self, article_id: str, k: int = 5, options: LookupOptions | None = None, **changes: Any
     ) -> list[Related]:
         """The top-``k`` articles related to ``article_id`` (never itself), best first.
 
-        Filters: only ``section``; not the ids in ``exclude`` (already on the page); published between
-        ``after`` and ``before``, or within ``within_days`` of the article itself; with ``newer=False``
-        none published after it (a stable archive list). ``diversity`` (0 to 1) trades relevance for
-        variety; ``min_score`` drops weak results unless fewer than ``min_results`` would remain.
-        ``explain`` fills each result's ``why`` with the shared terms behind it.
+        ``options`` (a :class:`~recommender.LookupOptions`), or its fields as keywords (``section=``,
+        ``tag=``, ``within_days=``, ``diversity=``, ``explain=``, ...; over ``options`` when both are given):
+        the filters (only a section, category, tag or source; not the ids in ``exclude``; published
+        between ``after`` and ``before``, or within ``within_days`` of the article; with ``newer=False``
+        none published after it), how the list is chosen (``diversity``, ``min_score``, ``min_results``),
+        and ``explain`` (each result's shared terms in ``why``).
         """
-        options = self.ranking_options(newer=newer, diversity=diversity, min_score=min_score, min_results=min_results)
+        lookup = LookupOptions.of(options, **changes)
         return lookups.related(
             self.fitted_state(),
             article_id,
             k,
-            options,
-            Filters(section, tuple(exclude), after, before),
-            within_days=within_days,
-            with_why=explain,
+            replace(self.ranking_options(lookup), within_days=None),  # a window of the article's date: a filter
+            within_days=lookup.within_days,
+            with_why=lookup.explain,
             threads=available_threads(self.n_jobs),
         )
 
-    def blocked(self, article_id: str, k: int = 5, **filters: Any) -> list[tuple[Related, int]]:
+    def blocked(
+        self, article_id: str, k: int = 5, options: LookupOptions | None = None, **changes: Any
+    ) -> list[tuple[Related, int]]:
         """The articles the editors' rules keep out of ``article_id``'s list: those its top ``k`` would
-        hold with no rule (``filters`` as :meth:`related` takes them), each with the rule that blocks it."""
+        hold with no rule (``options`` as :meth:`related` takes them), each with the rule that blocks it."""
         state = self.fitted_state()
         rules = rule_index(state)
         if not rules:
             return []
-        free = Recommender.from_state(state.with_rules(Rules()), self.get_params()).related(article_id, k, **filters)
+        lookup = replace(LookupOptions.of(options, **changes), explain=False)
+        free = Recommender.from_state(state.with_rules(Rules()), self.get_params()).related(article_id, k, lookup)
         row, rows = state.row_of(article_id), state.rows()
         found = [(r, rules.blocking_rule(row, rows[r.id])) for r in free]
         return [(r, rule) for r, rule in found if rule is not None]
@@ -413,31 +398,24 @@ class Recommender:
         body: str = "",
         k: int = 5,
         published: str | datetime | None = None,
-        section: str | None = None,
-        exclude: Iterable[str] = (),
-        after: str | datetime | None = None,
-        before: str | datetime | None = None,
-        newer: bool = True,
-        diversity: float = 0.0,
-        min_score: float = MIN_SCORE,
-        min_results: int = MIN_RESULTS,
-        explain: bool = False,
+        options: LookupOptions | None = None,
+        **changes: Any,
     ) -> list[Related]:
         """The top-``k`` articles related to a draft's ``title`` and ``body`` (not in the model).
 
-        The time prior applies only when the draft's ``published`` time is given. Other options as
-        in :meth:`related`.
+        The time prior, and ``within_days``, apply only when the draft's ``published`` time is given.
+        ``options`` as in :meth:`related`.
         """
-        options = self.ranking_options(newer=newer, diversity=diversity, min_score=min_score, min_results=min_results)
+        lookup = LookupOptions.of(options, **changes)
         return lookups.related_to_text(
             self.fitted_state(),
             title,
             body,
             k,
-            options,
-            Filters(section, tuple(exclude), after, before),
+            replace(self.ranking_options(lookup), within_days=None),
             published=published,
-            with_why=explain,
+            within_days=lookup.within_days,
+            with_why=lookup.explain,
             threads=available_threads(self.n_jobs),
         )
 
@@ -451,58 +429,60 @@ class Recommender:
     def all_related(
         self,
         k: int = 10,
+        options: LookupOptions | None = None,
         *,
         progress: ProgressCallback | None = None,
         block_rows: int = BLOCK_ROWS,
         mode: str | Plan = "auto",
-        newer: bool = True,
-        within_days: float | None = None,
-        diversity: float = 0.0,
-        min_score: float = MIN_SCORE,
-        min_results: int = MIN_RESULTS,
+        **changes: Any,
     ) -> Iterator[Block]:
         """Every article's top-``k`` list, in blocks of ``block_rows`` rows; in exact mode the same lists as
-        :meth:`related` gives with the same options (an undated article's list ignores ``within_days``).
-        ``mode``: see :meth:`plan_all_related`. ``progress(done, total)`` counts multiply-adds, estimated up
-        front."""
+        :meth:`related` gives with the same ``options`` (an undated article's list ignores ``within_days``;
+        ``explain`` is for one list). ``mode``: see :meth:`plan_all_related`. ``progress(done, total)``
+        counts multiply-adds, estimated up front."""
         state = self.fitted_state()
         check_k(k)
-        options = self.ranking_options(
-            newer=newer, within_days=within_days, diversity=diversity, min_score=min_score, min_results=min_results
-        )
+        ranking = self.batch_options(options, **changes)
         chosen = mode if isinstance(mode, Plan) else blocks.plan_lists(state, mode)
         return blocks.all_related(
             state,
             k,
-            options,
+            ranking,
             approx=chosen.approx,
             progress=progress,
             block_rows=block_rows,
             threads=available_threads(self.n_jobs),
         )
 
+    def batch_options(self, options: LookupOptions | None = None, /, **changes: Any) -> RankingOptions:
+        """:meth:`ranking_options` for every list at once: ``explain`` is refused (it is one list's)."""
+        lookup = LookupOptions.of(options, **changes)
+        if lookup.explain:
+            raise InvalidParameterError("explain is for one article's list: every list at once has no 'why'")
+        return self.ranking_options(lookup)
+
     def estimate_recall(
         self,
         k: int = 10,
+        options: LookupOptions | None = None,
         *,
         mode: str | Plan = "auto",
         sample: int = 200,
         seed: int = 0,
-        newer: bool = True,
-        within_days: float | None = None,
-        diversity: float = 0.0,
-        min_score: float = MIN_SCORE,
-        min_results: int = MIN_RESULTS,
+        **changes: Any,
     ) -> float:
         """The share of exact top-``k`` lists that ``mode`` finds too, over ``sample`` random articles
-        (1.0 in exact mode). The other options as in :meth:`all_related`."""
+        (1.0 in exact mode). ``options`` as in :meth:`all_related`."""
         state = self.fitted_state()
         chosen = mode if isinstance(mode, Plan) else blocks.plan_lists(state, mode)
-        options = self.ranking_options(
-            newer=newer, within_days=within_days, diversity=diversity, min_score=min_score, min_results=min_results
-        )
         return blocks.estimate_recall(
-            state, k, options, chosen.approx, sample=sample, seed=seed, threads=available_threads(self.n_jobs)
+            state,
+            k,
+            self.batch_options(options, **changes),
+            chosen.approx,
+            sample=sample,
+            seed=seed,
+            threads=available_threads(self.n_jobs),
         )
 
     # --- persistence -----------------------------------------------------------------------------

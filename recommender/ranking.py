@@ -23,6 +23,7 @@ import scipy.sparse as sp
 from ._selection_kernels import greedy, greedy_rows
 from .errors import InvalidParameterError
 from .neighbors import TimePrior
+from .options import MAX_DAYS, MIN_RESULTS, MIN_SCORE, NO_FILTERS, Filters, check_days, check_list_options
 
 __all__ = [
     "MAX_DAYS",
@@ -42,10 +43,6 @@ __all__ = [
 ]
 
 
-# The default floor under a list, chosen on the graded judgments (docs/quality.md): results scoring below
-# 0.05 were all judged unrelated, so the box shows fewer rather than filling up with noise.
-MIN_SCORE = 0.05
-MIN_RESULTS = 0
 # The longest list one can ask for: a box shows about ten, and an editor's view of the neighbourhood a few
 # hundred; a list's cost grows with k, so a mistyped k cannot run for minutes or exhaust memory.
 MAX_K = 1000
@@ -56,19 +53,6 @@ def check_k(k: object) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
         raise InvalidParameterError(f"k must be a whole number from 1 to {MAX_K:,}, got {k!r}")
     return int(k)
-
-
-# Beyond about 2,700 years a window cannot be represented as dates (and filters nothing anyway).
-MAX_DAYS = 1_000_000
-
-
-def check_days(within_days: object) -> float:
-    """``within_days`` as a float, or :class:`InvalidParameterError` unless it is from 0 to :data:`MAX_DAYS`."""
-    if isinstance(within_days, bool) or not isinstance(within_days, (int, float, np.integer, np.floating)):
-        raise InvalidParameterError(f"within_days must be a number of days, got {within_days!r}")
-    if not 0 <= within_days <= MAX_DAYS:  # NaN fails too
-        raise InvalidParameterError(f"within_days must be from 0 to {MAX_DAYS:,} days, got {float(within_days)}")
-    return float(within_days)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +111,7 @@ class RankingOptions:
     min_score: drop results scoring below this (0 to 1) ...
     min_results: ... unless fewer than this many would remain: then the best ones fill up to it.
     semantic: gate scores by the articles' semantic vectors where the state has them (:mod:`recommender.blend`).
+    only: which articles a list may hold (:class:`~recommender.options.Filters`; its default: any).
     """
 
     half_life_days: float | None = 7.0
@@ -138,6 +123,7 @@ class RankingOptions:
     min_score: float = MIN_SCORE
     min_results: int = MIN_RESULTS
     semantic: bool = True
+    only: Filters = NO_FILTERS
 
     def __post_init__(self) -> None:
         if self.half_life_days is not None and not self.half_life_days > 0:
@@ -148,12 +134,7 @@ class RankingOptions:
             raise InvalidParameterError(f"time_weight must be in (0, 1], got {self.time_weight}")
         if self.dedup is not None and not 0.0 < self.dedup <= 1.0:
             raise InvalidParameterError(f"dedup must be a cosine in (0, 1] (or None for off), got {self.dedup}")
-        if not 0.0 <= self.diversity <= 1.0:
-            raise InvalidParameterError(f"diversity must be between 0 and 1, got {self.diversity}")
-        if not 0.0 <= self.min_score <= 1.0:
-            raise InvalidParameterError(f"min_score must be between 0 and 1, got {self.min_score}")
-        if isinstance(self.min_results, bool) or not isinstance(self.min_results, int) or self.min_results < 0:
-            raise InvalidParameterError(f"min_results must be a whole number of 0 or more, got {self.min_results}")
+        check_list_options(self.diversity, self.min_score, self.min_results)
 
     def prior(self, *, newer: bool | None = None) -> TimePrior:
         """The time prior and filters for the search kernel (``newer`` overrides this list's own)."""

@@ -17,18 +17,20 @@ wrote it). :class:`RelatedStore` is the reader a CMS uses.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
 from .errors import StoreError, UnknownArticleError
+from .options import LookupOptions
 from .ranking import RankingOptions, Related, check_k
 from .rules import rules_from_json, rules_key
 from .state import ArticleColumns, StringColumn
@@ -104,6 +106,7 @@ class StoreMeta:
     written_at: str | None = None
     updated_at: str | None = None
     rules: str | None = None  # the editors' rules the lists apply, as JSON (None: none)
+    filters: str | None = None  # the filters the lists apply, as JSON (None: none)
 
     @classmethod
     def from_rows(cls, rows: dict[str, str]) -> StoreMeta:
@@ -126,6 +129,7 @@ class StoreMeta:
             written_at=rows.get("written_at"),
             updated_at=rows.get("updated_at"),
             rules=rows.get("rules"),
+            filters=rows.get("filters"),
         )
 
     def rows(self) -> dict[str, str]:
@@ -147,6 +151,7 @@ class StoreMeta:
             "updated_at": self.updated_at,
             "rules": self.rules,
             "rules_key": None if self.rules is None else self.rules_key,
+            "filters": self.filters,
         }
         return {key: value for key, value in text.items() if value is not None}
 
@@ -162,12 +167,15 @@ class StoreMeta:
             min_score=options.min_score,
             min_results=options.min_results,
             model_generation=model_generation,
+            filters=json.dumps(options.only.to_dict(), ensure_ascii=False) if options.only.active else None,
         )
 
-    def options(self, model_options: RankingOptions) -> RankingOptions:
-        """The ranking options the store's lists were computed with, on a model's prior and dedup."""
-        return replace(
-            model_options,
+    def lookup_options(self) -> LookupOptions:
+        """The options the store's lists were computed with (a model's :meth:`~recommender.Recommender.ranking_options`
+        of them: the lists' ranking)."""
+        only = {} if self.filters is None else json.loads(self.filters)
+        return LookupOptions(
+            **only,
             newer=self.newer,
             within_days=self.within_days,
             diversity=self.diversity,

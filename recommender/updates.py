@@ -487,7 +487,7 @@ class Updater:
 
     def _store_options(self, meta: StoreMeta) -> RankingOptions:
         """The ranking options the store was precomputed with, on the model's prior and dedup."""
-        return meta.options(self._model.ranking_options())
+        return self._model.ranking_options(meta.lookup_options())
 
     def _current_lists(self, store: SqliteStore, state: FittedState, meta: StoreMeta) -> StoredLists | None:
         """The store's lists, read unless those in memory are still the store's (same job, same update);

@@ -495,10 +495,16 @@ def test_related_k_must_be_positive(model_path: Path, k: str) -> None:
     assert_user_error(invoke("related", "--text", "ular berkaki", "--model", model_path, "-k", k), f"got {k}")
 
 
-def test_related_within_days_needs_an_id(model_path: Path) -> None:
+def test_related_within_days_of_a_draft_needs_its_date(model_path: Path) -> None:
     assert_user_error(
-        invoke("related", "--text", "ular berkaki", "--within-days", "3", "--model", model_path), "--within-days"
+        invoke("related", "--text", "ular berkaki", "--within-days", "3", "--model", model_path),
+        "within_days needs its published time",
     )
+    dated = ("--published", "2019-09-20", "--json", "-k", "10", "--min-score", "0")
+    result = invoke("related", "--text", "ular berkaki", "--within-days", "3", *dated, "--model", model_path)
+    assert result.exit_code == 0, result.output
+    published = [json.loads(line)["published"] for line in result.stdout.splitlines()]
+    assert published and all("2019-09-17" <= p[:10] <= "2019-09-23" for p in published), published
 
 
 def test_related_negative_within_days(model_path: Path) -> None:

@@ -220,7 +220,7 @@ def test_filters_are_answered_by_the_model(served: Server) -> None:
         (f"/related/{SNAKE_ID}?k=0", 422, "invalid_parameter", "k must be a whole number from 1 to 1,000, got 0"),
         (f"/related/{SNAKE_ID}?k=1001", 422, "invalid_parameter", "k must be a whole number from 1 to 1,000"),
         (f"/related/{SNAKE_ID}?k=ten", 422, "invalid_parameter", "k: Input should be a valid integer"),
-        (f"/related/{SNAKE_ID}?after=yesterday", 422, "invalid_parameter", "unparseable date 'yesterday'"),
+        (f"/related/{SNAKE_ID}?after=yesterday", 422, "invalid_parameter", "after: unparseable date 'yesterday'"),
         (f"/related/{SNAKE_ID}?section=gosip", 422, "invalid_parameter", "unknown section 'gosip'"),
         (f"/related/{SNAKE_ID}?diversity=2", 422, "invalid_parameter", "diversity must be between 0 and 1"),
     ],

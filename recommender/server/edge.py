@@ -179,7 +179,7 @@ class Edge:
             await error_response(self.metrics, status, code, str(exc))(scope, receive, send)
             self.metrics.requests.labels("/related", str(status)).inc()
             return True
-        answer = _compact({"related": results_of(results, query.explain)})
+        answer = _compact({"related": results_of(results, query.options.explain)})
         headers = [(b"content-length", str(len(answer)).encode()), (b"content-type", b"application/json")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": answer})

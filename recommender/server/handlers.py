@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 
 from ..errors import RecommenderError
 from .errors import HTTP_CODES, Refused, error_response, status_of
+from .models import PARAMS
 
 __all__ = ["add_handlers"]
 
@@ -32,6 +33,8 @@ def add_handlers(app: FastAPI) -> None:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("query", "body", "path"))
         message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+        if first.get("type") == "extra_forbidden" and tuple(first.get("loc", ()))[:1] == ("query",):
+            message = f"unknown parameter {where!r}: the parameters are {PARAMS}"
         return error_response(request.app.state.metrics, 422, "invalid_parameter", message)
 
     @app.exception_handler(HTTPException)

@@ -1,53 +1,51 @@
-"""What a lookup request says: the query parameters of the GET routes, the draft body of the POST routes
-(strictly typed, no other field), both as one :class:`~recommender.server.service.Query`; and the results
-as the API answers them."""
+"""What a lookup request says: :class:`LookupParams`, the one model of a lookup's parameters, read from the
+query string of the GET routes and (as :class:`DraftBody`, with the draft) from the body of the POST routes,
+unknown names refused in both; each becomes one :class:`~recommender.server.service.Query`, whose
+:class:`~recommender.LookupOptions` check the values. And the results as the API answers them."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Query as QueryParam
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..corpus import parse_published
 from ..errors import InvalidParameterError
-from ..ranking import MIN_RESULTS, MIN_SCORE, Related
+from ..options import MIN_RESULTS, MIN_SCORE, LookupOptions
+from ..ranking import Related
 from .service import Query
 
-__all__ = ["DraftBody", "draft_of", "draft_schema", "lookup_query", "results_of"]
+__all__ = ["PARAMS", "DraftBody", "LookupParams", "draft_of", "draft_schema", "results_of"]
 
 
-def lookup_query(
-    k: Annotated[int, QueryParam(description="How many (1 to 1,000)")] = 5,
-    section: Annotated[str | None, QueryParam(description="Only this section")] = None,
-    exclude: Annotated[list[str] | None, QueryParam(description="Leave out these ids (repeatable)")] = None,
-    after: Annotated[str | None, QueryParam(description="Published on or after this ISO date")] = None,
-    before: Annotated[str | None, QueryParam(description="Published on or before this ISO date")] = None,
-    within_days: Annotated[float | None, QueryParam(description="Within this many days of the article")] = None,
-    no_newer: Annotated[bool, QueryParam(description="None published after the article")] = False,
-    min_score: Annotated[float, QueryParam(description="Drop results scoring below this")] = MIN_SCORE,
-    min_results: Annotated[int, QueryParam(description="... unless fewer than this would remain")] = MIN_RESULTS,
-    diversity: Annotated[float, QueryParam(description="0 (relevance) to 1 (variety)")] = 0.0,
-    explain: Annotated[bool, QueryParam(description="Each result's shared terms and similarity")] = False,
-) -> Query:
-    """The lookup options of a GET route's query string (a dependency of both by-id routes)."""
-    return Query(
-        k=k,
-        section=section,
-        exclude=tuple(exclude or ()),
-        after=after,
-        before=before,
-        within_days=within_days,
-        newer=not no_newer,
-        diversity=diversity,
-        min_score=min_score,
-        min_results=min_results,
-        explain=explain,
-    )
+class LookupParams(BaseModel):
+    """A lookup's parameters: ``k`` and the :class:`~recommender.LookupOptions` (``no_newer`` for its
+    ``newer``), each described once for the API's documentation."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    k: int = Field(5, description="How many (1 to 1,000)")
+    section: str | None = Field(None, description="Only this section (case-insensitive)")
+    category: str | None = Field(None, description="Only this category (case-insensitive)")
+    tag: str | None = Field(None, description="Only articles with this tag (case-insensitive)")
+    source: str | None = Field(None, description="Only this source (site or outlet; case-insensitive)")
+    exclude: list[str] = Field(default_factory=list, description="Leave out these ids (repeatable)")
+    after: str | None = Field(None, description="Published on or after this ISO date")
+    before: str | None = Field(None, description="Published on or before this ISO date")
+    within_days: float | None = Field(None, description="Within this many days of the article (a draft: its published)")
+    no_newer: bool = Field(False, description="None published after the article")
+    min_score: float = Field(MIN_SCORE, description="Drop results scoring below this")
+    min_results: int = Field(MIN_RESULTS, description="... unless fewer than this would remain")
+    diversity: float = Field(0.0, description="0 (relevance) to 1 (variety)")
+    explain: bool = Field(False, description="Each result's shared terms and similarity")
+
+    def query(self) -> Query:
+        """The lookup these parameters ask for; an InvalidParameterError names a value out of range."""
+        values = {name: getattr(self, name) for name in LookupParams.model_fields if name not in ("k", "no_newer")}
+        return Query(self.k, LookupOptions(**values, newer=not self.no_newer))
 
 
-class DraftBody(BaseModel):
-    """``POST /related``'s body: a draft and its lookup's options, every field strictly typed (no string
+class DraftBody(LookupParams):
+    """``POST /related``'s body: a draft and its lookup's parameters, every field strictly typed (no string
     taken for a list, a number or a boolean), and no other field."""
 
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
@@ -55,18 +53,9 @@ class DraftBody(BaseModel):
     text: str = ""
     body: str = ""  # another name for text
     published: str | None = None
-    k: int = 5
-    section: str | None = None
-    exclude: list[str] | None = None
-    after: str | None = None
-    before: str | None = None
-    no_newer: bool = False
-    min_score: float = MIN_SCORE
-    min_results: int = MIN_RESULTS
-    diversity: float = 0.0
-    explain: bool = False
 
 
+PARAMS = ", ".join(sorted(LookupParams.model_fields))
 DRAFT_FIELDS = ", ".join(sorted(DraftBody.model_fields))
 draft_schema = {
     "requestBody": {"required": True, "content": {"application/json": {"schema": DraftBody.model_json_schema()}}}
@@ -74,8 +63,8 @@ draft_schema = {
 
 
 def draft_of(raw: bytes) -> tuple[str, str, str | None, Query]:
-    """A draft's title, text, date and lookup options from its JSON body; an InvalidParameterError names
-    the first field that is wrong. The draft routes and their fast path read a body with it alike."""
+    """A draft's title, text, date and lookup from its JSON body; an InvalidParameterError names the first
+    field that is wrong. The draft routes and their fast path read a body with it alike."""
     try:
         draft = DraftBody.model_validate_json(raw)
     except ValidationError as exc:
@@ -86,26 +75,13 @@ def draft_of(raw: bytes) -> tuple[str, str, str | None, Query]:
         if first["type"] == "model_type":
             raise InvalidParameterError("send a JSON object with the draft's title and text") from None
         raise InvalidParameterError(f"{where}: {first['msg']}" if where else first["msg"]) from None
-    for name in ("published", "after", "before"):
-        value = getattr(draft, name)
-        if value is not None:
-            try:
-                parse_published(value)
-            except ValueError as exc:
-                problem = str(exc).replace(" in 'published'", "")  # named here, as the field it is
-                raise InvalidParameterError(f"{name}: {problem}") from None
-    query = Query(
-        k=draft.k,
-        section=draft.section,
-        exclude=tuple(draft.exclude or ()),
-        after=draft.after,
-        before=draft.before,
-        newer=not draft.no_newer,
-        diversity=draft.diversity,
-        min_score=draft.min_score,
-        min_results=draft.min_results,
-        explain=draft.explain,
-    )
+    if draft.published is not None:
+        try:
+            parse_published(draft.published)
+        except ValueError as exc:
+            problem = str(exc).replace(" in 'published'", "")  # named here, as the field it is
+            raise InvalidParameterError(f"published: {problem}") from None
+    query = draft.query()
     text = draft.text if "text" in draft.model_fields_set else draft.body
     return draft.title, text, draft.published, query
 

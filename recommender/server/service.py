@@ -25,10 +25,11 @@ from ..corpus import article_from_record
 from ..encoder import default_encoder
 from ..errors import InvalidParameterError, ModelError, RecommenderError, StoreError
 from ..folding import fold
-from ..lookups import find_articles, warm
+from ..lookups import find_articles, label_values, warm
 from ..model import ModelFiles, Recommender, load_with_manifest, read_manifest
 from ..modelfile import JournalReader, overlay_generation
-from ..ranking import MIN_RESULTS, MIN_SCORE, Related, check_k
+from ..options import DEFAULTS, NO_FILTERS, Filters, LookupOptions
+from ..ranking import Related, check_k
 from ..rulebook import RuleBook
 from ..ruleindex import rule_index
 from ..rules import rule_from_dict
@@ -45,13 +46,12 @@ Stamp = tuple[tuple[int, int, int] | None, ...]
 @dataclass(frozen=True)
 class Snapshot:
     """One consistent view: a model, its store (``store_meta`` ``None`` when there is none, or it is not
-    at the model's fit and update), the sections the model knows, and an ETag naming all of it."""
+    at the model's fit and update), and an ETag naming all of it."""
 
     model: Recommender
     sha256: str
     store: RelatedStore | None
     store_meta: StoreMeta | None
-    sections: frozenset[str]
     stamp: Stamp
     etag: str
     # The store's lists this snapshot names: a read finding others (rewritten since) is answered by the model.
@@ -62,32 +62,17 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """A lookup's options, as a request gives them."""
+    """A lookup as a request asks for it: how many, and the options (checked when made)."""
 
     k: int = 5
-    section: str | None = None
-    exclude: tuple[str, ...] = ()
-    after: str | None = None
-    before: str | None = None
-    within_days: float | None = None
-    newer: bool = True
-    diversity: float = 0.0
-    min_score: float = MIN_SCORE
-    min_results: int = MIN_RESULTS
-    explain: bool = False
+    options: LookupOptions = DEFAULTS
 
-    def options(self) -> dict[str, Any]:
-        return {
-            "section": self.section,
-            "exclude": self.exclude,
-            "after": self.after,
-            "before": self.before,
-            "newer": self.newer,
-            "diversity": self.diversity,
-            "min_score": self.min_score,
-            "min_results": self.min_results,
-            "explain": self.explain,
-        }
+
+@functools.lru_cache(maxsize=8)
+def _stored_options(meta: StoreMeta) -> LookupOptions | None:
+    """The options a request must have for the store's lists to answer it; ``None``: none does (lists with a
+    time window, which the batch job applies to an undated article as a lookup does not)."""
+    return None if meta.within_days is not None else meta.lookup_options()
 
 
 def _stamp_of(path: Path | None) -> tuple[int, int, int] | None:
@@ -217,10 +202,9 @@ class Service:
             )
         )
         etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:20] + '"'
-        sections = frozenset(s for s in state.articles.sections.to_list() if s is not None)
         key_of_lists = None if meta is None else meta.lists_key()
         self.snapshot = Snapshot(
-            model, sha256, store, meta, sections, stamp, etag, key_of_lists, rules_valid_until=rules.valid_until
+            model, sha256, store, meta, stamp, etag, key_of_lists, rules_valid_until=rules.valid_until
         )
 
     def current(self) -> Snapshot:
@@ -231,7 +215,7 @@ class Service:
 
     def lookup(self, snapshot: Snapshot, article_id: str, query: Query) -> tuple[list[Related], str]:
         """``article_id``'s list and where it came from: "store" when the store holds it as asked, else "model"."""
-        self._check_section(snapshot, query.section)
+        self._check_labels(snapshot, query.options)
         meta, key = snapshot.store_meta, snapshot.store_key
         if snapshot.store is not None and meta is not None and key is not None and self.store_can_answer(meta, query):
             try:
@@ -240,11 +224,12 @@ class Service:
                 stored = None  # locked past its timeout, say: the model answers
             if stored is not None:  # else rewritten since the snapshot: until the next one, the model answers
                 return stored, "store"
-        return snapshot.model.related(article_id, query.k, within_days=query.within_days, **query.options()), "model"
+        return snapshot.model.related(article_id, query.k, query.options), "model"
 
     def draft(self, snapshot: Snapshot, title: str, body: str, published: str | None, query: Query) -> list[Related]:
-        self._check_section(snapshot, query.section)
-        return snapshot.model.related_to_text(title=title, body=body, k=query.k, published=published, **query.options())
+        self._check_labels(snapshot, query.options)
+        model, k = snapshot.model, query.k
+        return model.related_to_text(title=title, body=body, k=k, published=published, options=query.options)
 
     async def draft_soon(self, title: str, body: str, published: str | None, query: Query) -> list[Related]:
         """A draft's list on the current snapshot. A model with vectors encodes the draft first (about 0.1 s
@@ -262,21 +247,20 @@ class Service:
     @staticmethod
     def store_can_answer(meta: StoreMeta, query: Query) -> bool:
         # The stored list is the model's list with the store's options, best first: its first k are the
-        # answer when the request asks for no more than it holds, with the same options and no filter.
-        plain = Query(
-            k=query.k,
-            newer=meta.newer,
-            diversity=meta.diversity,
-            min_score=meta.min_score,
-            min_results=meta.min_results,
-        )
-        return isinstance(query.k, int) and 1 <= query.k <= meta.k and query == plain and meta.within_days is None
+        # answer when the request asks for no more than it holds, with the same options and filters.
+        return isinstance(query.k, int) and 1 <= query.k <= meta.k and query.options == _stored_options(meta)
 
     @staticmethod
-    def _check_section(snapshot: Snapshot, section: str | None) -> None:
-        if section is not None and section not in snapshot.sections:
-            known = ", ".join(sorted(snapshot.sections)[:10])
-            raise InvalidParameterError(f"unknown section {section!r}: the model's sections include {known}")
+    def _check_labels(snapshot: Snapshot, options: LookupOptions) -> None:
+        """An :class:`InvalidParameterError` for a label filter no article of the model has: a typo, most likely
+        (a list filtered by it would be empty)."""
+        state = snapshot.model.fitted_state()
+        for name, value in options.labels().items():
+            known = label_values(state, name)
+            if value.strip().casefold() not in known:
+                some = ", ".join(sorted(known)[:10]) or "none"
+                plural = "categories" if name == "category" else f"{name}s"
+                raise InvalidParameterError(f"unknown {name} {value!r}: the model's {plural} include {some}")
 
     def update(self, articles: list[Any], remove: list[str]) -> dict[str, Any]:
         """Add (or edit) ``articles`` (JSON records) or remove ids, through the updater; then serve the
@@ -336,13 +320,13 @@ class EditorBackend:
     def token(self) -> str | None:
         return self.service.settings.token
 
-    def related(self, article_id: str, k: int = 5) -> list[Related]:
+    def related(self, article_id: str, k: int = 5, filters: Filters | None = None) -> list[Related]:
         service = self.service
-        return service.lookup(service.current(), article_id, Query(k=k, explain=True))[0]
+        return service.lookup(service.current(), article_id, _explained(k, filters))[0]
 
-    def draft(self, title: str, body: str, k: int = 5) -> list[Related]:
+    def draft(self, title: str, body: str, k: int = 5, filters: Filters | None = None) -> list[Related]:
         service = self.service
-        return service.draft(service.current(), title, body, None, Query(k=k, explain=True))
+        return service.draft(service.current(), title, body, None, _explained(k, filters))
 
     def find(self, text: str, limit: int = 20) -> list[dict[str, str | None]]:
         return find_articles(self.service.current().model.fitted_state(), text, limit)
@@ -363,6 +347,11 @@ class EditorBackend:
 
     def move_pin(self, rule_id: int, position: int) -> dict[str, Any]:
         return self.service.move_pin(rule_id, position)
+
+
+def _explained(k: int, filters: Filters | None) -> Query:
+    """The editors' page's lookup: ``k`` results with their shared terms, under ``filters``."""
+    return Query(k, LookupOptions.of(explain=True, **(filters or NO_FILTERS).to_dict()))
 
 
 def health_of(service: Service) -> dict[str, Any] | None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
+from fastapi import Query as QueryParams
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ...render import render_related
 from ..deps import ServiceDep, SettingsDep
-from ..models import draft_of, draft_schema, lookup_query, results_of
+from ..models import LookupParams, draft_of, draft_schema, results_of
 from ..service import Query
 
 __all__ = ["router"]
@@ -18,7 +19,7 @@ __all__ = ["router"]
 router = APIRouter(tags=["lookups"])
 
 ArticleId = Annotated[str, PathParam(description="An article id in the model")]
-LookupQuery = Annotated[Query, Depends(lookup_query)]
+Params = Annotated[LookupParams, QueryParams()]
 
 
 def _by_id(
@@ -34,7 +35,7 @@ def _by_id(
     elif html:
         response = HTMLResponse(render_related(results))
     else:
-        response = JSONResponse({"id": article_id.strip(), "related": results_of(results, query.explain)})
+        response = JSONResponse({"id": article_id.strip(), "related": results_of(results, query.options.explain)})
     response.headers.update(headers)
     response.headers["X-Recommender-Source"] = source
     return response
@@ -43,16 +44,16 @@ def _by_id(
 # The .html route first: "/related/{id}" would take "x.html" as an id (no id ends in .html: check_id).
 @router.get("/related/{article_id:id}.html", response_class=HTMLResponse, summary="An article's box as HTML")
 async def related_html(
-    request: Request, service: ServiceDep, settings: SettingsDep, article_id: ArticleId, query: LookupQuery
+    request: Request, service: ServiceDep, settings: SettingsDep, article_id: ArticleId, params: Params
 ) -> Any:
-    return _by_id(request, service, settings, article_id, query, html=True)
+    return _by_id(request, service, settings, article_id, params.query(), html=True)
 
 
 @router.get("/related/{article_id:id}", summary="An article's related list, as `recommender related --json`")
 async def related(
-    request: Request, service: ServiceDep, settings: SettingsDep, article_id: ArticleId, query: LookupQuery
+    request: Request, service: ServiceDep, settings: SettingsDep, article_id: ArticleId, params: Params
 ) -> Any:
-    return _by_id(request, service, settings, article_id, query, html=False)
+    return _by_id(request, service, settings, article_id, params.query(), html=False)
 
 
 @router.post(
@@ -63,7 +64,7 @@ async def related(
 async def related_draft(request: Request, service: ServiceDep) -> Any:
     title, text, published, query = draft_of(await request.body())
     results = await service.draft_soon(title, text, published, query)
-    return JSONResponse({"related": results_of(results, query.explain)})
+    return JSONResponse({"related": results_of(results, query.options.explain)})
 
 
 @router.post("/related.html", response_class=HTMLResponse, summary="A draft's box as HTML", openapi_extra=draft_schema)
