@@ -152,7 +152,13 @@ def test_cluster_approximate_mode_is_identical_too(fitted: Recommender, client: 
 def test_cluster_options_reach_the_workers(
     fitted: Recommender, client: Any, local: dict[str, Path], tmp_path: Path
 ) -> None:
-    options: dict[str, Any] = {"newer": False, "diversity": 0.3, "min_score": 0.2, "min_results": 2}
+    options: dict[str, Any] = {
+        "newer": False,
+        "diversity": 0.3,
+        "min_score": 0.2,
+        "min_results": 2,
+        "source": "kompas.com",
+    }
     precompute(fitted, tmp_path / "local.jsonl", k=3, **options)
     precompute(fitted, tmp_path / "dask.jsonl", k=3, scheduler=client, block_rows=BLOCK_ROWS, **options)
     assert (tmp_path / "dask.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()

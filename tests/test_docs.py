@@ -28,6 +28,12 @@ def read(path: Path) -> str:
     return path.read_text(encoding="utf-8")
 
 
+def test_the_readme_is_a_front_page() -> None:
+    """What it is, the two commands, five tasks and links: the reference lives in docs/."""
+    lines = read(ROOT / "README.md").splitlines()
+    assert len(lines) <= 250, f"README.md has {len(lines)} lines: move reference material to docs/"
+
+
 def prose_lines(text: str) -> list[tuple[int, str]]:
     """The lines of a markdown text outside fenced code blocks, with their index."""
     lines, fenced = [], False
@@ -225,6 +231,19 @@ def test_http_md_documents_no_route_the_server_lacks() -> None:
     assert listed, "docs/http.md has no route table"
     stale = [f"{method} {path}" for method, path in listed if (method, path) not in found]
     assert not stale, f"docs/http.md lists routes the server does not have: {', '.join(stale)}"
+
+
+def lookup_parameters() -> list[str]:
+    pytest.importorskip("fastapi")
+    from recommender.server.models import DraftBody, LookupParams
+
+    return sorted({*LookupParams.model_fields, *DraftBody.model_fields})
+
+
+@pytest.mark.parametrize("name", lookup_parameters())
+def test_every_lookup_parameter_is_in_http_md(name: str) -> None:
+    """The GET routes' query parameters and the draft body's fields (one model) are documented."""
+    assert f"`{name}`" in read(DOCS / "http.md"), f"docs/http.md does not document the parameter `{name}`"
 
 
 # --- the Python API: docs/python.md -------------------------------------------------------------------------
