@@ -172,7 +172,7 @@ def _write_caught_up(
 def _write_jsonl(state: FittedState, path: Path, rows: RowLists, meta: StoreMeta) -> int:
     articles = state.articles
     ids, titles, urls = articles.ids.to_list(), articles.titles.to_list(), articles.urls.to_list()
-    published = articles.published.to_list()
+    published, images = articles.published.to_list(), articles.images.to_list()
     count = 0
 
     def write(tmp: Path) -> None:
@@ -181,6 +181,7 @@ def _write_jsonl(state: FittedState, path: Path, rows: RowLists, meta: StoreMeta
             for row, neighbours in rows:
                 related = [
                     {"id": ids[j], "title": titles[j], "url": urls[j], "published": published[j], "score": round(s, 6)}
+                    | ({} if images[j] is None else {"image": images[j]})  # as Related.to_dict: only when it has one
                     for j, s in neighbours
                 ]
                 count += len(related)

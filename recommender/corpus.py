@@ -43,8 +43,10 @@ __all__ = [
 REQUIRED_FIELDS = ("id", "title", "body")
 # The id rule (docs/operations.md, "Article ids"): what every entry point (corpus files, add, PUT, rules) accepts.
 MAX_ID_LENGTH = 200
-FIELDS = (*REQUIRED_FIELDS, "published", "section", "category", "tags", "url", "source")
-_OPTIONAL_TEXT = ("section", "category", "url", "source")
+FIELDS = (*REQUIRED_FIELDS, "published", "section", "category", "tags", "url", "source", "image")
+_OPTIONAL_TEXT = ("section", "category", "url", "source", "image")
+# The fields that a page puts in a link or an image's address as they are: checked alike (check_url).
+_ADDRESSES = ("url", "image")
 # The column separators a CSV's header is sniffed for: spreadsheets in Indonesian locales write ';'.
 _DELIMITERS = ",;\t|"
 
@@ -62,6 +64,7 @@ class Article:
     tags: tuple[str, ...] = ()
     url: str | None = None
     source: str | None = None
+    image: str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -69,11 +72,13 @@ class Article:
                 raise ValueError(f"field 'id' must be text without surrounding white space, got {self.id!r}")
         except ValueError as exc:
             raise CorpusError(f"article {self.id!r}: {exc}") from None
-        if self.url is not None:
-            try:
-                check_url(self.url)
-            except ValueError as exc:
-                raise CorpusError(f"article {self.id!r}: {exc}") from None
+        for name in _ADDRESSES:
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    check_url(value, name)
+                except ValueError as exc:
+                    raise CorpusError(f"article {self.id!r}: {exc}") from None
 
     def published_at(self) -> datetime | None:
         """``published`` as an aware datetime (a date or naive time is taken as UTC)."""
@@ -102,24 +107,26 @@ def check_id(value: str) -> str:
     return text
 
 
-def check_url(url: str) -> str:
-    """``url`` if a CMS can put it in a link as it is: ``http(s)://host...`` or a site-relative path
-    (``/berita/1``); otherwise ValueError. ``javascript:``, ``data:`` and the like would run in a reader's
-    browser wherever the list is shown, so they are refused when the corpus is read. So are ``//host/...``
-    and ``/\\host``: a browser reads both as another host (and any ``\\`` as ``/``)."""
+def check_url(url: str, field: str = "url") -> str:
+    """``url`` if a CMS can put it in a link (or an image, ``field`` "image") as it is: ``http(s)://host...``
+    or a site-relative path (``/berita/1``); otherwise ValueError naming ``field``. ``javascript:``,
+    ``data:`` and the like would run in a reader's browser wherever the list is shown, so they are refused
+    when the corpus is read. So are ``//host/...`` and ``/\\host``: a browser reads both as another host (and
+    any ``\\`` as ``/``)."""
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
-        raise ValueError(f"field 'url' has a control character: {url!r}")
+        raise ValueError(f"field {field!r} has a control character: {url!r}")
     if url.startswith("/"):
         if url.startswith("//") or "\\" in url:
             raise ValueError(
-                f"field 'url' {url!r} may lead to another host (a browser reads // or \\ at its start as a host "
-                "name): give the full https:// address, or a path on this site with one leading / and no backslash"
+                f"field {field!r} {url!r} may lead to another host (a browser reads // or \\ at its start as a "
+                "host name): give the full https:// address, or a path on this site with one leading / and no "
+                "backslash"
             )
         return url
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         raise ValueError(
-            f"field 'url' must be an http:// or https:// address or a site-relative path (/...), got {url!r}"
+            f"field {field!r} must be an http:// or https:// address or a site-relative path (/...), got {url!r}"
         )
     return url
 
@@ -229,8 +236,10 @@ def article_from_record(record: Mapping[str, Any], fields: Mapping[str, str] | N
     if published is not None:
         parse_published(published)
     optional = {name: _optional_text(record, name) for name in _OPTIONAL_TEXT}
-    if optional["url"] is not None:
-        check_url(optional["url"])
+    for name in _ADDRESSES:
+        address = optional[name]
+        if address is not None:
+            check_url(address, name)
     return Article(
         id=article_id,
         title=title.strip(),

@@ -58,12 +58,12 @@ SESSION_SECONDS = 12 * 3600
 MAX_FORM = 200_000  # bytes: a draft's text fits; the server refuses bodies over its own limit first
 # A rule's fields as the page's forms send them (its number and creation time are the server's).
 RULE_FIELDS = tuple(f.name for f in fields(Rule) if f.name not in ("id", "created"))
-# The page loads its stylesheet and nothing else: no script runs, and no other site may frame it (its
-# buttons write) or receive its forms.
+# The page loads its stylesheet and the articles' pictures, nothing else: no script runs, and no other site
+# may frame it (its buttons write) or receive its forms.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-        "base-uri 'none'"
+        "default-src 'none'; style-src 'self'; img-src 'self' https: http:; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",

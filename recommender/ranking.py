@@ -84,11 +84,14 @@ class Related:
     why: tuple[TermWeight, ...] = ()
     rule: str | None = None
     semantic: float | None = None
+    image: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         if self.semantic is None:
             del data["semantic"]
+        if self.image is None:
+            del data["image"]
         if not self.why:
             del data["why"]
         if self.rule is None:

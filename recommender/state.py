@@ -120,6 +120,7 @@ class ArticleColumns:
     urls: StringColumn
     published: StringColumn
     sections: StringColumn
+    images: StringColumn
     sources: StringColumn
     categories: StringColumn
     tags: StringColumn
@@ -132,6 +133,7 @@ class ArticleColumns:
         ("urls", "url"),
         ("published", "published"),
         ("sections", "section"),
+        ("images", "image"),
     )
     LABELS: ClassVar[tuple[tuple[str, str], ...]] = (
         ("sources", "source"),
@@ -181,7 +183,7 @@ class ArticleColumns:
         return ArticleColumns(*(c.extend(o) for c, o in zip(self.all_columns(), other.all_columns(), strict=True)))
 
     def article(self, row: int) -> dict[str, str | None]:
-        """The stored fields of the article at ``row``, by field name (``id``, ``title``, ...)."""
+        """The stored fields of the article at ``row``, by field name (``id``, ``title``, ..., ``image``)."""
         return {attribute: getattr(self, name)[row] for name, attribute in self.FIELDS}
 
     def values(self, rows: np.ndarray | None = None) -> Iterator[tuple[str | None, ...]]:

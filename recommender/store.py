@@ -74,12 +74,17 @@ CREATE TABLE IF NOT EXISTS articles (
     title TEXT NOT NULL,
     url TEXT,
     published TEXT,
-    section TEXT
+    section TEXT,
+    image TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 # The articles table's columns, in the order of ArticleColumns.FIELDS.
 _ARTICLE_COLUMNS = ", ".join(field for _, field in ArticleColumns.FIELDS)
+_ARTICLE_VALUES = ", ".join("?" for _ in ArticleColumns.FIELDS)
+# Columns added to the articles table since stores were first written: added to an older store by its next
+# write; a reader of an older store reads them as NULL.
+_ADDED_COLUMNS = ("image",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +254,7 @@ class SqliteStore:
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
+        self._columns: frozenset[str] | None = None  # the articles table's, read on first use
 
     @classmethod
     def for_writing(cls, path: str | Path, *, create: bool = False) -> SqliteStore:
@@ -312,6 +318,22 @@ class SqliteStore:
     def create_tables(self) -> None:
         for statement in filter(str.strip, _SCHEMA.split(";")):
             self.conn.execute(statement)
+        self.add_columns()
+
+    def article_columns(self) -> frozenset[str]:
+        """The columns of the store's articles table (an older store lacks those added since)."""
+        if self._columns is None:
+            self._columns = frozenset(row[1] for row in self.conn.execute("PRAGMA table_info(articles)"))
+        return self._columns
+
+    def add_columns(self) -> None:
+        """Add to an older store's articles table the columns added since it was written (inside the
+        writer's transaction)."""
+        missing = [name for name in _ADDED_COLUMNS if name not in self.article_columns()]
+        for name in missing:
+            self.conn.execute(f"ALTER TABLE articles ADD COLUMN {name} TEXT")
+        if missing:
+            self._columns = None
 
     def clear(self) -> None:
         """Delete every list and article (the meta stays)."""
@@ -320,8 +342,9 @@ class SqliteStore:
 
     def insert_articles(self, articles: ArticleColumns, rows: np.ndarray | None = None) -> None:
         """Insert (or replace) the stored fields of ``rows`` (all when ``None``) into ``articles``."""
+        self.add_columns()
         self.conn.executemany(
-            f"INSERT OR REPLACE INTO articles ({_ARTICLE_COLUMNS}) VALUES (?, ?, ?, ?, ?)", articles.values(rows)
+            f"INSERT OR REPLACE INTO articles ({_ARTICLE_COLUMNS}) VALUES ({_ARTICLE_VALUES})", articles.values(rows)
         )
 
     def delete_articles(self, ids: Iterable[str | None]) -> None:
@@ -382,9 +405,11 @@ class SqliteStore:
         return self.conn.execute("SELECT article_id, rank, related_id, score FROM related").fetchall()
 
     def related(self, article_id: str, k: int | None) -> list[tuple[Any, ...]]:
-        """The stored list of ``article_id`` with the related articles' fields, best first, at most ``k``."""
+        """The stored list of ``article_id`` with the related articles' fields, best first, at most ``k``:
+        (id, title, url, published, section, score, image) each."""
+        image = "a.image" if "image" in self.article_columns() else "NULL"
         return self.conn.execute(
-            "SELECT a.id, a.title, a.url, a.published, a.section, r.score FROM related r "
+            f"SELECT a.id, a.title, a.url, a.published, a.section, r.score, {image} FROM related r "
             "JOIN articles a ON a.id = r.related_id WHERE r.article_id = ? ORDER BY r.rank LIMIT ?",
             (article_id, -1 if k is None else int(k)),
         ).fetchall()
@@ -436,6 +461,12 @@ def is_busy(exc: sqlite3.Error) -> bool:
 def locked(path: Path) -> str:
     """The start of a message for a store that stayed locked past ``LOCK_TIMEOUT``."""
     return f"{path} stayed locked for {LOCK_TIMEOUT:g} s (by another writer, or a reader holding a transaction open)"
+
+
+def _related(row: tuple[Any, ...]) -> Related:
+    """A result from a row of :meth:`SqliteStore.related`."""
+    article_id, title, url, published, section, score, image = row
+    return Related(article_id, title, url, published, section, score, image=image)
 
 
 def _create_readable(path: Path) -> None:
@@ -523,7 +554,7 @@ class RelatedStore:
         rows = self._read(lambda store: store.related(wanted, k))
         if not rows and not self._read(lambda store: store.has_article(wanted)):
             raise UnknownArticleError(article_id)
-        return [Related(*row) for row in rows]
+        return [_related(row) for row in rows]
 
     def related_as_of(self, article_id: str, k: int | None, lists_key: ListsKey) -> list[Related] | None:
         """:meth:`related`, if the store's lists are still those named ``lists_key``
@@ -536,7 +567,7 @@ class RelatedStore:
             return None
         if not known:
             raise UnknownArticleError(article_id)
-        return [Related(*row) for row in rows]
+        return [_related(row) for row in rows]
 
     def meta(self) -> dict[str, str]:
         """The job's facts: k, article count, model and write times."""

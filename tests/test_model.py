@@ -104,6 +104,7 @@ def test_related_results_are_typed(fitted: Recommender) -> None:
         "why",
         "rule",
         "semantic",
+        "image",
     ]
     by_id = {a.id: a for a in read_articles(SAMPLE).articles}
     for r in results:

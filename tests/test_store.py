@@ -197,6 +197,7 @@ def test_sqlite_schema(fitted: Recommender, stores: dict[str, Path], suffix: str
             "url",
             "published",
             "section",
+            "image",
         ]
         assert conn.execute("SELECT count(*) FROM articles").fetchone() == (380,)
         snake = conn.execute("SELECT title, section FROM articles WHERE id = ?", (SNAKE_ID,)).fetchone()

@@ -101,5 +101,6 @@ def results_of(results: list[Related], explain: bool) -> list[dict[str, Any]]:
             "section": r.section,
             "score": round(r.score, 6),
         }
+        | ({} if r.image is None else {"image": r.image})
         for r in results
     ]
