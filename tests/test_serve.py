@@ -2,7 +2,7 @@
 fast paths against the full routes, writes) through the application in this process (FastAPI's TestClient,
 its lifespan run as a worker runs it); real server processes on 127.0.0.1 only where processes are the
 point: raw sockets and chunked bodies, another process's update, several workers, a retrain swap under
-load, and the README's PHP, WordPress and JavaScript clients run by `php` and `node`."""
+load, and the PHP, WordPress and JavaScript clients of examples/ run by `php` and `node`."""
 
 from __future__ import annotations
 
@@ -502,6 +502,23 @@ def test_metrics_count_requests_and_time_them(served: Server) -> None:
     assert "recommender_reloads_total" in text
 
 
+def counted(base: Any, status: int) -> float:
+    page = request(base, "/metrics").body.decode()
+    found = re.search(
+        rf'^recommender_requests_total{{route="/related/{{article_id}}",status="{status}"}} (\S+)$', page, re.M
+    )
+    return float(found.group(1)) if found else 0.0
+
+
+def test_a_revalidation_the_fast_path_answers_is_counted_as_a_304(served: Server) -> None:
+    first = request(served.base, f"/related/{SNAKE_ID}")
+    assert first.headers["x-recommender-source"] == "store"  # the fast path's answer
+    ok, unchanged = counted(served.base, 200), counted(served.base, 304)
+    again = request(served.base, f"/related/{SNAKE_ID}", headers={"If-None-Match": first.headers["etag"]})
+    assert again.status == 304
+    assert (counted(served.base, 200), counted(served.base, 304)) == (ok, unchanged + 1)
+
+
 def test_two_workers_count_every_request_in_one_metrics_page(model_path: Path, tmp_path: Path) -> None:
     model = copy_model(model_path, tmp_path / "model")
     store = tmp_path / "related.sqlite"
@@ -544,9 +561,10 @@ def test_the_readme_clients_print_the_box(process_served: Server, client: list[s
     for item in expected:
         assert item["url"] in printed
     assert printed.count("<li>") == len(expected) == 5
-    for name in ("client.php", "wordpress.php", "client.mjs"):  # the README shows each as it is tested
-        readme = (ROOT / "README.md").read_text(encoding="utf-8")
-        assert (ROOT / "examples" / name).read_text(encoding="utf-8").strip() in readme
+    # The README shows the PHP and JavaScript clients as they are tested, docs/http.md the WordPress snippet.
+    for name, page in (("client.php", "README.md"), ("wordpress.php", "docs/http.md"), ("client.mjs", "README.md")):
+        shown = (ROOT / page).read_text(encoding="utf-8")
+        assert (ROOT / "examples" / name).read_text(encoding="utf-8").strip() in shown
 
 
 TWIN = Article(id="twin-1", title="Ular berkaki tiga ditemukan warga Riau", body="Ular berkaki tiga di Riau.")

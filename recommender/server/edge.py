@@ -69,6 +69,7 @@ class Edge:
     def __init__(self, inner: Any, service: Service, settings: ServeSettings, metrics: Metrics) -> None:
         self.inner, self.service, self.settings, self.metrics = inner, service, settings, metrics
         self.stored_ok = metrics.requests.labels("/related/{article_id}", "200")
+        self.stored_unchanged = metrics.requests.labels("/related/{article_id}", "304")
         self.stored_latency = metrics.latency.labels("/related/{article_id}")
         self.draft_ok = metrics.requests.labels("/related", "200")
         self.draft_latency = metrics.latency.labels("/related")
@@ -81,10 +82,12 @@ class Edge:
         if scope["method"] == "HEAD":  # every GET route answers HEAD: as GET, without the body
             scope = {**scope, "method": "GET"}
             send = _without_body(send)
-        if scope["method"] == "GET" and await self.plain_lookup(scope, send):
-            self.stored_ok.inc()
-            self.stored_latency.observe(time.perf_counter() - started)
-            return
+        if scope["method"] == "GET":
+            answered = await self.plain_lookup(scope, send)
+            if answered:
+                (self.stored_unchanged if answered == 304 else self.stored_ok).inc()
+                self.stored_latency.observe(time.perf_counter() - started)
+                return
         status = 500
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
@@ -123,32 +126,33 @@ class Edge:
             self.metrics.requests.labels(route, str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - started)
 
-    async def plain_lookup(self, scope: MutableMapping[str, Any], send: Any) -> bool:
+    async def plain_lookup(self, scope: MutableMapping[str, Any], send: Any) -> int:
         """Answer ``GET /related/{id}`` with no parameter but ``k`` from the store, without the framework's
-        routing and validation (most of a request's time, against a tenth of a millisecond for the store).
-        False, having sent nothing, for any other request, and for any error: the full route answers those."""
+        routing and validation (most of a request's time, against a tenth of a millisecond for the store);
+        the status sent (200, or 304 to a client that has the list). 0, having sent nothing, for any other
+        request, and for any error: the full route answers those."""
         path: str = scope["path"]
         if not path.startswith("/related/") or path.endswith(".html") or path.count("/") != 2:
-            return False
+            return 0
         query = scope["query_string"]
         k = _PLAIN.k
         if query:
             name, _, value = query.partition(b"=")
             if name != b"k" or not value.isdigit() or b"&" in value:
-                return False
+                return 0
             k = int(value)
         snapshot = self.service.snapshot
         if snapshot is None or snapshot.store is None or snapshot.store_meta is None or snapshot.store_key is None:
-            return False
+            return 0
         if not self.service.store_can_answer(snapshot.store_meta, replace(_PLAIN, k=k)):
-            return False
+            return 0
         article_id = path[len("/related/") :].strip()  # the server has decoded the path already
         try:
             results = snapshot.store.related_as_of(article_id, k, snapshot.store_key)
         except RecommenderError:
-            return False
+            return 0
         if results is None:  # the store was rewritten after this snapshot was made
-            return False
+            return 0
         headers = [
             (b"etag", snapshot.etag.encode()),
             (b"cache-control", f"public, max-age={self.settings.max_age}".encode()),
@@ -158,12 +162,12 @@ class Edge:
             if name == b"if-none-match" and snapshot.etag.encode() in value:
                 await send({"type": "http.response.start", "status": 304, "headers": headers})
                 await send({"type": "http.response.body", "body": b""})
-                return True
+                return 304
         body = _compact({"id": article_id, "related": results_of(results, False)})
         headers += [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-        return True
+        return 200
 
     async def draft_lookup(self, raw: bytes, scope: MutableMapping[str, Any], receive: Any, send: Any) -> bool:
         """Answer ``POST /related`` (its body ``raw``) without the framework, as the full route does; False,
