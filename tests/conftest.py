@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,27 @@ def base_model(timeline: list[Article], tmp_path_factory: pytest.TempPathFactory
     path = tmp_path_factory.mktemp("base") / "model.joblib"
     Recommender(n_jobs=1).fit(timeline[:300]).save(path)
     return path
+
+
+def headless_chrome(width: int) -> Iterator[Any]:
+    """Headless Chromium driven by Selenium, ``width`` pixels wide (Debian's packages, as .ci/run installs
+    them); in CI a missing browser fails, elsewhere it skips."""
+    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if binary is None or driver is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is not installed: apt-get install chromium chromium-driver")
+        pytest.skip("Chromium is not installed: apt-get install chromium chromium-driver (.ci/run does)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={width},1000"):
+        options.add_argument(argument)
+    browser = webdriver.Chrome(options=options, service=Service(driver))
+    browser.set_page_load_timeout(30)
+    yield browser
+    browser.quit()
 
 
 def copy_model(model_path: Path, directory: Path) -> Path:

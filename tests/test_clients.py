@@ -1,4 +1,4 @@
-"""The README's PHP, WordPress and JavaScript clients when the server cannot answer: each prints no box and
+"""The PHP, WordPress and JavaScript clients of examples/ when the server cannot answer: each prints no box and
 exits 0 within its own timeout, so the page it sits in still renders. `tests/test_serve.py` runs the same
 clients against a live server."""
 

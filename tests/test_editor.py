@@ -13,7 +13,6 @@ import html
 import http.client
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
@@ -22,7 +21,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-from conftest import SNAKE_ID
+from conftest import SNAKE_ID, headless_chrome
 from test_serve import Server, request, serving_a_copy, start, stop
 
 from recommender import RelatedStore
@@ -336,21 +335,8 @@ def test_a_field_block_from_the_rule_form(editor: Server, session: Client) -> No
 
 @pytest.fixture(scope="module")
 def chrome() -> Iterator[Any]:
-    """Headless Chromium driven by Selenium (Debian's packages, as .ci/run installs them)."""
-    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if binary is None or driver is None:
-        pytest.skip("Chromium is not installed: apt-get install chromium chromium-driver (.ci/run does)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1000,1000"):
-        options.add_argument(argument)
-    browser = webdriver.Chrome(options=options, service=Service(driver))
-    browser.set_page_load_timeout(30)
-    yield browser
-    browser.quit()
+    """Headless Chromium driven by Selenium."""
+    yield from headless_chrome(1000)
 
 
 def test_an_editor_pins_and_blocks_in_a_browser(editor: Server, chrome: Any) -> None:
