@@ -421,7 +421,11 @@ def related(
     :meth:`recommender.Recommender.related`)."""
     row = state.row_of(article_id)
     own = float(state.timestamps[row])
-    mask = filter_mask(state, options.only, _window(own, within_days, f"article {article_id!r} has"))
+    mask = filter_mask(
+        state,
+        options.only,
+        _window(own, within_days, f"article {article_id!r} has no publication date: within_days needs one"),
+    )
     query = search_index(state).matrix[row]
     return _top(state, query, k, mask, row, own, options, with_why, threads)
 
@@ -443,20 +447,24 @@ def related_to_text(
     if not (title.strip() or body.strip()):
         raise InvalidParameterError("give a title or a body to find related articles for")
     own = timestamp_of(published)
-    mask = filter_mask(state, options.only, _window(own, within_days, "the draft has"))
+    mask = filter_mask(
+        state,
+        options.only,
+        _window(own, within_days, "the draft has no publication date: within_days needs its published time"),
+    )
     query = vectorize(state, title, body)
     meaning = draft_vector(state, title, body) if semantic_on(state, options) else None
     return _top(state, query, k, mask, None, own, options, with_why, threads, title, meaning)
 
 
-def _window(own: float, within_days: float | None, whose: str) -> tuple[float, float] | None:
-    """(the list's own time, ``within_days``) for :func:`filter_mask`, or ``None`` without ``within_days``."""
+def _window(own: float, within_days: float | None, undated: str) -> tuple[float, float] | None:
+    """(the list's own time, ``within_days``) for :func:`filter_mask`, or ``None`` without ``within_days``;
+    ``undated``: the error when the list has no time of its own."""
     if within_days is None:
         return None
     days = check_days(within_days)
     if np.isnan(own):
-        needs = "its published time" if whose == "the draft has" else "one"
-        raise InvalidParameterError(f"{whose} no publication date: within_days needs {needs}")
+        raise InvalidParameterError(undated)
     return own, days
 
 

@@ -123,7 +123,7 @@ class Filters:
     @property
     def active(self) -> bool:
         """Whether any filter is set (``False``: every article may be in a list)."""
-        return self != Filters()
+        return bool(self.to_dict())
 
     def labels(self) -> dict[str, str]:
         """The label filters set, by name (section, category, tag, source)."""

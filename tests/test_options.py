@@ -144,7 +144,7 @@ def test_valid_options_are_kept_as_given_and_their_filters_round_trip(**values: 
     assert LookupOptions.of(options) is options and LookupOptions.of(options, newer=not values["newer"]) != options
     filters = options.filters()
     assert Filters.from_dict(json.loads(json.dumps(filters.to_dict()))) == filters
-    assert filters.active == (filters != Filters())
+    assert filters.active == (filters != Filters()) == options.active
 
 
 # --- Python -----------------------------------------------------------------------------------------
