@@ -819,6 +819,10 @@ def serve_command(
     max_age: Annotated[
         int, typer.Option("--max-age", metavar="SECONDS", help="Cache-Control max-age of lookups, for a CDN.")
     ] = 60,
+    default_image: Annotated[
+        str | None,
+        typer.Option(metavar="URL", help="The HTML box's picture for an article without one (default: none)."),
+    ] = None,
 ) -> None:
     """Serve related lists over HTTP (JSON and HTML) until interrupted; writes need RECOMMENDER_API_TOKEN."""
     with _user_errors():
@@ -827,7 +831,7 @@ def serve_command(
         if max_age < 0:
             raise InvalidParameterError(f"--max-age must be 0 or more seconds, got {max_age}")
         token = os.environ.get(TOKEN_VARIABLE) or None
-        settings = ServeSettings(model=model, store=store, token=token, max_age=max_age)
+        settings = ServeSettings(model=model, store=store, token=token, max_age=max_age, default_image=default_image)
         writes = "writes on (token set)" if token else f"writes off (set {TOKEN_VARIABLE} to allow them)"
         warning = token_warning(settings)
         if warning is not None:

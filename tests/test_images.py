@@ -127,7 +127,8 @@ def client(saved: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Te
     Recommender.load(saved).save(model)
     store = directory / "related.sqlite"
     precompute(Recommender.load(model), store, 10)
-    with TestClient(create_app(ServeSettings(model=model, store=store, token=TOKEN)), follow_redirects=False) as c:
+    settings = ServeSettings(model=model, store=store, token=TOKEN, default_image="/logo.png")
+    with TestClient(create_app(settings), follow_redirects=False) as c:
         yield c
     gc.unfreeze()
 
@@ -149,6 +150,16 @@ def test_put_keeps_a_picture_and_the_api_lists_it(client: TestClient) -> None:
     assert bad.status == 422 and "field 'image'" in bad.json()["error"]["message"]
     html = request(client, f"/related/{SNAKE_ID}.html?k=10&min_score=0").body.decode()
     assert '<img src="/wp-content/uploads/ular.jpg" alt="" loading="lazy" width="120" height="80">' in html
+    # Those without a picture show the server's default (serve --default-image), the draft's box too.
+    without = sum(1 for r in listed if "image" not in r)
+    assert without and html.count('<img src="/logo.png" alt="" loading="lazy"') == without
+    draft = request(client, "/related.html", method="POST", body={"title": article["title"], "min_score": 0})
+    assert '<img src="/logo.png"' in draft.body.decode()
+
+
+def test_a_bad_default_image_is_refused_before_serving(saved: Path) -> None:
+    result = runner.invoke(app, ["serve", "--model", str(saved), "--default-image", "javascript:alert(1)"])
+    assert result.exit_code == 1 and "the default image: field 'image' must be an http://" in result.stderr
 
 
 def test_the_editors_page_shows_the_pictures(client: TestClient, pictured: list[Article]) -> None:
@@ -185,3 +196,10 @@ def test_a_site_template_takes_image() -> None:
         [result("https://img.example.id/a.jpg")], item_template='<li style="--bg:url($image)">$title</li>'
     )
     assert '<li style="--bg:url(https://img.example.id/a.jpg)">Judul</li>' in html
+
+
+def test_the_default_image_reaches_every_worker(saved: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = ServeSettings(model=saved, default_image="https://cdn.example.id/kosong.png")
+    for name, value in settings.to_env().items():  # as the CLI hands its settings to uvicorn's workers
+        monkeypatch.setenv(name, value)
+    assert ServeSettings.from_env().default_image == "https://cdn.example.id/kosong.png"

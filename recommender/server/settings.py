@@ -6,6 +6,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..corpus import check_url
+from ..errors import InvalidParameterError
+
 __all__ = [
     "INSTALL",
     "MAX_DEPTH",
@@ -27,14 +30,19 @@ MAX_DEPTH = 32
 # library is first imported in the process.
 METRICS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # How the CLI hands its settings to uvicorn's worker processes (each builds its own app).
-_ENV = {"model": "RECOMMENDER_SERVE_MODEL", "store": "RECOMMENDER_SERVE_STORE", "max_age": "RECOMMENDER_SERVE_MAX_AGE"}
+_ENV = {
+    "model": "RECOMMENDER_SERVE_MODEL",
+    "store": "RECOMMENDER_SERVE_STORE",
+    "max_age": "RECOMMENDER_SERVE_MAX_AGE",
+    "default_image": "RECOMMENDER_SERVE_DEFAULT_IMAGE",
+}
 
 
 @dataclass(frozen=True, slots=True)
 class ServeSettings:
     """What a server serves: the model (and store), the write token (``None``: writes off), how long a
-    CDN may cache a list (``max_age`` seconds), the largest request body, and how often to look for
-    changed files."""
+    CDN may cache a list (``max_age`` seconds), the largest request body, how often to look for changed
+    files, and the picture the HTML box shows for an article without one (``None``: no picture)."""
 
     model: Path
     store: Path | None = None
@@ -42,6 +50,14 @@ class ServeSettings:
     max_age: int = 60
     max_body: int = 1_000_000
     reload_seconds: float = 0.25
+    default_image: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.default_image is not None:
+            try:
+                check_url(self.default_image, "image")
+            except ValueError as exc:
+                raise InvalidParameterError(f"the default image: {exc}") from None
 
     @classmethod
     def from_env(cls) -> ServeSettings:
@@ -51,12 +67,15 @@ class ServeSettings:
             store=Path(store) if store else None,
             token=os.environ.get(TOKEN_VARIABLE) or None,
             max_age=int(os.environ.get(_ENV["max_age"], "60")),
+            default_image=os.environ.get(_ENV["default_image"]) or None,
         )
 
     def to_env(self) -> dict[str, str]:
         env = {_ENV["model"]: str(self.model), _ENV["max_age"]: str(self.max_age)}
         if self.store is not None:
             env[_ENV["store"]] = str(self.store)
+        if self.default_image is not None:
+            env[_ENV["default_image"]] = self.default_image
         return env
 
 

@@ -33,7 +33,7 @@ def _by_id(
     if snapshot.etag in request.headers.get("if-none-match", ""):
         response: Response = Response(status_code=304, headers=headers)
     elif html:
-        response = HTMLResponse(render_related(results))
+        response = HTMLResponse(render_related(results, default_image=settings.default_image))
     else:
         response = JSONResponse({"id": article_id.strip(), "related": results_of(results, query.options.explain)})
     response.headers.update(headers)
@@ -68,6 +68,7 @@ async def related_draft(request: Request, service: ServiceDep) -> Any:
 
 
 @router.post("/related.html", response_class=HTMLResponse, summary="A draft's box as HTML", openapi_extra=draft_schema)
-async def related_draft_html(request: Request, service: ServiceDep) -> Any:
+async def related_draft_html(request: Request, service: ServiceDep, settings: SettingsDep) -> Any:
     title, text, published, query = draft_of(await request.body())
-    return HTMLResponse(render_related(await service.draft_soon(title, text, published, query)))
+    results = await service.draft_soon(title, text, published, query)
+    return HTMLResponse(render_related(results, default_image=settings.default_image))
