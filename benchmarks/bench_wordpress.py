@@ -25,17 +25,24 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from wordpress_site import MariaDB, Page, RecommenderServer, Site, box_links, missing_packages, sample_articles
+from wordpress_site import (
+    HangingServer,
+    MariaDB,
+    Page,
+    RecommenderServer,
+    Site,
+    box_links,
+    missing_packages,
+    sample_articles,
+)
 
 WITHOUT_PLUGIN_MU_PLUGIN = """<?php
 // bench_wordpress.py: a request with ?without_plugin runs without the Berita Lainnya plugin (not loaded at all).
@@ -57,35 +64,6 @@ def fetch(site: Site, path: str) -> Page:
     page = site.get(path)
     assert page.status == 200 and not page.trouble(), (path, page.status, page.trouble())
     return page
-
-
-class Hanging:
-    """A port that accepts connections and never answers."""
-
-    def __enter__(self) -> int:
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(64)
-        self.listener.settimeout(0.1)
-        self.held: list[socket.socket] = []
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self.accept, daemon=True)
-        self.thread.start()
-        return int(self.listener.getsockname()[1])
-
-    def accept(self) -> None:
-        while not self.done.is_set():
-            try:
-                self.held.append(self.listener.accept()[0])
-            except TimeoutError:
-                continue
-
-    def __exit__(self, *exc: object) -> None:
-        self.done.set()
-        self.thread.join()
-        for conn in self.held:
-            conn.close()
-        self.listener.close()
 
 
 def main() -> None:
@@ -162,7 +140,7 @@ def main() -> None:
             print("\nThe recommender server stopped (a closed port), boxes never cached:")
             print(f"  first view of a post            {summary(first)}")
             print(f"  next views (failure remembered) {summary(nxt)}")
-            with Hanging() as port:
+            with HangingServer() as port:
                 site.configure(server=f"http://127.0.0.1:{port}")
                 first = [fetch(site, f"/?p={p}").php_ms() for p in posts]
                 nxt = [fetch(site, f"/?p={p}").php_ms() for p in posts for _ in range(2)]

@@ -14,10 +14,8 @@ import html
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -35,6 +33,7 @@ from wordpress_site import (
     ADMIN_USER,
     PLUGIN,
     ROOT,
+    HangingServer,
     MariaDB,
     Page,
     RecommenderServer,
@@ -402,35 +401,6 @@ static function (int $post_id): void {
     set_transient('berita_lainnya_box_' . $post_id, $cache, DAY_IN_SECONDS);
 }
 """
-
-
-class HangingServer:
-    """A port that accepts connections and never answers."""
-
-    def __enter__(self) -> int:
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(16)
-        self.held: list[socket.socket] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-        return int(self.listener.getsockname()[1])
-
-    def _accept(self) -> None:
-        self.listener.settimeout(0.1)
-        while not self.stop.is_set():
-            try:
-                self.held.append(self.listener.accept()[0])
-            except TimeoutError:
-                continue
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
-        for conn in self.held:
-            conn.close()
-        self.listener.close()
 
 
 def test_the_cache_is_revalidated_with_the_etag(world: World) -> None:

@@ -25,6 +25,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -656,3 +657,32 @@ def box_links(html: str) -> list[list[str]]:
         ]
         for b in boxes
     ]
+
+
+class HangingServer:
+    """A port that accepts connections and never answers."""
+
+    def __enter__(self) -> int:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.held: list[socket.socket] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+        return int(self.listener.getsockname()[1])
+
+    def _accept(self) -> None:
+        self.listener.settimeout(0.1)
+        while not self.stop.is_set():
+            try:
+                self.held.append(self.listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        for conn in self.held:
+            conn.close()
+        self.listener.close()
