@@ -13,7 +13,7 @@ import numpy as np
 
 from ._progress import ProgressCallback
 from .errors import InvalidParameterError
-from .lookups import choose_lists, filter_mask, pool_for, ranked, search_index, semantic_on, title_ids
+from .lookups import both, choose_lists, filter_mask, pool_for, ranked, search_index, semantic_on, title_ids
 from .neighbors import BLOCK_ROWS, Approx, Block, Plan, plan, search, search_blocks
 from .ranking import RankingOptions
 from .ruleindex import rule_index
@@ -52,7 +52,6 @@ def all_related(
     index = search_index(state)
     rules = rule_index(state)
     only = filter_mask(state, options.only)
-    mask = only if rules.blocked is None else ~rules.blocked if only is None else only & ~rules.blocked
     special = set(rules.special_rows().tolist())
     blocks = search_blocks(
         index,
@@ -63,16 +62,15 @@ def all_related(
         block_rows=block_rows,
         threads=threads,
         progress=progress,
-        mask=mask,
+        mask=both(only, None if rules.blocked is None else ~rules.blocked),
     )
     order = np.arange(len(state)) if rows is None else np.asarray(rows, dtype=np.int64)
     for start, hits in blocks:
         at = order[start : start + hits.rows.shape[0]]
         indices, scores = choose_lists(state, _meaning(state, options, at), hits.rows, hits.scores, k, options, ids)
         if special:
-            _apply_own_rules(
-                state, order[start : start + indices.shape[0]], special, indices, scores, k, options, threads
-            )
+            block = order[start : start + indices.shape[0]]
+            _apply_own_rules(state, block, special, only, indices, scores, k, options, threads)
         yield Block(start, indices, scores)
 
 
@@ -88,15 +86,16 @@ def _apply_own_rules(
     state: FittedState,
     block: np.ndarray,
     special: set[int],
+    only: np.ndarray | None,
     indices: np.ndarray,
     scores: np.ndarray,
     k: int,
     options: RankingOptions,
     threads: int,
 ) -> None:
-    """Recompute, in place, the lists of the ``block``'s rows that have rules of their own."""
+    """Recompute, in place, the lists of the ``block``'s rows that have rules of their own, under the
+    filters' row mask ``only``."""
     index, rules = search_index(state), rule_index(state)
-    only = filter_mask(state, options.only)
     ids = title_ids(state) if options.dedup is not None else np.zeros(len(state), dtype=np.int64)
     groups: dict[tuple[object, ...], list[int]] = {}
     for i, row in enumerate(block.tolist()):
@@ -112,7 +111,6 @@ def _apply_own_rules(
             groups.setdefault(rules.signature(row), []).append(i)
     for members in groups.values():
         rows = block[members]
-        allowed = rules.allowed(int(rows[0]))  # the same for every row of a group
         hits = search(
             index,
             index.matrix[rows],
@@ -120,7 +118,7 @@ def _apply_own_rules(
             exclude=rows,
             query_ts=np.asarray(state.timestamps)[rows],
             prior=options.prior(),
-            mask=only if allowed is None else allowed if only is None else only & allowed,
+            mask=both(only, rules.allowed(int(rows[0]))),  # the same for every row of a group
             query_topics=None if index.topics is None else index.topics[rows],
             threads=threads,
         )

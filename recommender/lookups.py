@@ -43,6 +43,7 @@ __all__ = [
     "LABEL_COLUMNS",
     "Ranked",
     "TitleNumbers",
+    "both",
     "choose_lists",
     "draft_vector",
     "filter_mask",
@@ -225,6 +226,13 @@ def label_values(state: FittedState, name: str) -> dict[str, np.ndarray]:
     return state.memo.get(f"label:{name}", build)
 
 
+def both(first: np.ndarray | None, second: np.ndarray | None) -> np.ndarray | None:
+    """The rows two row masks both let through (``None``: every row)."""
+    if first is None:
+        return second
+    return first if second is None else first & second
+
+
 def filter_mask(state: FittedState, filters: Filters, within: tuple[float, float] | None = None) -> np.ndarray | None:
     """The rows ``filters`` let through (``None``: every row); ``within``: (a time, days) narrows the
     dates to that many days either side of the time."""
@@ -232,8 +240,8 @@ def filter_mask(state: FittedState, filters: Filters, within: tuple[float, float
     for name, value in filters.labels().items():
         # One lookup in a table built once per state: decoding every label per lookup would cost O(N).
         having = np.zeros(len(state), dtype=bool)
-        having[label_values(state, name).get(value.strip().casefold(), _NO_ROWS)] = True
-        mask = having if mask is None else mask & having
+        having[label_values(state, name).get(value, _NO_ROWS)] = True  # value: casefolded by Filters
+        mask = both(mask, having)
     rows = state.rows()
     excluded = [rows[i] for i in filters.exclude if i in rows]
     if excluded:
@@ -257,7 +265,7 @@ def filter_mask(state: FittedState, filters: Filters, within: tuple[float, float
         if lo > hi:
             raise InvalidParameterError(f"the date window ends ({ends}) before it starts ({starts})")
         window = (state.timestamps >= lo) & (state.timestamps <= hi)  # unknown dates (NaN) fall out
-        mask = window if mask is None else mask & window
+        mask = both(mask, window)
     return mask
 
 
@@ -309,7 +317,7 @@ def ranked(
         exclude=np.array([-1 if skip is None else skip]),
         query_ts=np.array([query_ts]),
         prior=options.prior(),
-        mask=allowed if mask is None else mask if allowed is None else mask & allowed,
+        mask=both(mask, allowed),
         query_topics=topics,
         threads=threads,
     )

@@ -27,6 +27,8 @@ from recommender import (
     InvalidParameterError,
     LookupOptions,
     Recommender,
+    Rule,
+    Rules,
     Updater,
     precompute,
 )
@@ -334,3 +336,29 @@ def test_the_editors_page_shows_a_box_under_the_filters(client: TestClient, mode
     assert draft.status_code == 200 and all(title in draft.text for title in drafted)
     bad = client.get("/", params={"id": SNAKE_ID, "tag": "x" * 300})
     assert bad.status_code == 422 and "tag must be 1 to 200 characters" in bad.text
+
+
+def test_every_list_at_once_applies_the_filters_as_each_lookup_does_under_rules(
+    model: Recommender, labelled: list[Article]
+) -> None:
+    """Precompute's lists under a filter and editors' rules of every kind (rows with rules of their own are
+    searched again, pinned rows one by one) are each article's lookup with the same filter."""
+    tagged = [a.id for a in labelled if "pilihan" in label_of(a, "tag")]
+    untagged = [a.id for a in labelled if "pilihan" not in label_of(a, "tag")]
+    rules = (
+        Rule("pin", article=SNAKE_ID, related=tagged[5], position=1, id=1),  # the filter lets it in
+        Rule("pin", article=SNAKE_ID, related=untagged[5], position=2, id=2),  # the filter keeps it out
+        Rule("block", article=tagged[0], related=tagged[1], id=3),  # a pair block
+        Rule("block", field="source", value="tempo.co", under_field="section", under_value="olahraga", id=4),
+    )
+    ruled = Recommender.from_state(model.fitted_state().with_rules(Rules(rules)), model.get_params())
+    options = LookupOptions(tag="pilihan", min_score=0)
+    ids = ruled.ids_
+    lists = {
+        ids[block.start + i]: [ids[j] for j in row if j >= 0]
+        for block in ruled.all_related(5, options, mode="exact")
+        for i, row in enumerate(block.indices.tolist())
+    }
+    assert tagged[5] in lists[SNAKE_ID] and untagged[5] not in lists[SNAKE_ID]
+    for article in labelled:
+        assert lists[article.id] == [r.id for r in ruled.related(article.id, 5, options)], article.id

@@ -257,7 +257,7 @@ class Service:
         state = snapshot.model.fitted_state()
         for name, value in options.labels().items():
             known = label_values(state, name)
-            if value.strip().casefold() not in known:
+            if value not in known:  # casefolded by Filters, as the known values are
                 some = ", ".join(sorted(known)[:10]) or "none"
                 plural = "categories" if name == "category" else f"{name}s"
                 raise InvalidParameterError(f"unknown {name} {value!r}: the model's {plural} include {some}")
