@@ -27,6 +27,7 @@ __all__ = [
     "OPTION_NAMES",
     "Filters",
     "LookupOptions",
+    "check_date",
     "check_days",
 ]
 
@@ -64,7 +65,8 @@ def _is_number(value: object) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
 
 
-def _check_date(name: str, value: object) -> None:
+def check_date(name: str, value: object) -> None:
+    """:class:`InvalidParameterError` naming ``name`` unless ``value`` is ``None``, a datetime or ISO 8601 text."""
     if value is None or isinstance(value, datetime):
         return
     if not isinstance(value, str):
@@ -117,8 +119,8 @@ class Filters:
         if not all(isinstance(i, str) for i in exclude):
             raise InvalidParameterError(f"exclude must be a list of article ids (text), got {list(exclude)!r}")
         object.__setattr__(self, "exclude", exclude)  # frozen: set once, here
-        _check_date("after", self.after)
-        _check_date("before", self.before)
+        check_date("after", self.after)
+        check_date("before", self.before)
 
     @property
     def active(self) -> bool:

@@ -9,9 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..corpus import parse_published
 from ..errors import InvalidParameterError
-from ..options import MIN_RESULTS, MIN_SCORE, LookupOptions
+from ..options import MIN_RESULTS, MIN_SCORE, LookupOptions, check_date
 from ..ranking import Related
 from .service import Query
 
@@ -75,12 +74,7 @@ def draft_of(raw: bytes) -> tuple[str, str, str | None, Query]:
         if first["type"] == "model_type":
             raise InvalidParameterError("send a JSON object with the draft's title and text") from None
         raise InvalidParameterError(f"{where}: {first['msg']}" if where else first["msg"]) from None
-    if draft.published is not None:
-        try:
-            parse_published(draft.published)
-        except ValueError as exc:
-            problem = str(exc).replace(" in 'published'", "")  # named here, as the field it is
-            raise InvalidParameterError(f"published: {problem}") from None
+    check_date("published", draft.published)
     query = draft.query()
     text = draft.text if "text" in draft.model_fields_set else draft.body
     return draft.title, text, draft.published, query
